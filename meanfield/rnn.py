@@ -1,0 +1,443 @@
+"""Wide RNN with the simplified (diagonal) weight matrix, trained by online SGD with exact RTRL.
+
+Model (``theory_notes/model.md`` sections 1-2; ``shared/reference/models.md`` section 2). Unit i has
+parameters (c^i, w^i in R^d, b^i):
+
+    z^i_k = w^i . X_k + b^i S^i_{k-1},   S^i_k = sigma(z^i_k),   S^i_{-1} = 0,
+    f^N_k = N^{-1/2} sum_i c^i S^i_k.
+
+Forward derivatives (real-time recurrent learning, exact because the recurrence is diagonal):
+
+    J^{w,i}_k = sigma'(z^i_k) (X_k + b^i J^{w,i}_{k-1}),   J^{b,i}_k = sigma'(z^i_k) (S^i_{k-1} + b^i J^{b,i}_{k-1}).
+
+Online SGD on (1/2)(Y_k - f^N_k)^2 with learning rate alpha/N, i.e. with e_k = Y_k - f^N_k:
+
+    c^i += alpha N^{-3/2} e_k S^i_k,  w^i += alpha N^{-3/2} e_k c^i J^{w,i}_k,  b^i += alpha N^{-3/2} e_k c^i J^{b,i}_k
+
+(the gradient is taken at the current parameters, so the w and b updates use c before its update).
+Training time is t = k/N.
+
+Implementation notes. The step loop is one compiled function: a single pass over the units per step
+applies the update of step k-1 (it needs e_{k-1}, a reduction over all units) and then the forward and
+RTRL step k. Units are processed in fixed chunks, which are the grain of the optional thread
+parallelism and make the sum f^N_k independent of the number of threads. Symmetric initialisation
+stores the pair (c, w, b), (-c, w, b) as the two halves of the unit arrays; the halves are chunked
+identically and summed separately, so f^N_0 = A + (-A) = 0 exactly in floating point.
+Hidden weights are stored unit-last, ``W`` of shape (d, N), so every inner loop runs over units and
+vectorises.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numba import njit, prange
+from tqdm.auto import tqdm
+
+from .activations import JIT, SUP_DERIVATIVE, activation_code, sigma_and_derivative
+from .data import Task, WindowSet
+
+CHUNK = 512  # units per chunk: the chunk's scratch and state rows stay in L1
+PARALLEL_MIN_UNITS = 8192  # below this the per-step cost of waking threads outweighs the work
+SEGMENT_UNIT_STEPS = 2**23  # unit-steps per compiled call (progress bar and data-block granularity)
+
+
+def _int_arg(value, name, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _finite_arg(value, name, positive=False, nonnegative=False):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number, got {value!r}") from None
+    if not math.isfinite(value) or (positive and value <= 0) or (nonnegative and value < 0):
+        kind = " > 0" if positive else " >= 0" if nonnegative else ""
+        raise ValueError(f"{name} must be finite{kind}, got {value!r}")
+    return value
+
+
+def chunk_starts(n_units: int) -> tuple[np.ndarray, int]:
+    """Chunk boundaries over the units and the number of chunks in the first half.
+
+    For even N the halves [0, N/2) and [N/2, N) are split identically (see the module docstring).
+    """
+    groups = [(0, n_units // 2), (n_units // 2, n_units)] if n_units % 2 == 0 else [(0, n_units)]
+    starts = []
+    for lo, hi in groups:
+        n = max(1, -(-(hi - lo) // CHUNK))
+        starts.append(lo + (np.arange(n) * (hi - lo)) // n)
+    return np.concatenate([*starts, [n_units]]).astype(np.int64), len(starts[0])
+
+
+def as_windows(windows, input_dim: int, name: str = "windows") -> np.ndarray:
+    """Validate windows (a WindowSet or an array (M, L, d)) and return a C-contiguous float array."""
+    values = windows.values if isinstance(windows, WindowSet) else windows
+    values = np.ascontiguousarray(values, dtype=float)
+    if values.ndim != 3 or values.shape[2] != input_dim or 0 in values.shape:
+        raise ValueError(f"{name} must have shape (M, L, {input_dim}) with M, L >= 1, got {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} must be finite (contains NaN or inf)")
+    return values
+
+
+# ----------------------------------------------------------------------------------------------
+# Compiled kernels
+# ----------------------------------------------------------------------------------------------
+
+@njit(inline="always", **JIT)
+def _sgd_update(lo, hi, lr_e, c, W, b, S, JW, Jb, g):
+    """theta += lr * e * grad over units lo..hi; leaves lr*e*c_old per unit in g (needed for W)."""
+    for i in range(lo, hi):
+        gi = lr_e * c[i]
+        c[i] += lr_e * S[i]
+        b[i] += gi * Jb[i]
+        g[i - lo] = gi
+    for j in range(W.shape[0]):
+        Wj, JWj = W[j], JW[j]
+        for i in range(lo, hi):
+            Wj[i] += g[i - lo] * JWj[i]
+
+
+@njit(inline="always", **JIT)
+def _update_and_step(lo, hi, lr_e, x, code, c, W, b, S, JW, Jb, g, z):
+    """Update of step k-1, then forward and RTRL step k for units lo..hi; returns sum c_i S_i."""
+    _sgd_update(lo, hi, lr_e, c, W, b, S, JW, Jb, g)
+    for i in range(lo, hi):
+        z[i - lo] = b[i] * S[i]
+    for j in range(W.shape[0]):
+        xj, Wj = x[j], W[j]
+        for i in range(lo, hi):
+            z[i - lo] += Wj[i] * xj
+    acc = 0.0
+    for i in range(lo, hi):
+        s, ds = sigma_and_derivative(z[i - lo], code)
+        Jb[i] = ds * (S[i] + b[i] * Jb[i])
+        S[i] = s
+        acc += c[i] * s
+        g[i - lo] = ds
+    for j in range(W.shape[0]):
+        xj, JWj = x[j], JW[j]
+        for i in range(lo, hi):
+            JWj[i] = g[i - lo] * (xj + b[i] * JWj[i])
+    return acc
+
+
+@njit(parallel=True, **JIT)
+def _train_segment(X, Y, lr, inv_sqrt_n, code, c, W, b, S, JW, Jb, starts, n_first, threaded):
+    """Run len(Y) online SGD steps in place; all parameters are up to date on return.
+
+    Returns (sum of (1/2) e_k^2, index of the first step with a non-finite output or -1).
+    """
+    n_chunks = starts.size - 1
+    partial = np.empty(n_chunks)
+    scratch = np.empty((n_chunks, 2, CHUNK))
+    e_prev = 0.0
+    loss = 0.0
+    for k in range(Y.size):
+        lr_e = lr * e_prev
+        x = X[k]
+        if threaded:
+            for ch in prange(n_chunks):
+                partial[ch] = _update_and_step(starts[ch], starts[ch + 1], lr_e, x, code, c, W, b, S,
+                                               JW, Jb, scratch[ch, 0], scratch[ch, 1])
+        else:
+            for ch in range(n_chunks):
+                partial[ch] = _update_and_step(starts[ch], starts[ch + 1], lr_e, x, code, c, W, b, S,
+                                               JW, Jb, scratch[ch, 0], scratch[ch, 1])
+        f = (partial[:n_first].sum() + partial[n_first:].sum()) * inv_sqrt_n
+        e = Y[k] - f
+        # not math.isfinite: under 'nsz' + 'reassoc' LLVM folds it to True (it is lowered via e - e)
+        if not abs(e) < math.inf:
+            return loss, k
+        loss += 0.5 * e * e
+        e_prev = e
+    lr_e = lr * e_prev
+    for ch in prange(n_chunks):
+        _sgd_update(starts[ch], starts[ch + 1], lr_e, c, W, b, S, JW, Jb, scratch[ch, 0])
+    return loss, -1
+
+
+@njit(parallel=True, **JIT)
+def window_states_kernel(windows, W, b, code, jacobian):
+    """Memory states after each window, from S = 0 (and J = 0) with frozen parameters.
+
+    windows (M, L, d); W (d, N); b (N,). Returns S (M, N), JW (M, d, N), Jb (M, N); the Jacobian arrays
+    are empty (size 0 in their unit axis) when ``jacobian`` is False.
+    """
+    M, L, d = windows.shape
+    N = b.size
+    nj = N if jacobian else 0
+    S = np.zeros((M, N))
+    JW = np.zeros((M, d, nj))
+    Jb = np.zeros((M, nj))
+    for m in prange(M):
+        z = np.empty(N)
+        ds = np.empty(N)
+        Sm = S[m]
+        for t in range(L):
+            x = windows[m, t]
+            for i in range(N):
+                z[i] = b[i] * Sm[i]
+            for j in range(d):
+                xj, Wj = x[j], W[j]
+                for i in range(N):
+                    z[i] += Wj[i] * xj
+            if jacobian:
+                Jbm = Jb[m]
+                for i in range(N):
+                    s, dsi = sigma_and_derivative(z[i], code)
+                    Jbm[i] = dsi * (Sm[i] + b[i] * Jbm[i])
+                    Sm[i] = s
+                    ds[i] = dsi
+                for j in range(d):
+                    xj, JWj = x[j], JW[m, j]
+                    for i in range(N):
+                        JWj[i] = ds[i] * (xj + b[i] * JWj[i])
+            else:
+                for i in range(N):
+                    Sm[i] = sigma_and_derivative(z[i], code)[0]
+    return S, JW, Jb
+
+
+@njit(**JIT)
+def _readout(S, c, starts, n_first, inv_sqrt_n):
+    """N^{-1/2} sum_i c_i S_{m,i} for each row m, summed chunk by chunk and half by half."""
+    M = S.shape[0]
+    out = np.empty(M)
+    n_chunks = starts.size - 1
+    partial = np.empty(n_chunks)
+    for m in range(M):
+        row = S[m]
+        for ch in range(n_chunks):
+            acc = 0.0
+            for i in range(starts[ch], starts[ch + 1]):
+                acc += c[i] * row[i]
+            partial[ch] = acc
+        out[m] = (partial[:n_first].sum() + partial[n_first:].sum()) * inv_sqrt_n
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Model and training
+# ----------------------------------------------------------------------------------------------
+
+class DiagonalRNN:
+    """Width-N RNN with a diagonal hidden-to-hidden matrix (models.md section 2).
+
+    Parameters
+    ----------
+    n_units : int
+        Width N (even when ``symmetric``).
+    input_dim : int
+        Input dimension d.
+    activation : {"tanh", "erf"}
+    sigma_w : float
+        Standard deviation of the input weights: w ~ N(0, sigma_w^2 I_d).
+    beta : float
+        Recurrent weights b ~ Uniform[-beta, beta]; need beta * sup|sigma'| < 1 (a contraction).
+    symmetric : bool
+        Units in pairs (c, w, b), (-c, w, b), so that f^N_0 = 0 exactly.
+    seed : int, SeedSequence or None
+        Seed of the initialisation; c ~ N(0, 1).
+    """
+
+    def __init__(self, n_units, input_dim=1, activation="tanh", sigma_w=1.0, beta=0.5, symmetric=True,
+                 seed=None):
+        n_units = _int_arg(n_units, "n_units")
+        input_dim = _int_arg(input_dim, "input_dim")
+        self.activation = activation
+        self._code = activation_code(activation)
+        self.sigma_w = _finite_arg(sigma_w, "sigma_w", nonnegative=True)
+        self.beta = _finite_arg(beta, "beta", nonnegative=True)
+        if self.beta * SUP_DERIVATIVE[activation] >= 1:
+            raise ValueError(f"beta * sup|sigma'| must be < 1 for a contraction; with {activation} "
+                             f"beta must be < {1 / SUP_DERIVATIVE[activation]:.6g}, got {beta!r}")
+        if symmetric and n_units % 2:
+            raise ValueError(f"n_units must be even for the symmetric initialisation, got {n_units}")
+        self.symmetric = bool(symmetric)
+        rng = np.random.default_rng(seed)
+        half = n_units // 2 if symmetric else n_units
+        c = rng.standard_normal(half)
+        W = self.sigma_w * rng.standard_normal((input_dim, half))
+        b = rng.uniform(-self.beta, self.beta, half)
+        if symmetric:
+            c, W, b = np.concatenate([c, -c]), np.concatenate([W, W], axis=1), np.concatenate([b, b])
+        self.c, self.W, self.b = c, np.ascontiguousarray(W), b
+
+    @classmethod
+    def from_parameters(cls, c, w, b, activation="tanh", sigma_w=1.0, beta=0.5, symmetric=False):
+        """A model with given parameters c (N,), w (N, d), b (N,) (e.g. the result of training)."""
+        c = np.array(c, dtype=float)
+        w = np.array(w, dtype=float)
+        b = np.array(b, dtype=float)
+        if c.ndim != 1 or w.ndim != 2 or w.shape[0] != c.size or b.shape != c.shape:
+            raise ValueError(f"need c (N,), w (N, d), b (N,); got {c.shape}, {w.shape}, {b.shape}")
+        for name, value in (("c", c), ("w", w), ("b", b)):
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{name} must be finite")
+        model = cls.__new__(cls)
+        model.activation, model._code = activation, activation_code(activation)
+        model.sigma_w, model.beta, model.symmetric = float(sigma_w), float(beta), bool(symmetric)
+        model.c, model.W, model.b = c, np.ascontiguousarray(w.T), b
+        return model
+
+    def copy(self) -> DiagonalRNN:
+        return DiagonalRNN.from_parameters(self.c, self.w, self.b, self.activation, self.sigma_w,
+                                           self.beta, self.symmetric)
+
+    @property
+    def n_units(self) -> int:
+        return self.c.size
+
+    @property
+    def input_dim(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def w(self) -> np.ndarray:
+        """Input weights, shape (N, d) (a view of the unit-last storage ``W``)."""
+        return self.W.T
+
+    @property
+    def rho(self) -> float:
+        """Contraction modulus of the memory map at initialisation: max|b| sup|sigma'| <= beta sup|sigma'|."""
+        return float(np.max(np.abs(self.b))) * SUP_DERIVATIVE[self.activation]
+
+    def memory_states(self, windows, jacobian=True):
+        """S (M, N), J^w (M, N, d) and J^b (M, N) at the end of each window, from S = 0, J = 0."""
+        values = as_windows(windows, self.input_dim)
+        S, JW, Jb = window_states_kernel(values, self.W, self.b, self._code, bool(jacobian))
+        return (S, np.transpose(JW, (0, 2, 1)), Jb) if jacobian else S
+
+    def forward(self, windows) -> np.ndarray:
+        """f^N on each window (forward pass from S = 0 with the current parameters), shape (M,)."""
+        S = self.memory_states(windows, jacobian=False)
+        starts, n_first = chunk_starts(self.n_units)
+        return _readout(S, self.c, starts, n_first, 1.0 / math.sqrt(self.n_units))
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train_online`.
+
+    ``times`` are training times t = k/N of the records, ``steps`` the step counts k, ``outputs`` the
+    network on the probe windows at those times (R + 1, P), ``losses`` the mean online loss
+    (1/2)(Y_k - f^N_k)^2 over each of the R intervals, ``model`` the trained network, ``config`` the
+    parameters of the run.
+    """
+
+    times: np.ndarray
+    steps: np.ndarray
+    outputs: np.ndarray
+    losses: np.ndarray
+    probes: np.ndarray
+    model: DiagonalRNN
+    config: dict = field(default_factory=dict)
+
+    def probe_loss(self, targets) -> np.ndarray:
+        """(1/2) mean over probes of (target - f^N_t)^2 at each record, shape (R + 1,)."""
+        targets = np.asarray(targets, dtype=float)
+        if targets.shape != (self.outputs.shape[1],):
+            raise ValueError(f"targets must have shape ({self.outputs.shape[1]},), got {targets.shape}")
+        return 0.5 * np.mean((self.outputs - targets) ** 2, axis=1)
+
+    def save(self, path) -> Path:
+        """Write the result to an ``.npz`` file (the config as a JSON string)."""
+        path = Path(path)
+        m = self.model
+        np.savez(path, times=self.times, steps=self.steps, outputs=self.outputs, losses=self.losses,
+                 probes=self.probes, c=m.c, w=m.w, b=m.b,
+                 config=json.dumps({**self.config, "activation": m.activation, "sigma_w": m.sigma_w,
+                                    "beta": m.beta, "symmetric": m.symmetric}))
+        return path
+
+    @classmethod
+    def load(cls, path) -> TrainResult:
+        with np.load(path) as data:
+            config = json.loads(str(data["config"]))
+            model = DiagonalRNN.from_parameters(data["c"], data["w"], data["b"], config["activation"],
+                                                config["sigma_w"], config["beta"], config["symmetric"])
+            return cls(data["times"], data["steps"], data["outputs"], data["losses"], data["probes"],
+                       model, config)
+
+
+def train_online(model: DiagonalRNN, task: Task, horizon: float, alpha: float, probes, n_records=20,
+                 seed=None, progress=True, threaded=None) -> TrainResult:
+    """Train a copy of ``model`` by online SGD on the data sequence of ``task`` for ``horizon * N`` steps.
+
+    Parameters
+    ----------
+    model : DiagonalRNN
+        The initial network (not modified).
+    task : Task
+        Data sequence and targets; its input dimension must match the model's.
+    horizon : float
+        Training time T > 0; the run takes round(T N) steps of learning rate alpha / N.
+    alpha : float
+        The learning-rate constant alpha > 0 of the paper.
+    probes : WindowSet or array (P, L, d)
+        Fixed windows on which the network is evaluated at each record.
+    n_records : int
+        Number of recording intervals: outputs are recorded at R + 1 equally spaced times in [0, T].
+    seed : int, SeedSequence or None
+        Seed of the data sequence (the chain path and the noise are independent streams, so the data
+        do not depend on how the run is split into compiled calls).
+    progress : bool
+        Show a progress bar over the steps.
+    threaded : bool or None
+        Split each step's units over Numba's threads (``numba.set_num_threads`` sets their number).
+        None chooses threads for N >= 8192. The result does not depend on this choice.
+    """
+    if not isinstance(model, DiagonalRNN):
+        raise TypeError(f"model must be a DiagonalRNN, got {type(model).__name__}")
+    if task.input_dim != model.input_dim:
+        raise ValueError(f"task input_dim {task.input_dim} != model input_dim {model.input_dim}")
+    horizon = _finite_arg(horizon, "horizon", positive=True)
+    alpha = _finite_arg(alpha, "alpha", positive=True)
+    n_records = _int_arg(n_records, "n_records")
+    probes = as_windows(probes, model.input_dim, "probes")
+    N = model.n_units
+    n_steps = int(round(horizon * N))
+    if n_steps < n_records:
+        raise ValueError(f"horizon * n_units = {n_steps} steps is fewer than n_records = {n_records}")
+    threaded = N >= PARALLEL_MIN_UNITS if threaded is None else bool(threaded)
+
+    net = model.copy()
+    S, Jb = np.zeros(N), np.zeros(N)
+    JW = np.zeros_like(net.W)
+    starts, n_first = chunk_starts(N)
+    lr, inv_sqrt_n = alpha * N**-1.5, 1.0 / math.sqrt(N)
+    stream = task.stream(seed)
+    segment = max(1, SEGMENT_UNIT_STEPS // N)
+
+    record_steps = np.round(np.linspace(0, n_steps, n_records + 1)).astype(np.int64)
+    outputs = np.empty((n_records + 1, probes.shape[0]))
+    losses = np.empty(n_records)
+    outputs[0] = net.forward(probes)
+    with tqdm(total=n_steps, disable=not progress, unit="step", desc=f"train N={N}") as bar:
+        for r in range(n_records):
+            done, loss_sum = record_steps[r], 0.0
+            while done < record_steps[r + 1]:
+                n = int(min(segment, record_steps[r + 1] - done))
+                X, Y = stream.next(n)
+                loss, bad = _train_segment(np.ascontiguousarray(X), Y, lr, inv_sqrt_n, net._code, net.c,
+                                           net.W, net.b, S, JW, Jb, starts, n_first, threaded)
+                if bad >= 0:
+                    raise FloatingPointError(
+                        f"the network output became non-finite at step {done + bad} (t = "
+                        f"{(done + bad) / N:.4g}) with alpha = {alpha:g}; try a smaller alpha")
+                loss_sum += loss
+                done += n
+                bar.update(n)
+            losses[r] = loss_sum / (record_steps[r + 1] - record_steps[r])
+            outputs[r + 1] = net.forward(probes)
+    config = dict(n_units=N, input_dim=model.input_dim, task=task.name, horizon=horizon, alpha=alpha,
+                  n_records=n_records, seed=None if seed is None else repr(seed))
+    return TrainResult(record_steps / N, record_steps, outputs, losses, probes, net, config)

@@ -1,0 +1,1 @@
+"""Generic numerical solvers (fixed points, ODEs, self-consistent equations); nothing RNN-specific."""
