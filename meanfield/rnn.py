@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit, prange
 from tqdm.auto import tqdm
 
-from .activations import JIT, SUP_DERIVATIVE, activation_code, sigma_and_derivative
+from .activations import JIT, SUP_DERIVATIVE, activate_inplace, activation_code
 from .data import Task, WindowSet
 
 CHUNK = 512  # units per chunk: the chunk's scratch and state rows stay in L1
@@ -93,39 +93,47 @@ def as_windows(windows, input_dim: int, name: str = "windows") -> np.ndarray:
 
 @njit(inline="always", **JIT)
 def _sgd_update(lo, hi, lr_e, c, W, b, S, JW, Jb, g):
-    """theta += lr * e * grad over units lo..hi; leaves lr*e*c_old per unit in g (needed for W)."""
-    for i in range(lo, hi):
-        gi = lr_e * c[i]
-        c[i] += lr_e * S[i]
-        b[i] += gi * Jb[i]
-        g[i - lo] = gi
+    """theta += lr * e * grad over units lo..hi; leaves lr*e*c_old per unit in g (needed for W).
+
+    Loops index chunk-local slices from 0: with ``i - lo`` indices LLVM cannot prove an index is
+    non-negative, keeps Numba's wraparound select on every access, and does not vectorise.
+    """
+    n = hi - lo
+    c_, b_, S_, Jb_ = c[lo:hi], b[lo:hi], S[lo:hi], Jb[lo:hi]
+    for i in range(n):
+        gi = lr_e * c_[i]
+        c_[i] += lr_e * S_[i]
+        b_[i] += gi * Jb_[i]
+        g[i] = gi
     for j in range(W.shape[0]):
-        Wj, JWj = W[j], JW[j]
-        for i in range(lo, hi):
-            Wj[i] += g[i - lo] * JWj[i]
+        Wj, JWj = W[j, lo:hi], JW[j, lo:hi]
+        for i in range(n):
+            Wj[i] += g[i] * JWj[i]
 
 
 @njit(inline="always", **JIT)
 def _update_and_step(lo, hi, lr_e, x, code, c, W, b, S, JW, Jb, g, z):
     """Update of step k-1, then forward and RTRL step k for units lo..hi; returns sum c_i S_i."""
     _sgd_update(lo, hi, lr_e, c, W, b, S, JW, Jb, g)
-    for i in range(lo, hi):
-        z[i - lo] = b[i] * S[i]
+    n = hi - lo
+    c_, b_, S_, Jb_ = c[lo:hi], b[lo:hi], S[lo:hi], Jb[lo:hi]
+    for i in range(n):
+        z[i] = b_[i] * S_[i]
     for j in range(W.shape[0]):
-        xj, Wj = x[j], W[j]
-        for i in range(lo, hi):
-            z[i - lo] += Wj[i] * xj
+        xj, Wj = x[j], W[j, lo:hi]
+        for i in range(n):
+            z[i] += Wj[i] * xj
+    activate_inplace(z, g, n, code)  # z <- sigma(z), g <- sigma'(z)
     acc = 0.0
-    for i in range(lo, hi):
-        s, ds = sigma_and_derivative(z[i - lo], code)
-        Jb[i] = ds * (S[i] + b[i] * Jb[i])
-        S[i] = s
-        acc += c[i] * s
-        g[i - lo] = ds
+    for i in range(n):
+        s = z[i]
+        Jb_[i] = g[i] * (S_[i] + b_[i] * Jb_[i])
+        S_[i] = s
+        acc += c_[i] * s
     for j in range(W.shape[0]):
-        xj, JWj = x[j], JW[j]
-        for i in range(lo, hi):
-            JWj[i] = g[i - lo] * (xj + b[i] * JWj[i])
+        xj, JWj = x[j], JW[j, lo:hi]
+        for i in range(n):
+            JWj[i] = g[i] * (xj + b_[i] * JWj[i])
     return acc
 
 
@@ -189,20 +197,16 @@ def window_states_kernel(windows, W, b, code, jacobian):
                 xj, Wj = x[j], W[j]
                 for i in range(N):
                     z[i] += Wj[i] * xj
+            activate_inplace(z, ds, N, code)
             if jacobian:
                 Jbm = Jb[m]
                 for i in range(N):
-                    s, dsi = sigma_and_derivative(z[i], code)
-                    Jbm[i] = dsi * (Sm[i] + b[i] * Jbm[i])
-                    Sm[i] = s
-                    ds[i] = dsi
+                    Jbm[i] = ds[i] * (Sm[i] + b[i] * Jbm[i])
                 for j in range(d):
                     xj, JWj = x[j], JW[m, j]
                     for i in range(N):
                         JWj[i] = ds[i] * (xj + b[i] * JWj[i])
-            else:
-                for i in range(N):
-                    Sm[i] = sigma_and_derivative(z[i], code)[0]
+            Sm[:] = z
     return S, JW, Jb
 
 
@@ -216,9 +220,10 @@ def _readout(S, c, starts, n_first, inv_sqrt_n):
     for m in range(M):
         row = S[m]
         for ch in range(n_chunks):
+            c_, row_ = c[starts[ch]:starts[ch + 1]], row[starts[ch]:starts[ch + 1]]
             acc = 0.0
-            for i in range(starts[ch], starts[ch + 1]):
-                acc += c[i] * row[i]
+            for i in range(c_.size):
+                acc += c_[i] * row_[i]
             partial[ch] = acc
         out[m] = (partial[:n_first].sum() + partial[n_first:].sum()) * inv_sqrt_n
     return out
