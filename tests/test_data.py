@@ -1,5 +1,8 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from scipy import linalg
 
 from meanfield.data import GaussianAR1, MarkovChain, Task, gth_stationary, make_task
@@ -149,3 +152,18 @@ def test_task_validation():
     task = make_task("parity2")
     with pytest.raises(ValueError, match="length >= lags"):
         task.conditional_mean(np.zeros((4, 1, 1)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(2, 6), st.integers(2, 6)).map(lambda s: (s[0], s[0])),
+              elements=st.floats(0.01, 1.0)))
+def test_stationary_law_properties_on_random_positive_matrices(weights):
+    P = weights / weights.sum(axis=1, keepdims=True)
+    chain = MarkovChain(P, np.arange(P.shape[0], dtype=float))
+    pi = chain.stationary
+    assert np.all(pi > 0) and pi.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(pi @ chain.P, pi, rtol=1e-12, atol=1e-15)
+    ws = chain.windows(3)
+    np.testing.assert_allclose(ws.weights.sum(), 1.0, rtol=1e-12)
+    # marginal of the last window entry is pi again (stationarity of the window law)
+    np.testing.assert_allclose(np.bincount(ws.indices[:, -1], weights=ws.weights), pi, rtol=1e-10)
