@@ -1,0 +1,158 @@
+"""ODE solvers for kernel flows: the exact linear flow and a general integrator (scipy's solve_ivp).
+
+The linear kernel flow on M points with weights pi_j >= 0 (``theory_notes/limit.md`` section 5):
+
+    d/dt f_t = alpha K Pi (ybar - f_t),   Pi = diag(pi),
+
+for a symmetric positive semi-definite K. With B = Pi^{1/2}, A = B K B = V Lambda V^T and
+r_t = ybar - f_t, u_t = B r_t solves u' = -alpha A u, so u_t = V exp(-alpha Lambda t) V^T u_0 and
+
+    f_t = f_0 + alpha K Pi int_0^t r_s ds = f_0 + K B V phi_t(Lambda) V^T B r_0,
+    phi_t(lambda) = (1 - exp(-alpha lambda t)) / lambda   (= alpha t at lambda = 0).
+
+This integral form needs no inverse of B or of Lambda (zero weights and a singular K are fine), and
+it evaluates the flow at any point x outside the grid: replace the rows K by K(x, grid) and f_0 by
+f_0(x), which is the ODE d/dt f_t(x) = alpha sum_j pi_j K(x, x_j)(ybar_j - f_t(x_j)) integrated in time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy import integrate, linalg
+
+
+def _times(times) -> np.ndarray:
+    t = np.atleast_1d(np.asarray(times, dtype=float))
+    if t.ndim != 1 or not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ValueError("times must be a 1-D array of finite values >= 0")
+    return t
+
+
+class LinearKernelFlow:
+    """Exact solution of f' = alpha K Pi (ybar - f) by the symmetric eigendecomposition of Pi^1/2 K Pi^1/2.
+
+    Parameters
+    ----------
+    K : array (M, M)
+        Symmetric positive semi-definite kernel matrix on the grid.
+    weights : array (M,)
+        Non-negative weights pi_j (a probability vector for an average over a law).
+    ybar : array (M,)
+        Targets on the grid.
+    alpha : float
+        Rate constant alpha > 0.
+    f0 : array (M,), optional
+        Initial values on the grid (default 0).
+    """
+
+    def __init__(self, K, weights, ybar, alpha, f0=None):
+        K = np.asarray(K, dtype=float)
+        M = K.shape[0]
+        if K.ndim != 2 or K.shape != (M, M) or M == 0:
+            raise ValueError(f"K must be a non-empty square matrix, got shape {K.shape}")
+        if not np.all(np.isfinite(K)):
+            raise ValueError("K must be finite")
+        scale = max(np.max(np.abs(K)), np.finfo(float).tiny)
+        if np.max(np.abs(K - K.T)) > 1e-10 * scale:
+            raise ValueError("K must be symmetric")
+        weights = np.asarray(weights, dtype=float)
+        if weights.shape != (M,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError(f"weights must be {M} finite non-negative numbers")
+        ybar = np.asarray(ybar, dtype=float)
+        if ybar.shape != (M,) or not np.all(np.isfinite(ybar)):
+            raise ValueError(f"ybar must be {M} finite numbers, got shape {ybar.shape}")
+        f0 = np.zeros(M) if f0 is None else np.asarray(f0, dtype=float)
+        if f0.shape != (M,) or not np.all(np.isfinite(f0)):
+            raise ValueError(f"f0 must be {M} finite numbers, got shape {f0.shape}")
+        if not (np.isfinite(alpha) and alpha > 0):
+            raise ValueError(f"alpha must be finite and > 0, got {alpha!r}")
+        self.K, self.weights, self.ybar, self.alpha, self.f0 = 0.5 * (K + K.T), weights, ybar, float(alpha), f0
+        self._B = np.sqrt(weights)
+        A = self._B[:, None] * self.K * self._B[None, :]
+        lam, V = linalg.eigh(A)
+        if lam.min() < -1e-8 * max(lam.max(), 1e-300):
+            raise ValueError(f"K must be positive semi-definite: Pi^1/2 K Pi^1/2 has eigenvalue {lam.min():.3g}")
+        self.eigenvalues = np.clip(lam, 0.0, None)
+        self._V = V
+
+    def _phi(self, t):
+        lam = self.eigenvalues
+        safe = np.where(lam > 0, lam, 1.0)
+        return np.where(lam > 0, -np.expm1(-self.alpha * lam * t) / safe, self.alpha * t)
+
+    def operator(self, t) -> np.ndarray:
+        """N_t = B V phi_t(Lambda) V^T B (M, M), so that f_t(x) = f_0(x) + K(x, grid) N_t (ybar - f_0)."""
+        BV = self._B[:, None] * self._V
+        return (BV * self._phi(float(t))) @ BV.T
+
+    def coefficients(self, times) -> np.ndarray:
+        """c_t = N_t (ybar - f_0) at each time, shape (T, M)."""
+        t = _times(times)
+        u0 = self._V.T @ (self._B * (self.ybar - self.f0))
+        phi = np.stack([self._phi(ti) for ti in t])  # (T, M)
+        return (phi * u0) @ self._V.T * self._B
+
+    def on_grid(self, times) -> np.ndarray:
+        """f_t on the grid, shape (T, M)."""
+        return self.f0 + self.coefficients(times) @ self.K
+
+    def at(self, times, K_cross, f0_cross=None) -> np.ndarray:
+        """f_t at P points outside the grid, from K_cross = K(points, grid) (P, M); shape (T, P)."""
+        K_cross = np.asarray(K_cross, dtype=float)
+        if K_cross.ndim != 2 or K_cross.shape[1] != self.K.shape[0]:
+            raise ValueError(f"K_cross must have shape (P, {self.K.shape[0]}), got {K_cross.shape}")
+        f0 = 0.0 if f0_cross is None else np.asarray(f0_cross, dtype=float)
+        return f0 + self.coefficients(times) @ K_cross.T
+
+    def residual_at_infinity(self) -> np.ndarray:
+        """B (ybar - f_inf): the component of B (ybar - f_0) in the null space of A.
+
+        Eigenvalues below M eps lambda_max count as zero (rounding leaves them slightly positive).
+        """
+        lam = self.eigenvalues
+        null = lam <= lam.size * np.finfo(float).eps * lam.max()
+        V0 = self._V[:, null]
+        return V0 @ (V0.T @ (self._B * (self.ybar - self.f0)))
+
+
+def linear_flow_rhs(K, weights, ybar, alpha) -> Callable[[float, np.ndarray], np.ndarray]:
+    """Right-hand side of the linear kernel flow, for :func:`integrate_ode`."""
+    K, weights, ybar = (np.asarray(a, dtype=float) for a in (K, weights, ybar))
+
+    def rhs(t, f):
+        return alpha * (K @ (weights * (ybar - f)))
+
+    return rhs
+
+
+@dataclass
+class OdeSolution:
+    """Result of :func:`integrate_ode`: values ``y`` (T, n) at ``t``, a dense interpolant ``sol``."""
+
+    t: np.ndarray
+    y: np.ndarray
+    sol: Callable
+    nfev: int
+    success: bool
+    message: str
+
+
+def integrate_ode(rhs, y0, times, *, method="DOP853", rtol=1e-10, atol=1e-12) -> OdeSolution:
+    """Integrate y' = rhs(t, y) from t = 0 and report y at ``times`` (scipy.integrate.solve_ivp)."""
+    t = _times(times)
+    if np.any(np.diff(t) < 0):
+        raise ValueError("times must be non-decreasing")
+    y0 = np.asarray(y0, dtype=float)
+    if y0.ndim != 1 or not np.all(np.isfinite(y0)):
+        raise ValueError("y0 must be a finite 1-D array")
+    t_end = float(t[-1])
+    if t_end == 0:
+        return OdeSolution(t, np.tile(y0, (t.size, 1)), lambda s: y0, 0, True, "nothing to integrate")
+    out = integrate.solve_ivp(rhs, (0.0, t_end), y0, method=method, t_eval=t, dense_output=True, rtol=rtol,
+                              atol=atol)
+    if not out.success:
+        raise RuntimeError(f"integrate_ode: solve_ivp failed: {out.message}")
+    return OdeSolution(out.t, out.y.T, out.sol, out.nfev, out.success, out.message)
