@@ -76,12 +76,16 @@ def chunk_starts(n_units: int) -> tuple[np.ndarray, int]:
     return np.concatenate([*starts, [n_units]]).astype(np.int64), len(starts[0])
 
 
-def as_windows(windows, input_dim: int, name: str = "windows") -> np.ndarray:
-    """Validate windows (a WindowSet or an array (M, L, d)) and return a C-contiguous float array."""
+def as_windows(windows, input_dim: int | None, name: str = "windows") -> np.ndarray:
+    """Validate windows (a WindowSet or an array (M, L, d)) and return a C-contiguous float array.
+
+    ``input_dim`` None accepts any d.
+    """
     values = windows.values if isinstance(windows, WindowSet) else windows
     values = np.ascontiguousarray(values, dtype=float)
-    if values.ndim != 3 or values.shape[2] != input_dim or 0 in values.shape:
-        raise ValueError(f"{name} must have shape (M, L, {input_dim}) with M, L >= 1, got {values.shape}")
+    if values.ndim != 3 or 0 in values.shape or (input_dim is not None and values.shape[2] != input_dim):
+        want = "d" if input_dim is None else input_dim
+        raise ValueError(f"{name} must have shape (M, L, {want}) with M, L >= 1, got {values.shape}")
     if not np.all(np.isfinite(values)):
         raise ValueError(f"{name} must be finite (contains NaN or inf)")
     return values
@@ -320,6 +324,18 @@ class DiagonalRNN:
         values = as_windows(windows, self.input_dim)
         S, JW, Jb = window_states_kernel(values, self.W, self.b, self._code, bool(jacobian))
         return (S, np.transpose(JW, (0, 2, 1)), Jb) if jacobian else S
+
+    def jacobian(self, windows) -> np.ndarray:
+        """d f^N / d theta on each window, shape (M, N (d + 2)), columns (c, w unit-major, b)."""
+        S, Jw, Jb = self.memory_states(windows)
+        scale = 1.0 / math.sqrt(self.n_units)
+        return scale * np.concatenate([S, (self.c[None, :, None] * Jw).reshape(S.shape[0], -1),
+                                       self.c * Jb], axis=1)
+
+    def ntk(self, windows, windows2=None) -> np.ndarray:
+        """Empirical NTK Gram J(x) J(x')^T = N^{-1} sum_i [S S' + c_i^2 (J^w . J^w' + J^b J^b')]."""
+        J = self.jacobian(windows)
+        return J @ (J if windows2 is None else self.jacobian(windows2)).T
 
     def forward(self, windows) -> np.ndarray:
         """f^N on each window (forward pass from S = 0 with the current parameters), shape (M,)."""

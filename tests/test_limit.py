@@ -1,0 +1,168 @@
+import math
+
+import numpy as np
+import pytest
+
+from meanfield.activations import activation_code
+from meanfield.convergence import fit_rate
+from meanfield.data import make_task
+from meanfield.limit import LimitModel, limit_kernel, periodic_memory, quadrature_nodes
+from meanfield.rnn import DiagonalRNN, window_states_kernel
+
+SIGMA_W, BETA = 1.2, 0.6
+
+
+@pytest.fixture(scope="module")
+def windows():
+    return make_task("parity2").chain.sample_windows(5, 6, rng=0).values
+
+
+def monte_carlo_kernel(windows, n_samples, seed, activation="tanh", chunk=200_000):
+    """Mean and standard error of the per-sample NTK and NNGP integrands over i.i.d. (w, b)."""
+    rng = np.random.default_rng(seed)
+    M = windows.shape[0]
+    sums = {k: np.zeros((M, M)) for k in ("ntk", "nngp")}
+    sq = {k: np.zeros((M, M)) for k in ("ntk", "nngp")}
+    for lo in range(0, n_samples, chunk):
+        n = min(chunk, n_samples - lo)
+        W = SIGMA_W * rng.standard_normal((1, n))
+        b = rng.uniform(-BETA, BETA, n)
+        S, JW, Jb = window_states_kernel(windows, W, b, activation_code(activation), True)
+        nngp = S[:, None, :] * S[None, :, :]
+        ntk = nngp + Jb[:, None, :] * Jb[None, :, :] + JW[:, 0][:, None, :] * JW[:, 0][None, :, :]
+        for key, val in (("ntk", ntk), ("nngp", nngp)):
+            sums[key] += val.sum(-1)
+            sq[key] += (val**2).sum(-1)
+    out = {}
+    for key in sums:
+        mean = sums[key] / n_samples
+        out[key] = (mean, np.sqrt((sq[key] / n_samples - mean**2) / n_samples))
+    return out
+
+
+@pytest.mark.parametrize("activation", ["tanh", "erf"])
+def test_quadrature_kernel_matches_monte_carlo(windows, activation):
+    beta = BETA if activation == "tanh" else 0.5
+    res = limit_kernel(windows, activation=activation, sigma_w=SIGMA_W, beta=beta)
+    global_beta = BETA
+    try:
+        globals()["BETA"] = beta
+        mc = monte_carlo_kernel(windows, 10**6, seed=1, activation=activation)
+    finally:
+        globals()["BETA"] = global_beta
+    for key, quad in (("ntk", res.ntk), ("nngp", res.nngp)):
+        mean, se = mc[key]
+        z = np.abs(quad - mean) / se
+        assert z.max() < 4, (key, z.max())
+    assert res.error < 1e-6 and res.nngp_error < 1e-6
+
+
+def test_error_estimate_bounds_the_actual_quadrature_error(windows):
+    reference = limit_kernel(windows, sigma_w=SIGMA_W, beta=BETA, order=(512, 48), error_estimate=False).ntk
+    for order in [(32, 12), (64, 16), (128, 24)]:  # the estimate is asymptotic: not for tiny orders
+        res = limit_kernel(windows, sigma_w=SIGMA_W, beta=BETA, order=order)
+        actual = np.max(np.abs(res.ntk - reference))
+        assert actual <= res.error, (order, actual, res.error)
+
+
+def test_sobol_rule_agrees_with_gauss(windows):
+    tensor = limit_kernel(windows, sigma_w=SIGMA_W, beta=BETA, error_estimate=False).ntk
+    sobol = limit_kernel(windows, sigma_w=SIGMA_W, beta=BETA, order=(2**16,), rule="sobol")
+    assert np.max(np.abs(sobol.ntk - tensor)) < max(5 * sobol.error, 1e-4)
+    hermite = limit_kernel(windows, sigma_w=SIGMA_W, beta=BETA, order=(256, 24), rule="hermite")
+    assert np.max(np.abs(hermite.ntk - tensor)) < 2 * hermite.error  # slower, but consistent
+
+
+@pytest.mark.parametrize("rule, n_w", [("hermite", 8), ("trapezoid", 40)])
+def test_quadrature_weights_integrate_moments(rule, n_w):
+    nodes = quadrature_nodes(2, 1.5, 0.7, order=(n_w, 6), rule=rule)
+    assert nodes.size == n_w * n_w * 6
+    assert nodes.q.sum() == pytest.approx(1.0)
+    assert nodes.q @ nodes.W[0] ** 2 == pytest.approx(1.5**2)
+    assert nodes.q @ (nodes.W[0] * nodes.W[1]) == pytest.approx(0.0, abs=1e-14)
+    assert nodes.q @ nodes.b**2 == pytest.approx(0.7**2 / 3)
+    assert nodes.q @ nodes.W[1] ** 4 == pytest.approx(3 * 1.5**4)
+
+
+def test_empirical_ntk_converges_to_the_limit_kernel_at_rate_one_half(windows):
+    K = limit_kernel(windows, sigma_w=SIGMA_W, beta=BETA, error_estimate=False).ntk
+    widths = 2 ** np.arange(8, 15)
+    errors = []
+    for N in widths:
+        errs = []
+        for seed in range(16):
+            G = DiagonalRNN(int(N), sigma_w=SIGMA_W, beta=BETA, seed=[int(N), seed]).ntk(windows)
+            errs.append(np.linalg.norm(G - K) / np.linalg.norm(K))
+        errors.append(errs)
+    fit = fit_rate(widths, errors, seed=0)
+    assert fit.covers(-0.5), fit
+    assert fit.ci_high < -0.3 and fit.ci_low > -0.7, fit
+
+
+def test_truncation_error_is_below_rho_to_the_L():
+    rng = np.random.default_rng(2)
+    W = SIGMA_W * rng.standard_normal((1, 400))
+    b = rng.uniform(-0.95, 0.95, 400)
+    long = rng.choice([-1.0, 1.0], size=(5, 40, 1))
+    S_long = window_states_kernel(long, W, b, 0, False)[0]
+    rho = np.abs(b)  # per node: |b| sup|tanh'|
+    for L in range(1, 12):
+        S_L = window_states_kernel(np.ascontiguousarray(long[:, -L:]), W, b, 0, False)[0]
+        ratio = np.abs(S_L - S_long) / rho**L  # sup|tanh| = 1
+        assert ratio.max() <= 1 + 1e-12, L
+        assert ratio.max() > 1e-2, L  # the bound is not vacuous: some node comes within 100x of it
+
+
+@pytest.mark.parametrize("period", [[[0.7]], [[1.0], [-0.5], [2.0]]])
+def test_periodic_fixed_point_matches_long_windows(period):
+    period = np.array(period)
+    nodes = quadrature_nodes(1, SIGMA_W, 0.9, order=(12, 12))
+    res = periodic_memory(period, nodes.W, nodes.b, "tanh")
+    assert res.state.converged and res.jacobian.converged
+    assert res.state.error_bound < 1e-11
+    reps = 200 // period.shape[0]
+    window = np.tile(period, (reps, 1))[None]
+    S, JW, Jb = window_states_kernel(np.ascontiguousarray(window), nodes.W, nodes.b, 0, True)
+    bound = 0.9 ** window.shape[1]  # rho^L with L = 200: about 7e-10
+    assert np.max(np.abs(S[0] - res.S)) <= bound + 1e-12
+    np.testing.assert_allclose(JW[0, 0], res.Jw[:, 0], atol=1e-7)
+    np.testing.assert_allclose(Jb[0], res.Jb, atol=1e-7)
+    if period.shape[0] == 1:  # constant input: J^w* = sigma'(z*) x / (1 - b sigma'(z*))
+        z = nodes.W[0] * period[0, 0] + nodes.b * res.S
+        ds = 1 - np.tanh(z) ** 2
+        np.testing.assert_allclose(res.Jw[:, 0], ds * period[0, 0] / (1 - nodes.b * ds), rtol=1e-10, atol=1e-14)
+
+
+def test_periodic_memory_refuses_a_non_contraction():
+    with pytest.raises(ValueError, match="contraction"):
+        periodic_memory([[1.0]], np.ones((1, 3)), np.array([0.5, 1.2, 0.1]))
+
+
+def test_limit_model_flow_and_gaussian_moments():
+    task = make_task("parity2")
+    lim = LimitModel(task, sigma_w=SIGMA_W, beta=BETA, window=5, alpha=3.0)
+    assert len(lim.grid) == 32 and lim.kernel_error < 1e-6
+    times = np.linspace(0, 2, 5)
+    grid_pred = lim.predict(times, lim.grid.values[:7])
+    np.testing.assert_allclose(grid_pred, lim.flow.on_grid(times)[:, :7], atol=1e-10)
+    assert np.all(grid_pred[0] == 0)
+    mean, cov = lim.predict_gaussian(times, lim.grid.values[:7])
+    np.testing.assert_allclose(mean, grid_pred, atol=1e-12)
+    np.testing.assert_allclose(cov[0], lim.nngp[:7, :7], atol=1e-12)
+    # on the grid f_t = (I - K N_t) f_0 + K N_t ybar: compare the covariance with that direct form
+    G = lim.K @ lim.flow.operator(times[-1])
+    direct = (np.eye(32) - G) @ lim.nngp @ (np.eye(32) - G).T
+    np.testing.assert_allclose(cov[-1], direct[:7, :7], atol=1e-10)
+    # training reduces the weighted loss on the grid
+    loss = 0.5 * (lim.flow.on_grid(times) - lim.ybar) ** 2 @ lim.grid.weights
+    assert np.all(np.diff(loss) < 0)
+
+
+def test_limit_model_validation():
+    task = make_task("parity2")
+    with pytest.raises(ValueError, match="window"):
+        LimitModel(task, window=1)
+    with pytest.raises(ValueError, match="beta"):
+        LimitModel(task, beta=1.5, window=3)
+    with pytest.raises(ValueError, match="rule"):
+        LimitModel(task, window=3, rule="simpson")
