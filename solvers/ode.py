@@ -72,7 +72,7 @@ class LinearKernelFlow:
         self.K, self.weights, self.ybar, self.alpha, self.f0 = 0.5 * (K + K.T), weights, ybar, float(alpha), f0
         self._B = np.sqrt(weights)
         A = self._B[:, None] * self.K * self._B[None, :]
-        lam, V = linalg.eigh(A)
+        lam, V = linalg.eigh(A, driver="evd")  # divide and conquer: faster than the default evr
         if lam.min() < -1e-8 * max(lam.max(), 1e-300):
             raise ValueError(f"K must be positive semi-definite: Pi^1/2 K Pi^1/2 has eigenvalue {lam.min():.3g}")
         self.eigenvalues = np.clip(lam, 0.0, None)
