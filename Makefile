@@ -19,7 +19,7 @@ $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 study: $(VENV)/.installed
-	$(BIN)/meanfield demo --out $(OUT)
+	$(BIN)/meanfield study --out $(OUT)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

@@ -14,9 +14,27 @@ def _demo(args):
     print(f"report: {path}")
 
 
+def _study(args):
+    from .studies.convergence import StudyConfig, run_study
+
+    cfg = StudyConfig.from_toml(args.config, quick=args.quick)  # validated before any work starts
+    path = run_study(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress)
+    print(f"report: {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meanfield", description="Wide RNNs and their infinite-width limits.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    study = sub.add_parser("study", help="convergence study of wide RNNs against their limit (report + plots)")
+    study.add_argument("--config", help="TOML config (default: the study shipped with the package)")
+    study.add_argument("--quick", action="store_true", help="the config's reduced [quick] grid (under a minute)")
+    study.add_argument("--out", default="results/study", help="output folder; rerun to resume (default: results/study)")
+    study.add_argument("--workers", type=int, default=None,
+                       help="worker processes of the local Dask cluster (default: cores; 0: no Dask)")
+    study.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://HOST:PORT")
+    study.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    study.set_defaults(func=_study)
+
     demo = sub.add_parser("demo", help="train a few widths and plot their outputs (a quick look at the simulator)")
     demo.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
     demo.add_argument("--task", default="parity2", help="named task: parity2 or ar1-sin")

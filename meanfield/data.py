@@ -351,6 +351,10 @@ def _product_of_last_two(h):
     return h[..., -1, 0] * h[..., -2, 0]
 
 
+def _previous_input(h):
+    return h[..., -2, 0]
+
+
 def _sin_of_mix(h):
     return np.sin(h[..., -1, 0] + 0.5 * h[..., -2, 0])
 
@@ -363,6 +367,8 @@ def make_task(name: str, **options) -> Task:
     The stay probabilities differ on purpose: with an odd activation and no bias the RNN computes an
     odd function of the window, the target is even, and under a sign-symmetric window law (q1 = q2)
     the two are orthogonal in L2(pi), so nothing could be learned (``theory_notes/model.md`` section 5).
+    ``"delay1"``: states {-1, +1}, sticky symmetric chain (``stay`` default 0.8), Y_k = X_{k-1} + noise
+    (``noise_std``, default 0.1): recall the previous input, a pure memory task with an odd target.
     ``"ar1-sin"``: scalar AR(1) input X_{k+1} = a X_k + sqrt(1 - a^2) eps (``a`` default 0.5, unit
     stationary variance), Y_k = sin(X_k + 0.5 X_{k-1}) + noise (``noise_std``, default 0.1).
     """
@@ -371,6 +377,10 @@ def make_task(name: str, **options) -> Task:
         q1, q2 = (float(q) for q in options.pop("stay", (0.9, 0.6)))
         chain = MarkovChain([[q1, 1 - q1], [1 - q2, q2]], [-1.0, 1.0])
         target = _product_of_last_two
+    elif name == "delay1":
+        q = float(options.pop("stay", 0.8))
+        chain = MarkovChain([[q, 1 - q], [1 - q, q]], [-1.0, 1.0])
+        target = _previous_input
     elif name == "ar1-sin":
         a = float(options.pop("a", 0.5))
         chain = GaussianAR1([[a]], [[1 - a * a]])
@@ -382,4 +392,4 @@ def make_task(name: str, **options) -> Task:
     return Task(chain, target, lags=1, noise_std=noise_std, name=name)
 
 
-TASK_NAMES = ("parity2", "ar1-sin")
+TASK_NAMES = ("parity2", "delay1", "ar1-sin")

@@ -141,6 +141,22 @@ def _update_and_step(lo, hi, lr_e, x, code, c, W, b, S, JW, Jb, g, z):
     return acc
 
 
+@njit(**JIT)
+def _halves_sum(partial, n_first):
+    """(sum of the first n_first chunk sums) + (sum of the rest), each in a fixed serial order.
+
+    A separate non-parallel function on purpose: inside a ``parallel=True`` function Numba turns
+    ``partial[:n].sum()`` into a threaded reduction whose order depends on the thread count.
+    """
+    first = 0.0
+    for i in range(n_first):
+        first += partial[i]
+    second = 0.0
+    for i in range(n_first, partial.size):
+        second += partial[i]
+    return first + second
+
+
 @njit(parallel=True, **JIT)
 def _train_segment(X, Y, lr, inv_sqrt_n, code, c, W, b, S, JW, Jb, starts, n_first, threaded):
     """Run len(Y) online SGD steps in place; all parameters are up to date on return.
@@ -163,7 +179,7 @@ def _train_segment(X, Y, lr, inv_sqrt_n, code, c, W, b, S, JW, Jb, starts, n_fir
             for ch in range(n_chunks):
                 partial[ch] = _update_and_step(starts[ch], starts[ch + 1], lr_e, x, code, c, W, b, S,
                                                JW, Jb, scratch[ch, 0], scratch[ch, 1])
-        f = (partial[:n_first].sum() + partial[n_first:].sum()) * inv_sqrt_n
+        f = _halves_sum(partial, n_first) * inv_sqrt_n
         e = Y[k] - f
         # not math.isfinite: under 'nsz' + 'reassoc' LLVM folds it to True (it is lowered via e - e)
         if not abs(e) < math.inf:
@@ -229,7 +245,7 @@ def _readout(S, c, starts, n_first, inv_sqrt_n):
             for i in range(c_.size):
                 acc += c_[i] * row_[i]
             partial[ch] = acc
-        out[m] = (partial[:n_first].sum() + partial[n_first:].sum()) * inv_sqrt_n
+        out[m] = _halves_sum(partial, n_first) * inv_sqrt_n
     return out
 
 

@@ -133,15 +133,24 @@ def test_divergence_is_reported_with_the_step():
 
 
 def test_result_does_not_depend_on_threads_or_segments(monkeypatch):
+    import numba
+
     task = make_task("ar1-sin")
     model = DiagonalRNN(3 * rnn.CHUNK, seed=1)
     probes = task.chain.sample_windows(4, 5, rng=1)
     kwargs = dict(horizon=0.5, alpha=3.0, probes=probes, n_records=2, seed=2, progress=False)
-    a = train_online(model, task, threaded=False, **kwargs)
-    b = train_online(model, task, threaded=True, **kwargs)
-    monkeypatch.setattr(rnn, "SEGMENT_UNIT_STEPS", 37 * model.n_units)
-    c = train_online(model, task, threaded=True, **kwargs)
-    for other in (b, c):
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        a = train_online(model, task, threaded=False, **kwargs)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        b = train_online(model, task, threaded=True, **kwargs)
+        b2 = train_online(model, task, threaded=False, **kwargs)
+        monkeypatch.setattr(rnn, "SEGMENT_UNIT_STEPS", 37 * model.n_units)
+        c = train_online(model, task, threaded=True, **kwargs)
+    finally:
+        numba.set_num_threads(threads)
+    for other in (b, b2, c):
         np.testing.assert_array_equal(a.outputs, other.outputs)
         np.testing.assert_array_equal(a.model.c, other.model.c)
         np.testing.assert_array_equal(a.model.w, other.model.w)

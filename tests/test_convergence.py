@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from meanfield.convergence import fit_rate, gaussian_moment_errors, memory_state_errors, trajectory_errors
+from meanfield.data import make_task
+
+
+def synthetic(slope, widths, seeds, rng, noise=0.3):
+    return [2.0 * N**slope * rng.lognormal(0, noise, seeds) for N in widths]
+
+
+def test_fit_rate_recovers_a_known_slope_and_covers_it():
+    rng = np.random.default_rng(0)
+    widths = 2 ** np.arange(7, 15)
+    fit = fit_rate(widths, synthetic(-0.5, widths, 8, rng))
+    assert fit.covers(-0.5) and abs(fit.slope + 0.5) < 0.05 and fit.ci_high < 0
+    # coverage of the nominal 95% interval over independent data sets (percentile bootstrap with 8
+    # seeds per width is slightly liberal: require at least 85% of 200)
+    hits = sum(fit_rate(widths, synthetic(-0.5, widths, 8, rng), n_boot=500, seed=i).covers(-0.5)
+               for i in range(200))
+    assert hits >= 170, hits
+    # a different true slope is not covered
+    assert not fit_rate(widths, synthetic(-0.25, widths, 8, rng)).covers(-0.5)
+
+
+def test_fit_rate_geometric_scale():
+    rng = np.random.default_rng(1)
+    k = np.arange(1, 21)
+    errs = [0.7**kk * rng.lognormal(0, 0.2, 6) for kk in k]
+    fit = fit_rate(k, errs, scale="linear")
+    assert np.exp(fit.ci_low) <= 0.7 <= np.exp(fit.ci_high)
+    lo, hi = fit.band(k)
+    assert np.all(lo <= fit.predict(k)) and np.all(fit.predict(k) <= hi)
+
+
+def test_fit_rate_is_reproducible_and_validates():
+    rng = np.random.default_rng(2)
+    data = synthetic(-0.5, [64, 128, 256], 4, rng)
+    assert fit_rate([64, 128, 256], data, seed=3) == fit_rate([64, 128, 256], data, seed=3)
+    with pytest.raises(ValueError, match="positive"):
+        fit_rate([64, -128], data[:2])
+    with pytest.raises(ValueError, match="one array per x"):
+        fit_rate([64, 128, 256], data[:2])
+    with pytest.raises(ValueError, match="positive"):
+        fit_rate([64, 128], [[1.0], [0.0]])
+
+
+def test_trajectory_errors():
+    limit = np.zeros((3, 2))
+    out = np.array([[0.0, 0.0], [0.3, -0.4], [0.0, 0.1]])
+    sup, l2 = trajectory_errors(out, limit, weights=[3.0, 1.0])
+    assert sup == pytest.approx(0.4)
+    np.testing.assert_allclose(l2, [0.0, np.sqrt(0.75 * 0.09 + 0.25 * 0.16), np.sqrt(0.25 * 0.01)])
+    with pytest.raises(ValueError, match="same shape"):
+        trajectory_errors(out, limit[:2])
+
+
+def test_gaussian_moment_errors_against_exact_samples():
+    rng = np.random.default_rng(4)
+    cov = np.array([[[1.0, 0.3], [0.3, 0.5]]] * 2)
+    mean = np.array([[0.2, -0.1]] * 2)
+    samples = mean + rng.multivariate_normal([0, 0], cov[0], size=(4000, 2))
+    res = gaussian_moment_errors(samples, mean, cov)
+    assert res["mean_error"] < 4 * res["mean_se"] and res["var_error"] < 4 * res["var_se"]
+    biased = gaussian_moment_errors(samples + 0.3, mean, cov)
+    assert biased["mean_error"] > 10 * biased["mean_se"]
+
+
+def test_memory_state_converges_no_slower_than_rho():
+    task = make_task("delay1")
+    rng = np.random.default_rng(5)
+    W, b = rng.normal(size=(1, 1000)), rng.uniform(-0.6, 0.6, 1000)
+    errs = memory_state_errors(task.chain, W, b, n_steps=15, n_sequences=4, seed=6)
+    assert np.all(np.diff(errs.mean(axis=0)) < 0)
+    fit = fit_rate(np.arange(1, 16), list(errs.T), scale="linear")
+    assert np.exp(fit.ci_high) < 0.6  # the contraction modulus bounds the geometric rate

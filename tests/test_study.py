@@ -1,0 +1,77 @@
+import json
+
+import pytest
+
+from meanfield.cli import main
+from meanfield.studies.convergence import ConfigError, StudyConfig
+
+
+def stable(report):
+    """The report without what legitimately changes between runs (timings, software)."""
+    return {k: v for k, v in report.items() if k not in ("seconds", "versions")}
+
+
+@pytest.fixture(scope="module")
+def quick_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    assert main(["study", "--quick", "--out", str(out), "--workers", "2", "--no-progress"]) == 0
+    return out
+
+
+def test_quick_study_recovers_the_n_to_the_minus_half_rate(quick_study):
+    report = json.loads((quick_study / "report.json").read_text())
+    rate = report["rate"]
+    assert rate["ci_low"] <= -0.5 <= rate["ci_high"], rate
+    assert rate["ci_high"] < 0, rate
+    assert report["memory_rate"]["rate_ci"][1] < report["memory_rate"]["rho"]
+    assert report["limit"]["loss_ratio"] < 0.5  # learning is visible in the chosen setting
+    for name in ("report.md", "error_vs_width.png", "trajectories.png", "kernel_error_vs_width.png",
+                 "memory_state.png"):
+        assert (quick_study / name).stat().st_size > 0, name
+    cfg = StudyConfig.from_toml(quick=True)
+    assert len(list((quick_study / "runs").glob("*.npz"))) == len(cfg.widths) * cfg.seeds
+
+
+def test_resumed_study_gives_the_same_report(quick_study):
+    before = json.loads((quick_study / "report.json").read_text())
+    runs = sorted((quick_study / "runs").glob("*.npz"))
+    for path in runs[::2]:
+        path.unlink()
+    # rerun without Dask (in this process): the seeds do not depend on the workers either
+    assert main(["study", "--quick", "--out", str(quick_study), "--workers", "0", "--no-progress"]) == 0
+    after = json.loads((quick_study / "report.json").read_text())
+    assert stable(after) == stable(before)
+
+
+def test_a_folder_of_another_configuration_is_refused(quick_study, tmp_path, capsys):
+    cfg = tmp_path / "other.toml"
+    cfg.write_text('[training]\nalpha = 3.0\n[sweep]\nwidths = [64, 128]\nseeds = 2\n')
+    assert main(["study", "--config", str(cfg), "--out", str(quick_study), "--no-progress"]) == 2
+    assert "different configuration" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("toml, field", [
+    ('[sweep]\nwidths = [128, -256]\n', "widths"),
+    ('[task]\nname = "parity9"\n', "task.name"),
+    ('[training]\nalpha = 0.0\n', "alpha"),
+    ('[training]\nalpha = -1.0\n', "alpha"),
+    ('[sweep]\nwidths = [512, 256, 1024]\n', "widths"),
+    ('[model]\nbeta = 1.5\n', "beta"),
+    ('[sweep]\nspeed = 3\n', "sweep.speed"),
+])
+def test_bad_config_values_are_refused_before_any_work(tmp_path, capsys, toml, field):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml)
+    out = tmp_path / "out"
+    assert main(["study", "--config", str(cfg), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"'{field}'" in err, err
+    assert not out.exists()
+
+
+def test_default_config_is_valid_and_quick_is_smaller():
+    full, quick = StudyConfig.from_toml(), StudyConfig.from_toml(quick=True)
+    assert full.widths == tuple(2**k for k in range(7, 15)) and full.seeds == 8
+    assert max(quick.widths) < max(full.widths)
+    with pytest.raises(ConfigError, match="'seeds'"):
+        StudyConfig(seeds=1)
