@@ -166,3 +166,34 @@ def test_limit_model_validation():
         LimitModel(task, beta=1.5, window=3)
     with pytest.raises(ValueError, match="rule"):
         LimitModel(task, window=3, rule="simpson")
+
+
+def test_gaussian_initialisation_matches_the_limit_mean_and_covariance():
+    """200 networks with Gaussian readout (no pairing) against LimitModel.predict_gaussian.
+
+    Tolerances: 4 Monte-Carlo standard errors of the sample mean and variance over the seeds, plus a
+    finite-width allowance: each network deviates from its own limit trajectory by O(N^{-1/2})
+    (about 0.05 at N = 2048 in the convergence study), which adds O(1/N) ~ 0.0025 to the variance
+    (allowance 0.01) and averages out of the mean up to an O(1/N) bias (allowance 0.02).
+    """
+    from meanfield.convergence import gaussian_moment_errors
+    from meanfield.rnn import train_online
+
+    task = make_task("delay1")
+    lim = LimitModel(task, window=8, alpha=4.0)
+    probes = task.chain.sample_windows(8, 6, rng=1)
+    outs = np.array([train_online(DiagonalRNN(2048, symmetric=False, seed=[7, s]), task, 1.0, 4.0, probes,
+                                  n_records=4, seed=[8, s], progress=False).outputs for s in range(200)])
+    times = np.linspace(0, 1.0, 5)
+    mean, cov = lim.predict_gaussian(times, probes)
+    var = np.einsum("tpp->tp", cov)
+    n = outs.shape[0]
+    sample_mean, sample_var = outs.mean(axis=0), outs.var(axis=0, ddof=1)
+    assert np.all(np.abs(sample_mean - mean) <= 4 * np.sqrt(var / n) + 0.02)
+    assert np.all(np.abs(sample_var - var) <= 4 * var * np.sqrt(2 / (n - 1)) + 0.01)
+    # at t = 0 the variance is the NNGP exactly for every N: no width allowance
+    assert np.all(np.abs(sample_var[0] - var[0]) <= 4 * var[0] * np.sqrt(2 / (n - 1)))
+    # training removes most of the initial randomness, as the limit says: the check is not vacuous
+    assert np.all(var[-1] < 0.1 * var[0]) and np.all(sample_var[-1] < 0.1 * sample_var[0])
+    res = gaussian_moment_errors(outs[:, -1:], mean[-1:], cov[-1:])
+    assert res["mean_error"] <= 4 * res["mean_se"] + 0.02

@@ -5,7 +5,7 @@ task for T N steps, recording f^N_t on fixed probe windows; the limit f_t is sol
 (``theory_notes/limit.md`` section 7):
 
 - the error sup_{t <= T, probes} |f^N_t - f_t| per width and seed, and its fitted rate in N with a
-  bootstrap 95% interval (the theory says -1/2);
+  bootstrap 95% interval (the theory says -1/2), and the L2 error over the probes at each recorded time;
 - the empirical NTK at initialisation against the limit kernel on the probes, and its rate;
 - the memory state against the number of steps k (a geometric rate, compared with rho = beta sup|sigma'|).
 
@@ -247,10 +247,13 @@ def run_study(cfg: StudyConfig, out, *, workers=None, scheduler=None, progress=T
     limit_seconds = time.perf_counter() - limit_start
 
     sup_err = {N: [] for N in cfg.widths}
+    l2_err = {N: [] for N in cfg.widths}
     ker_err = {N: [] for N in cfg.widths}
     for run in runs.values():
         N = int(run["n_units"])
-        sup_err[N].append(trajectory_errors(run["outputs"], run["limit"])[0])
+        sup, l2 = trajectory_errors(run["outputs"], run["limit"])
+        sup_err[N].append(sup)
+        l2_err[N].append(l2)
         ker_err[N].append(np.linalg.norm(run["ntk0"] - K_probes) / np.linalg.norm(K_probes))
     widths = np.array(cfg.widths)
     rate = fit_rate(widths, [sup_err[N] for N in cfg.widths], seed=cfg.seed)
@@ -270,7 +273,8 @@ def run_study(cfg: StudyConfig, out, *, workers=None, scheduler=None, progress=T
         study="convergence", config=cfg.as_dict(), digest=cfg.digest(), versions=software_versions(),
         widths=cfg.widths, seeds=cfg.seeds,
         errors={str(N): dict(sup_per_seed=sup_err[N], mean=float(np.mean(sup_err[N])),
-                             std=float(np.std(sup_err[N], ddof=1))) for N in cfg.widths},
+                             std=float(np.std(sup_err[N], ddof=1)),
+                             l2_by_time_mean=np.mean(l2_err[N], axis=0)) for N in cfg.widths},
         rate=rate.as_dict(),
         kernel_errors={str(N): dict(per_seed=ker_err[N], mean=float(np.mean(ker_err[N]))) for N in cfg.widths},
         kernel_rate=kernel_rate.as_dict(),
