@@ -27,9 +27,11 @@ from scipy import special
 
 TANH = 0
 ERF = 1
-CODES = {"tanh": TANH, "erf": ERF}
+RELU = 2
+CODES = {"tanh": TANH, "erf": ERF, "relu": RELU}
 
-# sup |sigma'| (for the contraction modulus rho = beta sup|sigma'|) and sup |sigma|.
+# sup |sigma'| (for the contraction modulus rho = beta sup|sigma'|) and sup |sigma| of the bounded
+# activations, the ones the diagonal RNN and its limit accept.
 SUP_DERIVATIVE = {"tanh": 1.0, "erf": 2.0 / math.sqrt(math.pi)}
 SUP_VALUE = {"tanh": 1.0, "erf": 1.0}
 
@@ -44,6 +46,13 @@ def activation_code(name: str) -> int:
         return CODES[name]
     except KeyError:
         raise ValueError(f"activation must be one of {sorted(CODES)}, got {name!r}") from None
+
+
+def bounded_activation_code(name: str) -> int:
+    """Kernel code of a bounded activation (tanh, erf): those the diagonal RNN and its limit accept."""
+    if name not in SUP_DERIVATIVE:
+        raise ValueError(f"activation must be one of {sorted(SUP_DERIVATIVE)} (bounded), got {name!r}")
+    return CODES[name]
 
 
 @intrinsic
@@ -99,6 +108,8 @@ def sigma_and_derivative(z, code):
     if code == TANH:
         s = tanh_scalar(z)
         return s, 1.0 - s * s
+    if code == RELU:
+        return (z, 1.0) if z > 0.0 else (0.0, 0.0)
     return math.erf(z), 1.1283791670955126 * math.exp(-z * z)
 
 
@@ -114,11 +125,73 @@ def activate_inplace(z, ds, n, code):
             s = tanh_scalar(z[i])
             z[i] = s
             ds[i] = 1.0 - s * s
+    elif code == RELU:
+        for i in range(n):
+            positive = z[i] > 0.0
+            ds[i] = 1.0 if positive else 0.0
+            z[i] = z[i] if positive else 0.0
     else:
         for i in range(n):
             zi = z[i]
             z[i] = math.erf(zi)
             ds[i] = 1.1283791670955126 * math.exp(-zi * zi)
+
+
+NORMAL_RULE_ORDER = 96  # per dimension, for the dual of activations without a closed form
+NORMAL_RULE_HALF_WIDTH = 8.5  # the N(0, 1) mass beyond is 2e-17
+
+
+def normal_rule(order=NORMAL_RULE_ORDER, rule="trapezoid"):
+    """Nodes and weights (summing to 1) of E[h(z)], z ~ N(0, 1).
+
+    ``"trapezoid"``: equally spaced nodes on +-8.5 with Gaussian weights. For integrands analytic only
+    in a strip around the real axis (tanh and its compositions) it converges like exp(-2 pi a / h),
+    much faster than Gauss-Hermite (``theory_notes/limit.md`` section 4): for the tanh dual at
+    variance 3, 96 nodes give 1e-12 against 5e-7 for Gauss-Hermite. ``"hermite"``: Gauss-Hermite.
+    """
+    if rule == "trapezoid":
+        x = np.linspace(-NORMAL_RULE_HALF_WIDTH, NORMAL_RULE_HALF_WIDTH, order) if order > 1 else np.zeros(1)
+        w = np.exp(-0.5 * x**2)
+    elif rule == "hermite":
+        x, w = np.polynomial.hermite_e.hermegauss(order)
+    else:
+        raise ValueError(f"rule must be 'trapezoid' or 'hermite', got {rule!r}")
+    return x, w / w.sum()
+
+
+@njit(**JIT)
+def gaussian_dual(s11, s12, s22, code, zx, zw):
+    """(E[sigma(u) sigma(v)], E[sigma'(u) sigma'(v)]) for (u, v) ~ N(0, [[s11, s12], [s12, s22]]).
+
+    Closed forms for ReLU (arc-cosine kernels) and erf (``theory_notes/rntk.md`` section 3); a tensor
+    rule (``normal_rule``) on the Cholesky factor for any other activation (tanh). A zero variance
+    means a variable that is identically 0 (sigma(0) = 0 and, for ReLU, sigma'(0) = 0).
+    """
+    if code == RELU:
+        if s11 <= 0.0 or s22 <= 0.0:
+            return 0.0, 0.0
+        root = math.sqrt(s11 * s22)
+        lam = min(1.0, max(-1.0, s12 / root))
+        theta = math.acos(lam)
+        return (root * (lam * (math.pi - theta) + math.sqrt(1.0 - lam * lam)) / (2.0 * math.pi),
+                (math.pi - theta) / (2.0 * math.pi))
+    if code == ERF:
+        a, c = 1.0 + 2.0 * s11, 1.0 + 2.0 * s22
+        return (2.0 / math.pi * math.asin(2.0 * s12 / math.sqrt(a * c)),
+                4.0 / math.pi / math.sqrt(a * c - 4.0 * s12 * s12))
+    a = math.sqrt(max(s11, 0.0))
+    c = s12 / a if a > 0.0 else 0.0
+    d = math.sqrt(max(s22 - c * c, 0.0))
+    v = 0.0
+    dv = 0.0
+    for i in range(zx.size):
+        su, du = sigma_and_derivative(a * zx[i], code)
+        for j in range(zx.size):
+            sv, dd = sigma_and_derivative(c * zx[i] + d * zx[j], code)
+            wij = zw[i] * zw[j]
+            v += wij * su * sv
+            dv += wij * du * dd
+    return v, dv
 
 
 def sigma_numpy(name: str, z):

@@ -130,10 +130,10 @@ def memory_state_errors(chain, W, b, activation="tanh", n_steps=30, n_sequences=
     array (n_sequences, n_steps): one independent error curve per sequence, for :func:`fit_rate` with
     ``scale="linear"`` (a geometric rate exp(slope) to compare with rho).
     """
-    from .activations import activation_code
+    from .activations import bounded_activation_code
     from .rnn import window_states_kernel
 
-    code = activation_code(activation)
+    code = bounded_activation_code(activation)
     rng = np.random.default_rng(seed)
     out = np.empty((n_sequences, n_steps))
     W = np.ascontiguousarray(np.atleast_2d(W))

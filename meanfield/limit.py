@@ -30,7 +30,6 @@ windows by :class:`solvers.ode.LinearKernelFlow`, and at any other window by the
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +38,7 @@ from scipy import special, stats
 from solvers.fixed_point import FixedPointResult, fixed_point
 from solvers.ode import LinearKernelFlow
 
-from .activations import SUP_DERIVATIVE, activation_code, derivative_numpy, sigma_numpy
+from .activations import SUP_DERIVATIVE, bounded_activation_code, derivative_numpy, normal_rule, sigma_numpy
 from .data import MarkovChain, Task
 from .rnn import as_windows, window_states_kernel
 
@@ -59,19 +58,6 @@ class Nodes:
     @property
     def size(self) -> int:
         return self.b.size
-
-
-TRAPEZOID_HALF_WIDTH = 8.5  # in units of sigma_w: the Gaussian mass beyond is 2e-17
-
-
-def _w_rule(rule, n_w):
-    """Nodes and weights of a 1-D rule for E[h(xi)], xi ~ N(0, 1)."""
-    if rule == "trapezoid":
-        t = np.linspace(-TRAPEZOID_HALF_WIDTH, TRAPEZOID_HALF_WIDTH, n_w) if n_w > 1 else np.zeros(1)
-        q = np.exp(-0.5 * t**2)
-        return t, q / q.sum()
-    x, w = np.polynomial.hermite_e.hermegauss(n_w)
-    return x, w / math.sqrt(2 * math.pi)
 
 
 def quadrature_nodes(input_dim, sigma_w, beta, order=(256, 24), rule="trapezoid", seed=0) -> Nodes:
@@ -95,7 +81,7 @@ def quadrature_nodes(input_dim, sigma_w, beta, order=(256, 24), rule="trapezoid"
             raise ValueError(f"{n_w}^{d} x {n_b} tensor nodes are too many; use rule='sobol' for larger d")
         if rule == "hermite" and n_w > 256:
             raise ValueError("Gauss-Hermite orders above 256 overflow in NumPy; use rule='trapezoid'")
-        xw, ww = _w_rule(rule, n_w)
+        xw, ww = normal_rule(n_w, rule)
         xb, wb = np.polynomial.legendre.leggauss(n_b)
         grids = np.meshgrid(*([xw] * d), xb, indexing="ij")
         wgrids = np.meshgrid(*([ww] * d), wb / 2, indexing="ij")
@@ -177,7 +163,7 @@ def limit_kernel(X, Y=None, *, activation="tanh", sigma_w=1.0, beta=0.5, order=(
     """
     if kind not in ("ntk", "nngp", "both"):
         raise ValueError(f"kind must be 'ntk', 'nngp' or 'both', got {kind!r}")
-    code = activation_code(activation)
+    code = bounded_activation_code(activation)
     if beta * SUP_DERIVATIVE[activation] >= 1:
         raise ValueError(f"beta * sup|sigma'| must be < 1 (a contraction), got beta = {beta!r}")
     X = as_windows(X, None, "X")
@@ -225,7 +211,7 @@ def periodic_memory(inputs, W, b, activation="tanh", *, method="anderson", tol=1
     W, b = np.atleast_2d(np.asarray(W, dtype=float)), np.asarray(b, dtype=float)
     if inputs.shape[1] != W.shape[0] or W.shape[1] != b.size:
         raise ValueError(f"need inputs (q, d), W (d, n), b (n,); got {inputs.shape}, {W.shape}, {b.shape}")
-    activation_code(activation)
+    bounded_activation_code(activation)
     rho = (np.max(np.abs(b)) * SUP_DERIVATIVE[activation]) ** inputs.shape[0]
     if rho >= 1:
         raise ValueError("max|b| * sup|sigma'| must be < 1 for the memory map to be a contraction")

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .activations import derivative_numpy, sigma_numpy
+from .activations import derivative_numpy, normal_rule, sigma_numpy
 
 
 def train_reference(c, w, b, X, Y, alpha, activation="tanh", state=None):
@@ -59,3 +59,72 @@ def window_states_reference(windows, w, b, activation="tanh"):
         Jb = ds * (S + b * Jb)
         S = sigma_numpy(activation, z)
     return S, Jw, Jb
+
+
+def gaussian_dual_reference(s11, s12, s22, activation, order=128):
+    """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]) by a tensor trapezoidal rule, for any activation."""
+    x, w = normal_rule(order)
+    a = math.sqrt(max(s11, 0.0))
+    c = s12 / a if a > 0 else 0.0
+    d = math.sqrt(max(s22 - c * c, 0.0))
+    u = a * x[:, None] + 0 * x[None, :]
+    v = c * x[:, None] + d * x[None, :]
+    ww = np.outer(w, w)
+    if activation == "relu":
+        phi, dphi = (lambda z: np.maximum(z, 0)), (lambda z: (z > 0).astype(float))
+    else:
+        phi, dphi = (lambda z: sigma_numpy(activation, z)), (lambda z: derivative_numpy(activation, z))
+    return float(np.sum(ww * phi(u) * phi(v))), float(np.sum(ww * dphi(u) * dphi(v)))
+
+
+def rntk_reference(X, Y, *, layers=1, activation="relu", sigma_w=1.0, sigma_u=1.0, sigma_b=0.0,
+                   sigma_v=1.0, sigma_h=0.0, readout="last", dual=None):
+    """(NNGP, NTK) Gram matrices by the full (T, T') recursion for every pair (slow; for tests).
+
+    ``dual(s11, s12, s22)`` defaults to quadrature of the activation (:func:`gaussian_dual_reference`).
+    """
+    dual = dual or (lambda a, b, c: gaussian_dual_reference(a, b, c, activation))
+    sw, su, sb, sv, sh = (s**2 for s in (sigma_w, sigma_u, sigma_b, sigma_v, sigma_h))
+
+    def grids(x, y):
+        Tx, Ty, m = x.shape[0], y.shape[0], x.shape[1]
+        below_k = np.zeros((Tx + 1, Ty + 1))
+        below_k[1:, 1:] = x @ y.T / m
+        below_kd = below_th = np.zeros_like(below_k)
+        # each sequence's own variances, layer by layer
+        vx_below, vy_below = np.sum(x * x, 1) / m, np.sum(y * y, 1) / m
+        for ll in range(layers):
+            vx, vy = np.empty(Tx), np.empty(Ty)
+            kx, ky = sh, sh
+            for t in range(Tx):
+                vx[t] = sw * kx + su * vx_below[t] + sb
+                kx = dual(vx[t], vx[t], vx[t])[0]
+                vx_below[t] = kx
+            for t in range(Ty):
+                vy[t] = sw * ky + su * vy_below[t] + sb
+                ky = dual(vy[t], vy[t], vy[t])[0]
+                vy_below[t] = ky
+            k, kd, th = (np.zeros((Tx + 1, Ty + 1)) for _ in range(3))
+            k[0, 0] = sh
+            for t in range(1, Tx + 1):
+                for u in range(1, Ty + 1):
+                    s = sw * k[t - 1, u - 1] + su * below_k[t, u] + sb
+                    k[t, u], kd[t, u] = dual(vx[t - 1], s, vy[u - 1])
+                    th[t, u] = s + sw * kd[t - 1, u - 1] * th[t - 1, u - 1] + (
+                        su * below_kd[t, u] * below_th[t, u] if ll > 0 else 0.0)
+            below_k, below_kd, below_th = k, kd, th
+        return k, kd, th
+
+    X, Y = [np.asarray(x, float) for x in X], [np.asarray(y, float) for y in Y]
+    nngp, ntk = np.empty((len(X), len(Y))), np.empty((len(X), len(Y)))
+    for i, x in enumerate(X):
+        for j, y in enumerate(Y):
+            k, kd, th = grids(x, y)
+            if readout == "last":
+                nngp[i, j] = sv * k[-1, -1]
+                ntk[i, j] = sv * (k[-1, -1] + kd[-1, -1] * th[-1, -1])
+            else:
+                scale = sv / (x.shape[0] * y.shape[0])
+                nngp[i, j] = scale * k[1:, 1:].sum()
+                ntk[i, j] = scale * (k[1:, 1:] + kd[1:, 1:] * th[1:, 1:]).sum()
+    return nngp, ntk

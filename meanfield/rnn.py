@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit, prange
 from tqdm.auto import tqdm
 
-from .activations import JIT, SUP_DERIVATIVE, activate_inplace, activation_code
+from .activations import JIT, SUP_DERIVATIVE, activate_inplace, bounded_activation_code
 from .data import Task, WindowSet
 
 CHUNK = 512  # units per chunk: the chunk's scratch and state rows stay in L1
@@ -277,8 +277,8 @@ class DiagonalRNN:
                  seed=None):
         n_units = _int_arg(n_units, "n_units")
         input_dim = _int_arg(input_dim, "input_dim")
+        self._code = bounded_activation_code(activation)
         self.activation = activation
-        self._code = activation_code(activation)
         self.sigma_w = _finite_arg(sigma_w, "sigma_w", nonnegative=True)
         self.beta = _finite_arg(beta, "beta", nonnegative=True)
         if self.beta * SUP_DERIVATIVE[activation] >= 1:
@@ -308,7 +308,7 @@ class DiagonalRNN:
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"{name} must be finite")
         model = cls.__new__(cls)
-        model.activation, model._code = activation, activation_code(activation)
+        model.activation, model._code = activation, bounded_activation_code(activation)
         model.sigma_w, model.beta, model.symmetric = float(sigma_w), float(beta), bool(symmetric)
         model.c, model.W, model.b = c, np.ascontiguousarray(w.T), b
         return model

@@ -1,0 +1,235 @@
+"""The recurrent neural tangent kernel (RNTK) and NNGP of the Elman RNN, for sequences of any lengths.
+
+Network (NTK parameterisation, ``shared/reference/models.md`` section 4, [RNTK] arXiv:2006.10246):
+
+    g^{l,t} = (sigma_w/sqrt n) W^l h^{l,t-1} + (sigma_u/sqrt m_l) U^l h^{l-1,t} + sigma_b b^l,
+    h^{l,t} = phi(g^{l,t}),  h^{0,t} = x_t,  h^{l,0} = sigma_h * (a fixed N(0, I) vector),
+    f(x) = (sigma_v/sqrt n) V h^{L,T}   (readout "last")  or  (sigma_v/sqrt n) V (1/T) sum_t h^{L,t} ("mean").
+
+Infinite-width recursion (derived in ``theory_notes/rntk.md``), for a pair of time steps (t, t'):
+
+    Sigma^l(t,t') = sigma_w^2 K^l(t-1,t'-1) + sigma_u^2 K^{l-1}(t,t') + sigma_b^2,
+    K^l(t,t') = E[phi(u) phi(v)],  Kd^l(t,t') = E[phi'(u) phi'(v)],  (u,v) ~ N(0, Sigma^l on {t, t'}),
+    Theta^l(t,t') = Sigma^l(t,t') + sigma_w^2 Kd^l(t-1,t'-1) Theta^l(t-1,t'-1)
+                    + sigma_u^2 Kd^{l-1}(t,t') Theta^{l-1}(t,t')   (the last term for l >= 2),
+
+with K^0(t,t') = x_t . x'_t' / m, K^l(0,0) = sigma_h^2, K^l(0,t') = 0 for t' >= 1, Theta^l(0,.) = 0.
+NNGP = sigma_v^2 K^L(T,T'), NTK = sigma_v^2 [K^L(T,T') + Kd^L(T,T') Theta^L(T,T')] for the last
+readout (the 1/(T T') sum over all (t, t') for the mean readout).
+
+For the last readout only the end-aligned diagonal t' - t = T' - T reaches (T, T'), so a pair costs
+O(L min(T, T')) plus the variances Sigma^l(t,t) of each sequence, computed once per sequence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ..activations import ERF, JIT, RELU, activation_code, gaussian_dual, normal_rule
+
+KINDS = ("ntk", "nngp", "both")
+READOUTS = ("last", "mean")
+
+
+def pack_sequences(X, name="X", input_dim=None):
+    """Validate a list of sequences (each (T_i, m)) or an array (M, T, m); return (flat, offsets)."""
+    if isinstance(X, np.ndarray) and X.ndim == 3:
+        seqs = list(X)
+    elif isinstance(X, (list, tuple)):
+        seqs = [np.asarray(x, dtype=float) for x in X]
+    else:
+        raise ValueError(f"{name} must be a list of arrays (T_i, m) or an array (M, T, m)")
+    if not seqs:
+        raise ValueError(f"{name} must contain at least one sequence")
+    m = input_dim
+    for i, x in enumerate(seqs):
+        if x.ndim == 1:
+            raise ValueError(f"{name}[{i}] must have shape (T, m); for scalar inputs use shape (T, 1)")
+        if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(f"{name}[{i}] must have shape (T, m) with T, m >= 1, got {x.shape}")
+        if m is None:
+            m = x.shape[1]
+        if x.shape[1] != m:
+            raise ValueError(f"{name}[{i}] has input dimension {x.shape[1]}, expected {m}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{name}[{i}] contains NaN or inf")
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([x.shape[0] for x in seqs])
+    return np.ascontiguousarray(np.concatenate(seqs), dtype=float), offsets
+
+
+@njit(inline="always", **JIT)
+def _input_product(a, b):
+    """a . b / m for two input vectors."""
+    acc = 0.0
+    for j in range(a.size):
+        acc += a[j] * b[j]
+    return acc / a.size
+
+
+@njit(inline="always", **JIT)
+def _preactivation(p, k_prev, below):
+    """Sigma^l(t,t') from K^l(t-1,t'-1) and the layer below.
+
+    The own-variance pass and the pair pass share this and ``_input_product`` so that a sequence
+    paired with itself reproduces its variances bit for bit: then lambda = 1 exactly, where the ReLU
+    derivative kernel (pi - arccos lambda)/(2 pi) would turn an ulp of difference into 1e-8.
+    """
+    return p[0] * k_prev + p[1] * below + p[2]
+
+
+@njit(**JIT)
+def _own_variances(flat, offsets, L, p, code, zx, zw):
+    """Sigma^l(t,t) (L, total T) and K^l(t,t) for every sequence, stacked like ``flat``."""
+    total = flat.shape[0]
+    var = np.empty((L, total))
+    k = np.empty((L, total))
+    for q in range(offsets.size - 1):
+        for t in range(offsets[q], offsets[q + 1]):
+            below = _input_product(flat[t], flat[t])
+            for ll in range(L):
+                prev = p[4] if t == offsets[q] else k[ll, t - 1]
+                s = _preactivation(p, prev, below)
+                var[ll, t] = s
+                k[ll, t] = gaussian_dual(s, s, s, code, zx, zw)[0]
+                below = k[ll, t]
+    return var, k
+
+
+@njit(**JIT)
+def _pair_last(flat_x, x0, Tx, var_x, flat_y, y0, Ty, var_y, L, p, code, zx, zw):
+    """(NNGP, NTK) of one pair, last readout: the end-aligned diagonal recursion."""
+    s_w, s_u, s_v, s_h = p[0], p[1], p[3], p[4]
+    n = min(Tx, Ty)
+    sx, sy = x0 + Tx - n, y0 + Ty - n  # first aligned step of each sequence
+    k_prev = np.empty(L)
+    kd_prev = np.zeros(L)
+    th_prev = np.zeros(L)
+    for ll in range(L):
+        k_prev[ll] = s_h if Tx == Ty else 0.0
+    k_cur = np.empty(L)
+    kd_cur = np.empty(L)
+    th_cur = np.empty(L)
+    for step in range(n):
+        tx, ty = sx + step, sy + step
+        below = _input_product(flat_x[tx], flat_y[ty])
+        for ll in range(L):
+            sig = _preactivation(p, k_prev[ll], below)
+            kk, kd = gaussian_dual(var_x[ll, tx], sig, var_y[ll, ty], code, zx, zw)
+            th = sig + s_w * kd_prev[ll] * th_prev[ll]
+            if ll > 0:
+                th += s_u * kd_cur[ll - 1] * th_cur[ll - 1]
+            k_cur[ll], kd_cur[ll], th_cur[ll] = kk, kd, th
+            below = kk
+        for ll in range(L):
+            k_prev[ll], kd_prev[ll], th_prev[ll] = k_cur[ll], kd_cur[ll], th_cur[ll]
+    top = L - 1
+    return s_v * k_prev[top], s_v * (k_prev[top] + kd_prev[top] * th_prev[top])
+
+
+@njit(**JIT)
+def _pair_mean(flat_x, x0, Tx, var_x, flat_y, y0, Ty, var_y, L, p, code, zx, zw):
+    """(NNGP, NTK) of one pair, mean readout: the full (T, T') grid, layer by layer."""
+    s_w, s_u, s_v, s_h = p[0], p[1], p[3], p[4]
+    # layer below: K^{l-1}(t, t') and its derivative/Theta on the grid (index 0 = time 0)
+    below_k = np.zeros((Tx + 1, Ty + 1))
+    below_kd = np.zeros((Tx + 1, Ty + 1))
+    below_th = np.zeros((Tx + 1, Ty + 1))
+    for t in range(1, Tx + 1):
+        for u in range(1, Ty + 1):
+            below_k[t, u] = _input_product(flat_x[x0 + t - 1], flat_y[y0 + u - 1])
+    k = np.zeros((Tx + 1, Ty + 1))
+    kd = np.zeros((Tx + 1, Ty + 1))
+    th = np.zeros((Tx + 1, Ty + 1))
+    for ll in range(L):
+        k[:, :] = 0.0
+        kd[:, :] = 0.0
+        th[:, :] = 0.0
+        k[0, 0] = s_h
+        for t in range(1, Tx + 1):
+            for u in range(1, Ty + 1):
+                sig = _preactivation(p, k[t - 1, u - 1], below_k[t, u])
+                kk, dd = gaussian_dual(var_x[ll, x0 + t - 1], sig, var_y[ll, y0 + u - 1], code, zx, zw)
+                tt = sig + s_w * kd[t - 1, u - 1] * th[t - 1, u - 1]
+                if ll > 0:
+                    tt += s_u * below_kd[t, u] * below_th[t, u]
+                k[t, u], kd[t, u], th[t, u] = kk, dd, tt
+        below_k[:, :] = k
+        below_kd[:, :] = kd
+        below_th[:, :] = th
+    nngp = 0.0
+    ntk = 0.0
+    for t in range(1, Tx + 1):
+        for u in range(1, Ty + 1):
+            nngp += k[t, u]
+            ntk += k[t, u] + kd[t, u] * th[t, u]
+    scale = s_v / (Tx * Ty)
+    return scale * nngp, scale * ntk
+
+
+@njit(parallel=True, **JIT)
+def _gram(fx, ox, vx, fy, oy, vy, symmetric, mean, L, p, code, zx, zw):
+    """NNGP and NTK Gram matrices; with ``symmetric`` (Y is X) each pair is computed once."""
+    M, P = ox.size - 1, oy.size - 1
+    nngp = np.empty((M, P))
+    ntk = np.empty((M, P))
+    for i in prange(M):
+        x0, Tx = ox[i], ox[i + 1] - ox[i]
+        for j in range(i if symmetric else 0, P):
+            y0, Ty = oy[j], oy[j + 1] - oy[j]
+            if mean:
+                a, b = _pair_mean(fx, x0, Tx, vx, fy, y0, Ty, vy, L, p, code, zx, zw)
+            else:
+                a, b = _pair_last(fx, x0, Tx, vx, fy, y0, Ty, vy, L, p, code, zx, zw)
+            nngp[i, j], ntk[i, j] = a, b
+            if symmetric:
+                nngp[j, i], ntk[j, i] = a, b
+    return nngp, ntk
+
+
+def rntk(X, Y=None, *, layers=1, activation="relu", sigma_w=1.0, sigma_u=1.0, sigma_b=0.0, sigma_v=1.0,
+         sigma_h=0.0, readout="last", kind="ntk"):
+    """Gram matrix of the RNTK and/or NNGP between two lists of sequences.
+
+    Parameters
+    ----------
+    X, Y : list of arrays (T_i, m), or arrays (M, T, m)
+        Sequences, each with its own length, oldest step first; Y = None means Y = X (symmetric Gram,
+        each pair computed once).
+    layers : int
+        Depth L of the RNN.
+    activation : {"relu", "erf", "tanh"}
+        Closed forms for ReLU and erf; a 96 x 96 trapezoidal rule in the Gaussian for tanh (about
+        1e-12 accurate).
+    sigma_w, sigma_u, sigma_b, sigma_v, sigma_h : float
+        Standard deviations of the recurrent, input, bias and readout weights and of the initial state.
+    readout : {"last", "mean"}
+        f from the last hidden state, or from the mean over time of the hidden states.
+    kind : {"ntk", "nngp", "both"}
+        What to return; "both" gives the pair (nngp, ntk).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+    if isinstance(layers, bool) or not isinstance(layers, (int, np.integer)) or layers < 1:
+        raise ValueError(f"layers must be a positive integer, got {layers!r}")
+    code = activation_code(activation)
+    sig = []
+    for name, value in (("sigma_w", sigma_w), ("sigma_u", sigma_u), ("sigma_b", sigma_b), ("sigma_v", sigma_v),
+                        ("sigma_h", sigma_h)):
+        if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        sig.append(float(value) ** 2)
+    p = np.array(sig)
+    fx, ox = pack_sequences(X, "X")
+    symmetric = Y is None
+    fy, oy = (fx, ox) if symmetric else pack_sequences(Y, "Y", input_dim=fx.shape[1])
+    zx, zw = normal_rule() if code not in (RELU, ERF) else (np.zeros(1), np.ones(1))
+    vx, _ = _own_variances(fx, ox, layers, p, code, zx, zw)
+    vy = vx if symmetric else _own_variances(fy, oy, layers, p, code, zx, zw)[0]
+    nngp, ntk = _gram(fx, ox, vx, fy, oy, vy, symmetric, readout == "mean", layers, p, code, zx, zw)
+    return {"ntk": ntk, "nngp": nngp, "both": (nngp, ntk)}[kind]
