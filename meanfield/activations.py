@@ -196,13 +196,17 @@ def gaussian_dual(s11, s12, s22, code, zx, zw):
 
 def sigma_numpy(name: str, z):
     """Reference sigma(z) with NumPy/SciPy ufuncs."""
-    activation_code(name)
-    return np.tanh(z) if name == "tanh" else special.erf(z)
+    code = activation_code(name)
+    if code == TANH:
+        return np.tanh(z)
+    return np.maximum(z, 0.0) if code == RELU else special.erf(z)
 
 
 def derivative_numpy(name: str, z):
-    """Reference sigma'(z) with NumPy ufuncs."""
-    activation_code(name)
-    if name == "tanh":
+    """Reference sigma'(z) with NumPy ufuncs (ReLU: 0 at 0, as in the compiled kernels)."""
+    code = activation_code(name)
+    if code == TANH:
         return 1.0 - np.tanh(z) ** 2
+    if code == RELU:
+        return (np.asarray(z) > 0).astype(float)
     return 2.0 / math.sqrt(math.pi) * np.exp(-np.square(z))

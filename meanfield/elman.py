@@ -1,0 +1,225 @@
+"""The finite-width Elman RNN of ``shared/reference/models.md`` section 4 (NTK parameterisation).
+
+    g^{l,t} = (sigma_w/sqrt n) W^l h^{l,t-1} + (sigma_u/sqrt m_l) U^l h^{l-1,t} + sigma_b b^l,
+    h^{l,t} = phi(g^{l,t}),  h^{0,t} = x_t,  h^{l,0} = sigma_h xi^l (fixed, not trained),
+    f(x) = (sigma_v/sqrt n) V r(x),  r = h^{L,T} ("last") or (1/T) sum_t h^{L,t} ("mean"),
+
+all of W, U, b, V standard normal. Its infinite-width kernels are :func:`meanfield.kernels.rntk`.
+
+Gradients by backpropagation through time, vectorised over a batch of equal-length sequences (ragged
+inputs are grouped by length). The empirical NTK never forms the P-dimensional Jacobian: with
+delta^{l,t} = df/dg^{l,t}, the W^l block of <grad f(x), grad f(x')> is
+(sigma_w^2/n) sum_{t,t'} (delta^{l,t} . delta'^{l,t'}) (h^{l,t-1} . h'^{l,t'-1}), and likewise for U and b.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import activation_code, derivative_numpy, sigma_numpy
+from .kernels.rntk import READOUTS, pack_sequences
+
+
+@dataclass
+class _Features:
+    """What the NTK needs of a batch of equal-length sequences (B sequences, T steps, width n)."""
+
+    deltas: list  # per layer (B, T, n): df/dg^{l,t}
+    states_prev: list  # per layer (B, T, n): h^{l,t-1}
+    inputs: list  # per layer (B, T, m_l): h^{l-1,t}
+    readout: np.ndarray  # (B, n): r(x)
+    outputs: np.ndarray  # (B,)
+
+
+class ElmanRNN:
+    """Width-n, depth-L Elman RNN in NTK parameterisation (section 4 of the reference).
+
+    Parameters
+    ----------
+    width, input_dim, layers : int
+    activation : {"relu", "erf", "tanh"}
+    sigma_w, sigma_u, sigma_b, sigma_v, sigma_h : float
+        Scales of the recurrent, input, bias, readout weights and of the (fixed) initial state.
+    readout : {"last", "mean"}
+    seed : int, SeedSequence or None
+    """
+
+    def __init__(self, width, input_dim, layers=1, activation="relu", sigma_w=1.0, sigma_u=1.0, sigma_b=0.0,
+                 sigma_v=1.0, sigma_h=0.0, readout="last", seed=None):
+        for name, value in (("width", width), ("input_dim", input_dim), ("layers", layers)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name, value in (("sigma_w", sigma_w), ("sigma_u", sigma_u), ("sigma_b", sigma_b),
+                            ("sigma_v", sigma_v), ("sigma_h", sigma_h)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        activation_code(activation)
+        self.width, self.input_dim, self.layers = int(width), int(input_dim), int(layers)
+        self.activation, self.readout = activation, readout
+        self.sigma_w, self.sigma_u, self.sigma_b, self.sigma_v, self.sigma_h = (
+            float(sigma_w), float(sigma_u), float(sigma_b), float(sigma_v), float(sigma_h))
+        rng = np.random.default_rng(seed)
+        n = self.width
+        self.W = [rng.standard_normal((n, n)) for _ in range(layers)]
+        self.U = [rng.standard_normal((n, input_dim if l == 0 else n)) for l in range(layers)]
+        self.b = [rng.standard_normal(n) for _ in range(layers)]
+        self.V = rng.standard_normal(n)
+        self.h0 = [self.sigma_h * rng.standard_normal(n) for _ in range(layers)]
+
+    # -- forward and backward on a batch of equal-length sequences -----------------------------
+    def _scales(self, layer):
+        m_l = self.input_dim if layer == 0 else self.width
+        return self.sigma_w / math.sqrt(self.width), self.sigma_u / math.sqrt(m_l)
+
+    def _batch(self, x: np.ndarray) -> _Features:
+        """Forward and BPTT for x (B, T, m)."""
+        B, T, _ = x.shape
+        n, L = self.width, self.layers
+        pre = [np.empty((B, T, n)) for _ in range(L)]
+        prev = [np.empty((B, T, n)) for _ in range(L)]
+        inputs = [x] + [np.empty((B, T, n)) for _ in range(L - 1)]
+        h = [np.broadcast_to(h0, (B, n)) for h0 in self.h0]
+        for t in range(T):
+            below = x[:, t]
+            for l in range(L):
+                aw, au = self._scales(l)
+                prev[l][:, t] = h[l]
+                if l > 0:
+                    inputs[l][:, t] = below
+                g = aw * h[l] @ self.W[l].T + au * below @ self.U[l].T + self.sigma_b * self.b[l]
+                pre[l][:, t] = g
+                h[l] = sigma_numpy(self.activation, g)
+                below = h[l]
+        top_states = np.concatenate([prev[-1][:, 1:], h[-1][:, None]], axis=1)  # h^{L,t}, t = 1..T
+        r = h[-1] if self.readout == "last" else top_states.mean(axis=1)
+        av = self.sigma_v / math.sqrt(n)
+        outputs = av * r @ self.V
+        deltas = [np.empty((B, T, n)) for _ in range(L)]
+        future = [np.zeros((B, n)) for _ in range(L)]  # df/dh^{l,t} through g^{l,t+1}
+        for t in range(T - 1, -1, -1):
+            above = None  # df/dh^{l,t} through g^{l+1,t}
+            for l in range(L - 1, -1, -1):
+                aw, au = self._scales(l)
+                grad_h = future[l].copy()
+                if l == L - 1 and (self.readout == "mean" or t == T - 1):
+                    grad_h += av * self.V / (T if self.readout == "mean" else 1)
+                if above is not None:
+                    grad_h += above
+                delta = derivative_numpy(self.activation, pre[l][:, t]) * grad_h
+                deltas[l][:, t] = delta
+                future[l] = aw * delta @ self.W[l]
+                above = au * delta @ self.U[l] if l > 0 else None
+        return _Features(deltas, prev, inputs, r, outputs)
+
+    def _features(self, X):
+        """Features of every sequence, grouped by length; returns (list of (indices, _Features))."""
+        flat, offsets = pack_sequences(X, "X", input_dim=self.input_dim)
+        lengths = np.diff(offsets)
+        groups = []
+        for T in np.unique(lengths):
+            idx = np.flatnonzero(lengths == T)
+            batch = np.stack([flat[offsets[i]:offsets[i + 1]] for i in idx])
+            groups.append((idx, self._batch(batch)))
+        return groups, len(lengths)
+
+    def __call__(self, X) -> np.ndarray:
+        """f on each sequence of X, shape (M,)."""
+        groups, M = self._features(X)
+        out = np.empty(M)
+        for idx, feat in groups:
+            out[idx] = feat.outputs
+        return out
+
+    # -- kernels ---------------------------------------------------------------------------------
+    def ntk(self, X, Y=None) -> np.ndarray:
+        """Empirical NTK Gram <grad_theta f(x_i), grad_theta f(y_j)> (all of W, U, b, V trained)."""
+        gx, M = self._features(X)
+        gy, P = (gx, M) if Y is None else self._features(Y)
+        n = self.width
+        G = np.zeros((M, P))
+        for ix, fx in gx:
+            for iy, fy in gy:
+                block = self.sigma_v**2 / n * fx.readout @ fy.readout.T
+                for l in range(self.layers):
+                    aw, au = self._scales(l)
+                    dd = np.einsum("atn,bsn->abts", fx.deltas[l], fy.deltas[l])
+                    hh = np.einsum("atn,bsn->abts", fx.states_prev[l], fy.states_prev[l])
+                    ii = np.einsum("atn,bsn->abts", fx.inputs[l], fy.inputs[l])
+                    block += np.einsum("abts,abts->ab", dd, aw**2 * hh + au**2 * ii + self.sigma_b**2)
+                G[np.ix_(ix, iy)] = block
+        return G
+
+    def nngp(self, X, Y=None) -> np.ndarray:
+        """sigma_v^2 r(x) . r(y) / n: the output covariance averaged over the readout V exactly."""
+        gx, M = self._features(X)
+        gy, P = (gx, M) if Y is None else self._features(Y)
+        G = np.zeros((M, P))
+        for ix, fx in gx:
+            for iy, fy in gy:
+                G[np.ix_(ix, iy)] = self.sigma_v**2 / self.width * fx.readout @ fy.readout.T
+        return G
+
+    # -- training --------------------------------------------------------------------------------
+    def _gradient_step(self, groups, residual, lr):
+        """theta -= lr * sum_i residual_i grad f(x_i) over the sequences of ``groups``."""
+        n = self.width
+        steps = {}
+        for idx, f in groups:
+            e = residual[idx]
+            for l in range(self.layers):
+                aw, au = self._scales(l)
+                d = f.deltas[l] * e[:, None, None]
+                for key, val in ((("W", l), aw * np.einsum("btn,btk->nk", d, f.states_prev[l])),
+                                 (("U", l), au * np.einsum("btn,btk->nk", d, f.inputs[l])),
+                                 (("b", l), self.sigma_b * d.sum(axis=(0, 1)))):
+                    steps[key] = steps.get(key, 0) + val
+            steps["V"] = steps.get("V", 0) + self.sigma_v / math.sqrt(n) * e @ f.readout
+        for l in range(self.layers):
+            self.W[l] -= lr * steps[("W", l)]
+            self.U[l] -= lr * steps[("U", l)]
+            self.b[l] -= lr * steps[("b", l)]
+        self.V -= lr * steps["V"]
+
+    def train(self, X, y, lr, steps, *, mode="full", X_eval=None, record_every=1, seed=None):
+        """Gradient descent on (1/2M) sum_i (f(x_i) - y_i)^2; returns (record steps, f on X_eval).
+
+        ``mode="full"``: full-batch steps theta -= lr grad L, so that in the kernel regime f follows
+        f' = -(1/M) Theta (f - y) in time t = lr * step. ``mode="online"``: one sequence per step
+        (drawn uniformly with ``seed``), theta -= lr (f_i - y_i) grad f_i, whose expectation is the
+        full-batch step.
+        """
+        y = np.asarray(y, dtype=float)
+        M = len(X)
+        if y.shape != (M,) or not np.all(np.isfinite(y)):
+            raise ValueError(f"y must be {M} finite targets, got shape {y.shape}")
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be finite and > 0, got {lr!r}")
+        if mode not in ("full", "online"):
+            raise ValueError(f"mode must be 'full' or 'online', got {mode!r}")
+        X_eval = X if X_eval is None else X_eval
+        rng = np.random.default_rng(seed)
+        recorded, values = [], []
+        for k in range(int(steps) + 1):
+            if k % record_every == 0:
+                recorded.append(k)
+                values.append(self(X_eval))
+            if k == steps:
+                break
+            if mode == "full":
+                groups, _ = self._features(X)
+                residual = np.empty(M)
+                for idx, f in groups:
+                    residual[idx] = f.outputs
+                self._gradient_step(groups, (residual - y) / M, lr)
+            else:
+                i = int(rng.integers(M))
+                groups, _ = self._features([np.asarray(X[i], float)])
+                self._gradient_step(groups, groups[0][1].outputs - y[i:i + 1], lr)
+            if not np.all(np.isfinite(self.V)):
+                raise FloatingPointError(f"training diverged at step {k}; try a smaller lr")
+        return np.array(recorded), np.array(values)

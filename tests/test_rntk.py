@@ -1,0 +1,155 @@
+import math
+
+import numpy as np
+import pytest
+
+from meanfield.activations import ERF, RELU, TANH, gaussian_dual, normal_rule
+from meanfield.convergence import fit_rate
+from meanfield.elman import ElmanRNN
+from meanfield.kernels import rntk
+from meanfield.reference import gaussian_dual_reference, rntk_reference
+
+RULE = normal_rule()
+
+
+def relu_dual(s11, s12, s22):
+    return gaussian_dual(s11, s12, s22, RELU, *RULE)
+
+
+def erf_dual(s11, s12, s22):
+    return gaussian_dual(s11, s12, s22, ERF, *RULE)
+
+
+@pytest.fixture(scope="module")
+def sequences():
+    rng = np.random.default_rng(0)
+    return [rng.normal(size=(T, 2)) for T in (3, 5, 4, 1)], [rng.normal(size=(T, 2)) for T in (2, 5, 6)]
+
+
+@pytest.mark.parametrize("activation, dual", [("relu", relu_dual), ("erf", erf_dual), ("tanh", None)])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("readout", ["last", "mean"])
+def test_compiled_rntk_equals_the_full_grid_reference(sequences, activation, dual, layers, readout):
+    """The reference recurses over every (t, t') pair; the compiled kernel over the end-aligned
+    diagonal only (last readout) - they must agree, for cross and symmetric Grams."""
+    X, Y = sequences
+    kw = dict(layers=layers, activation=activation, sigma_w=1.1, sigma_u=0.9, sigma_b=0.3, sigma_v=1.2,
+              sigma_h=0.5, readout=readout)
+    tol = 1e-13 if activation != "tanh" else 1e-9
+    # A sequence paired with itself has lambda = 1; the reference computes its own variances and the
+    # pair by different roundings, and ReLU's (pi - arccos lambda) turns an ulp into sqrt(eps) ~ 1e-8.
+    # (The compiled kernel shares the arithmetic of both and gets lambda = 1 exactly.)
+    for (A, B), t in (((X, Y), tol), ((X, X), 1e-7 if activation == "relu" else tol)):
+        nngp, ntk = rntk(A, B, kind="both", **kw)
+        ref_nngp, ref_ntk = rntk_reference(A, B, dual=dual, **kw)
+        np.testing.assert_allclose(nngp, ref_nngp, atol=t, rtol=t)
+        np.testing.assert_allclose(ntk, ref_ntk, atol=t, rtol=t)
+    sym = rntk(X, kind="ntk", **kw)
+    np.testing.assert_array_equal(sym, sym.T)
+    np.testing.assert_allclose(sym, rntk(X, [x.copy() for x in X], **kw), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("s11, s12, s22", [(1.3, 0.4, 0.8), (2.0, -1.5, 1.5), (0.5, 0.5, 0.5), (3.0, 0.0, 0.2)])
+def test_closed_form_duals_against_gaussian_integrals(s11, s12, s22):
+    # erf is smooth: a fine trapezoidal rule is exact to rounding
+    np.testing.assert_allclose(erf_dual(s11, s12, s22),
+                               gaussian_dual_reference(s11, s12, s22, "erf", order=400), atol=1e-12)
+    # ReLU has a kink: the rule converges slowly (measured error about 1e-5 at 2000 nodes)
+    np.testing.assert_allclose(relu_dual(s11, s12, s22),
+                               gaussian_dual_reference(s11, s12, s22, "relu", order=2000), atol=5e-5)
+    # tanh by the compiled 96-node rule against a 400-node rule
+    np.testing.assert_allclose(gaussian_dual(s11, s12, s22, TANH, *RULE),
+                               gaussian_dual_reference(s11, s12, s22, "tanh", order=400), atol=1e-10)
+
+
+def test_gram_is_symmetric_positive_semidefinite():
+    rng = np.random.default_rng(1)
+    X = [rng.normal(size=(T, 3)) for T in rng.integers(1, 9, size=25)]
+    for activation in ("relu", "erf"):
+        for kind_index, G in enumerate(rntk(X, kind="both", layers=2, activation=activation, sigma_b=0.1)):
+            np.testing.assert_array_equal(G, G.T)
+            eig = np.linalg.eigvalsh(G)
+            assert eig.min() > -1e-12 * eig.max(), (activation, kind_index, eig.min())
+
+
+def test_left_padding_with_zeros_changes_nothing_without_bias_and_initial_state():
+    """With sigma_b = sigma_h = 0 and phi(0) = 0, zero inputs keep the state at 0, so left-padding a
+    sequence with zeros leaves the network and both kernels unchanged (last readout). A bias, an
+    initial state, or the mean readout (which averages over the padded steps) break this."""
+    rng = np.random.default_rng(2)
+    X = [rng.normal(size=(T, 2)) for T in (3, 6)]
+    padded = [np.vstack([np.zeros((4, 2)), x]) for x in X]
+    Y = [rng.normal(size=(T, 2)) for T in (2, 5, 7)]
+    for activation in ("relu", "erf", "tanh"):
+        kw = dict(layers=2, activation=activation, sigma_w=1.2, sigma_u=0.8)
+        for a, b in zip(rntk(X, Y, kind="both", **kw), rntk(padded, Y, kind="both", **kw)):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+        net = ElmanRNN(64, 2, **kw, seed=3)
+        np.testing.assert_allclose(net(X), net(padded), rtol=1e-13, atol=1e-15)
+        for breaking in (dict(sigma_b=0.3), dict(sigma_h=0.3), dict(readout="mean")):
+            assert not np.allclose(rntk(X, Y, **kw, **breaking), rntk(padded, Y, **kw, **breaking))
+
+
+def test_empirical_ntk_equals_finite_difference_jacobians():
+    rng = np.random.default_rng(4)
+    X = [rng.normal(size=(T, 2)) for T in (3, 4, 3)]
+    for readout in ("last", "mean"):
+        net = ElmanRNN(5, 2, layers=2, activation="tanh", sigma_b=0.4, sigma_h=0.3, readout=readout, seed=1)
+        rows, h = [], 1e-6
+        for P in net.W + net.U + net.b + [net.V]:
+            for idx in np.ndindex(P.shape):
+                old = P[idx]
+                P[idx] = old + h
+                up = net(X)
+                P[idx] = old - h
+                down = net(X)
+                P[idx] = old
+                rows.append((up - down) / (2 * h))
+        J = np.array(rows).T
+        np.testing.assert_allclose(net.ntk(X), J @ J.T, atol=1e-8)
+
+
+RATE_CASES = [("relu", 1, "equal"), ("relu", 2, "different"), ("erf", 1, "different"), ("erf", 2, "equal")]
+
+
+@pytest.mark.parametrize("activation, layers, lengths", RATE_CASES)
+def test_wide_networks_converge_to_the_rntk_at_rate_one_half(activation, layers, lengths):
+    rng = np.random.default_rng(5)
+    X = [rng.normal(size=(4 if lengths == "equal" else T, 2)) for T in (2, 4, 5)]
+    kw = dict(layers=layers, activation=activation, sigma_w=1.0, sigma_u=1.0, sigma_b=0.2, sigma_v=1.0)
+    nngp, ntk = rntk(X, kind="both", **kw)
+    widths = 2 ** np.arange(7, 13)
+    e_ntk, e_nngp = [], []
+    for n in widths:
+        nets = [ElmanRNN(int(n), 2, seed=[int(n), s], **kw) for s in range(SEEDS)]
+        e_ntk.append([np.linalg.norm(net.ntk(X) - ntk) / np.linalg.norm(ntk) for net in nets])
+        e_nngp.append([np.linalg.norm(net.nngp(X) - nngp) / np.linalg.norm(nngp) for net in nets])
+    for name, errors in (("ntk", e_ntk), ("nngp", e_nngp)):
+        fit = fit_rate(widths, errors)
+        assert fit.covers(-0.5) and fit.ci_high < -0.2, (name, fit)
+
+
+SEEDS = 8
+
+
+def test_rntk_validation():
+    good = [np.zeros((3, 2))]
+    with pytest.raises(ValueError, match=r"X\[1\] has input dimension 3"):
+        rntk([np.zeros((3, 2)), np.zeros((2, 3))])
+    with pytest.raises(ValueError, match="NaN"):
+        rntk([np.full((3, 2), np.nan)])
+    with pytest.raises(ValueError, match="shape"):
+        rntk([np.zeros(3)])
+    with pytest.raises(ValueError, match="at least one"):
+        rntk([])
+    with pytest.raises(ValueError, match="input dimension"):
+        rntk(good, [np.zeros((2, 5))])
+    with pytest.raises(ValueError, match="kind"):
+        rntk(good, kind="gp")
+    with pytest.raises(ValueError, match="readout"):
+        rntk(good, readout="max")
+    with pytest.raises(ValueError, match="sigma_w"):
+        rntk(good, sigma_w=-1.0)
+    with pytest.raises(ValueError, match="activation"):
+        rntk(good, activation="softplus")
+    assert math.isfinite(rntk(good)[0, 0])
