@@ -34,6 +34,13 @@ class _Features:
     outputs: np.ndarray  # (B,)
 
 
+def _pair_products(A, B):
+    """(a, t, b, s) -> A[a, t] . B[b, s] for A (Ma, T, k), B (Mb, S, k), as one BLAS product."""
+    Ma, T, k = A.shape
+    Mb, S, _ = B.shape
+    return (A.reshape(Ma * T, k) @ B.reshape(Mb * S, k).T).reshape(Ma, T, Mb, S)
+
+
 class ElmanRNN:
     """Width-n, depth-L Elman RNN in NTK parameterisation (section 4 of the reference).
 
@@ -147,10 +154,10 @@ class ElmanRNN:
                 block = self.sigma_v**2 / n * fx.readout @ fy.readout.T
                 for l in range(self.layers):
                     aw, au = self._scales(l)
-                    dd = np.einsum("atn,bsn->abts", fx.deltas[l], fy.deltas[l])
-                    hh = np.einsum("atn,bsn->abts", fx.states_prev[l], fy.states_prev[l])
-                    ii = np.einsum("atn,bsn->abts", fx.inputs[l], fy.inputs[l])
-                    block += np.einsum("abts,abts->ab", dd, aw**2 * hh + au**2 * ii + self.sigma_b**2)
+                    dd = _pair_products(fx.deltas[l], fy.deltas[l])
+                    hh = _pair_products(fx.states_prev[l], fy.states_prev[l])
+                    ii = _pair_products(fx.inputs[l], fy.inputs[l])
+                    block += np.einsum("atbs,atbs->ab", dd, aw**2 * hh + au**2 * ii + self.sigma_b**2)
                 G[np.ix_(ix, iy)] = block
         return G
 
@@ -166,24 +173,23 @@ class ElmanRNN:
 
     # -- training --------------------------------------------------------------------------------
     def _gradient_step(self, groups, residual, lr):
-        """theta -= lr * sum_i residual_i grad f(x_i) over the sequences of ``groups``."""
+        """theta -= lr * sum_i residual_i grad f(x_i) over the sequences of ``groups``.
+
+        All groups are stacked along (sequence, time) so that each weight matrix gets one BLAS
+        product, scaled on the small operand, and is updated in place (no n x n temporaries per group).
+        """
         n = self.width
-        steps = {}
-        for idx, f in groups:
-            e = residual[idx]
-            for l in range(self.layers):
-                aw, au = self._scales(l)
-                d = f.deltas[l] * e[:, None, None]
-                for key, val in ((("W", l), aw * np.einsum("btn,btk->nk", d, f.states_prev[l])),
-                                 (("U", l), au * np.einsum("btn,btk->nk", d, f.inputs[l])),
-                                 (("b", l), self.sigma_b * d.sum(axis=(0, 1)))):
-                    steps[key] = steps.get(key, 0) + val
-            steps["V"] = steps.get("V", 0) + self.sigma_v / math.sqrt(n) * e @ f.readout
         for l in range(self.layers):
-            self.W[l] -= lr * steps[("W", l)]
-            self.U[l] -= lr * steps[("U", l)]
-            self.b[l] -= lr * steps[("b", l)]
-        self.V -= lr * steps["V"]
+            aw, au = self._scales(l)
+            D = np.concatenate([(f.deltas[l] * residual[idx][:, None, None]).reshape(-1, n) for idx, f in groups])
+            prev = np.concatenate([f.states_prev[l].reshape(-1, n) for _, f in groups])
+            inputs = np.concatenate([f.inputs[l].reshape(-1, f.inputs[l].shape[2]) for _, f in groups])
+            self.W[l] -= (lr * aw * D).T @ prev
+            self.U[l] -= (lr * au * D).T @ inputs
+            self.b[l] -= lr * self.sigma_b * D.sum(axis=0)
+        readouts = np.concatenate([f.readout for _, f in groups])
+        e = np.concatenate([residual[idx] for idx, _ in groups])
+        self.V -= lr * self.sigma_v / math.sqrt(n) * e @ readouts
 
     def train(self, X, y, lr, steps, *, mode="full", X_eval=None, record_every=1, seed=None):
         """Gradient descent on (1/2M) sum_i (f(x_i) - y_i)^2; returns (record steps, f on X_eval).

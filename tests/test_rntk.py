@@ -153,3 +153,46 @@ def test_rntk_validation():
     with pytest.raises(ValueError, match="activation"):
         rntk(good, activation="softplus")
     assert math.isfinite(rntk(good)[0, 0])
+
+
+def test_gradient_descent_follows_the_rntk_kernel_flow():
+    """Full-batch GD with step lr on (1/2M) sum (f - y)^2 is, for wide networks, the flow
+    f' = -(1/M) Theta (f - y) in time t = lr * steps, solved by solvers.ode with the analytic RNTK and
+    the network's own f_0. The relative gap must shrink with the width (fitted slope below 0)."""
+    from solvers.ode import LinearKernelFlow
+
+    rng = np.random.default_rng(6)
+    X_train = [rng.normal(size=(T, 2)) for T in (3, 4, 5, 4, 3, 5, 2, 4)]
+    y = np.array([np.sin(x[-1, 0] + 0.5 * x[0, 1]) for x in X_train])
+    X_test = [rng.normal(size=(T, 2)) for T in (3, 5, 4)]
+    kw = dict(layers=1, activation="erf", sigma_w=1.0, sigma_u=1.0, sigma_b=0.2, sigma_v=1.0)
+    K, K_cross = rntk(X_train, **kw), rntk(X_test, X_train, **kw)
+    M, lr, steps = len(X_train), 0.5, 40
+    widths = [64, 256, 1024]
+    gaps = []
+    for n in widths:
+        per_seed = []
+        for s in range(3):
+            net = ElmanRNN(n, 2, seed=[n, s], **kw)
+            f0_train, f0_test = net(X_train), net(X_test)
+            rec, f = net.train(X_train, y, lr, steps, X_eval=X_train + X_test, record_every=5)
+            flow = LinearKernelFlow(K, np.full(M, 1 / M), y, 1.0, f0_train)
+            pred = np.hstack([flow.on_grid(rec * lr), flow.at(rec * lr, K_cross, f0_test)])
+            per_seed.append(np.abs(f - pred).max() / np.abs(pred - pred[0]).max())
+        gaps.append(per_seed)
+    fit = fit_rate(widths, gaps)
+    assert fit.ci_high < 0, fit
+    assert np.mean(gaps[-1]) < 0.1  # at width 1024 the network is within 10% of the kernel flow
+    # and the training moved the outputs: the prediction is not the trivial f_t = f_0
+    assert np.abs(pred - pred[0]).max() > 0.3
+
+
+def test_online_sgd_reduces_the_training_loss():
+    rng = np.random.default_rng(7)
+    X = [rng.normal(size=(4, 2)) for _ in range(6)]
+    y = np.array([x[-1, 0] for x in X])
+    net = ElmanRNN(256, 2, activation="relu", seed=0)
+    _, f = net.train(X, y, 0.2, 120, mode="online", record_every=120, seed=1)
+    assert np.mean((f[-1] - y) ** 2) < 0.5 * np.mean((f[0] - y) ** 2)
+    with pytest.raises(ValueError, match="mode"):
+        net.train(X, y, 0.1, 1, mode="batch")
