@@ -5,7 +5,7 @@ import pytest
 from numba import njit
 from scipy import special
 
-from meanfield.activations import ERF, TANH, activation_code, derivative_numpy, sigma_and_derivative
+from meanfield.activations import ERF, TANH, acos_scalar, activation_code, derivative_numpy, sigma_and_derivative
 
 
 @njit(cache=True)
@@ -44,3 +44,18 @@ def test_erf_and_derivative():
 def test_unknown_activation_is_refused():
     with pytest.raises(ValueError, match="activation"):
         activation_code("relu6")
+
+
+@njit(cache=True)
+def _acos(x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = acos_scalar(x[i])
+    return out
+
+
+def test_vectorisable_arccos():
+    x = np.concatenate([np.linspace(-1, 1, 400001), 1 - np.geomspace(1e-16, 1, 2000), -1 + np.geomspace(1e-16, 1, 2000)])
+    np.testing.assert_allclose(_acos(x), np.arccos(x), rtol=0, atol=5e-14)
+    assert _acos(np.array([1.0]))[0] == 0.0 and _acos(np.array([-1.0]))[0] == math.pi
+    assert _acos(np.array([1.5]))[0] == 0.0  # clamped (lambda can exceed 1 by rounding)

@@ -28,7 +28,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..activations import ERF, JIT, RELU, activation_code, gaussian_dual, normal_rule
+from ..activations import ERF, JIT, RELU, activation_code, gaussian_dual, gaussian_dual_rows, normal_rule
 
 KINDS = ("ntk", "nngp", "both")
 READOUTS = ("last", "mean")
@@ -100,34 +100,61 @@ def _own_variances(flat, offsets, L, p, code, zx, zw):
 
 
 @njit(**JIT)
-def _pair_last(flat_x, x0, Tx, var_x, flat_y, y0, Ty, var_y, L, p, code, zx, zw):
-    """(NNGP, NTK) of one pair, last readout: the end-aligned diagonal recursion."""
+def _row_last(fx, x0, Tx, vx, fy, oy, vy, j0, L, p, code, zx, zw, nngp_row, ntk_row):
+    """(NNGP, NTK) of sequence x against sequences j0.. of Y, last readout, into the two rows.
+
+    Steps run along x's timeline t; the pair (x, y_j) is on its end-aligned diagonal from
+    t = max(0, Tx - Ty_j) on, at y_j's step t + Ty_j - Tx. The loops run over the pairs, which are
+    independent, in passes without branches (inactive pairs are masked), so the ReLU passes
+    vectorise; a loop over the steps of one pair is a latency-bound chain (sqrt, division, arccos).
+    """
     s_w, s_u, s_v, s_h = p[0], p[1], p[3], p[4]
-    n = min(Tx, Ty)
-    sx, sy = x0 + Tx - n, y0 + Ty - n  # first aligned step of each sequence
-    k_prev = np.empty(L)
-    kd_prev = np.zeros(L)
-    th_prev = np.zeros(L)
-    for ll in range(L):
-        k_prev[ll] = s_h if Tx == Ty else 0.0
-    k_cur = np.empty(L)
-    kd_cur = np.empty(L)
-    th_cur = np.empty(L)
-    for step in range(n):
-        tx, ty = sx + step, sy + step
-        below = _input_product(flat_x[tx], flat_y[ty])
+    nj = oy.size - 1 - j0
+    start = np.empty(nj, dtype=np.int64)
+    shift = np.empty(nj, dtype=np.int64)
+    first = np.empty(nj, dtype=np.int64)
+    k_prev = np.empty((L, nj))
+    kd_prev = np.zeros((L, nj))
+    th_prev = np.zeros((L, nj))
+    for jj in range(nj):
+        Ty = oy[j0 + jj + 1] - oy[j0 + jj]
+        start[jj] = max(0, Tx - Ty)
+        shift[jj] = oy[j0 + jj] + Ty - Tx  # y's step aligned with x's step t is t + shift
+        first[jj] = oy[j0 + jj]
         for ll in range(L):
-            sig = _preactivation(p, k_prev[ll], below)
-            kk, kd = gaussian_dual(var_x[ll, tx], sig, var_y[ll, ty], code, zx, zw)
-            th = sig + s_w * kd_prev[ll] * th_prev[ll]
-            if ll > 0:
-                th += s_u * kd_cur[ll - 1] * th_cur[ll - 1]
-            k_cur[ll], kd_cur[ll], th_cur[ll] = kk, kd, th
-            below = kk
+            k_prev[ll, jj] = s_h if Tx == Ty else 0.0
+    below = np.empty(nj)
+    sig = np.empty(nj)
+    vyt = np.empty(nj)
+    kk = np.empty(nj)
+    kd = np.empty(nj)
+    th_below = np.zeros(nj)
+    index = np.empty(nj, dtype=np.int64)
+    for t in range(Tx):
+        xt = fx[x0 + t]
+        for jj in range(nj):  # inactive pairs read y's first step; their results are masked
+            index[jj] = max(t + shift[jj], first[jj])
+            below[jj] = _input_product(xt, fy[index[jj]])
         for ll in range(L):
-            k_prev[ll], kd_prev[ll], th_prev[ll] = k_cur[ll], kd_cur[ll], th_cur[ll]
+            kp, kdp, thp = k_prev[ll], kd_prev[ll], th_prev[ll]
+            for jj in range(nj):
+                sig[jj] = _preactivation(p, kp[jj], below[jj])
+                vyt[jj] = vy[ll, index[jj]]
+            gaussian_dual_rows(vx[ll, x0 + t], sig, vyt, code, zx, zw, kk, kd, nj)
+            for jj in range(nj):
+                active = t >= start[jj]
+                # layer below at this step: kd_prev[ll - 1] was already updated in place
+                th = sig[jj] + s_w * kdp[jj] * thp[jj] + (s_u * kd_prev[ll - 1, jj] * th_below[jj]
+                                                          if ll > 0 else 0.0)
+                kp[jj] = kk[jj] if active else kp[jj]
+                kdp[jj] = kd[jj] if active else kdp[jj]
+                thp[jj] = th if active else thp[jj]
+                below[jj] = kk[jj]
+                th_below[jj] = th
     top = L - 1
-    return s_v * k_prev[top], s_v * (k_prev[top] + kd_prev[top] * th_prev[top])
+    for jj in range(nj):
+        nngp_row[j0 + jj] = s_v * k_prev[top, jj]
+        ntk_row[j0 + jj] = s_v * (k_prev[top, jj] + kd_prev[top, jj] * th_prev[top, jj])
 
 
 @njit(**JIT)
@@ -170,23 +197,38 @@ def _pair_mean(flat_x, x0, Tx, var_x, flat_y, y0, Ty, var_y, L, p, code, zx, zw)
     return scale * nngp, scale * ntk
 
 
+@njit(**JIT)
+def _row(i, fx, ox, vx, fy, oy, vy, symmetric, mean, L, p, code, zx, zw, nngp, ntk):
+    x0, Tx = ox[i], ox[i + 1] - ox[i]
+    j0 = i if symmetric else 0
+    if mean:
+        for j in range(j0, oy.size - 1):
+            nngp[i, j], ntk[i, j] = _pair_mean(fx, x0, Tx, vx, fy, oy[j], oy[j + 1] - oy[j], vy, L, p, code,
+                                               zx, zw)
+    else:
+        _row_last(fx, x0, Tx, vx, fy, oy, vy, j0, L, p, code, zx, zw, nngp[i], ntk[i])
+
+
 @njit(parallel=True, **JIT)
 def _gram(fx, ox, vx, fy, oy, vy, symmetric, mean, L, p, code, zx, zw):
-    """NNGP and NTK Gram matrices; with ``symmetric`` (Y is X) each pair is computed once."""
+    """NNGP and NTK Gram matrices; with ``symmetric`` (Y is X) each pair is computed once.
+
+    A symmetric Gram's row i holds M - i pairs: rows go to the threads in couples (r, M - 1 - r) of
+    equal total work.
+    """
     M, P = ox.size - 1, oy.size - 1
-    nngp = np.empty((M, P))
-    ntk = np.empty((M, P))
-    for i in prange(M):
-        x0, Tx = ox[i], ox[i + 1] - ox[i]
-        for j in range(i if symmetric else 0, P):
-            y0, Ty = oy[j], oy[j + 1] - oy[j]
-            if mean:
-                a, b = _pair_mean(fx, x0, Tx, vx, fy, y0, Ty, vy, L, p, code, zx, zw)
-            else:
-                a, b = _pair_last(fx, x0, Tx, vx, fy, y0, Ty, vy, L, p, code, zx, zw)
-            nngp[i, j], ntk[i, j] = a, b
-            if symmetric:
-                nngp[j, i], ntk[j, i] = a, b
+    nngp = np.zeros((M, P))
+    ntk = np.zeros((M, P))
+    n_tasks = (M + 1) // 2 if symmetric else M
+    for task in prange(n_tasks):
+        r = np.int64(task)  # prange indices are unsigned: M - 1 - r would become a float
+        _row(r, fx, ox, vx, fy, oy, vy, symmetric, mean, L, p, code, zx, zw, nngp, ntk)
+        if symmetric and M - 1 - r != r:
+            _row(M - 1 - r, fx, ox, vx, fy, oy, vy, symmetric, mean, L, p, code, zx, zw, nngp, ntk)
+    if symmetric:
+        for i in range(M):
+            for j in range(i):
+                nngp[i, j], ntk[i, j] = nngp[j, i], ntk[j, i]
     return nngp, ntk
 
 
