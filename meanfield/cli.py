@@ -22,6 +22,27 @@ def _study(args):
     print(f"report: {path}")
 
 
+def _rntk(args):
+    import json
+    from pathlib import Path
+
+    from .studies.ucr import DATASETS, KERNELS, accuracy_table, run_ucr
+
+    kernels = args.kernel or list(KERNELS)
+    names = sorted(DATASETS) if args.dataset == "all" else [args.dataset]
+    if args.dataset != "all" and args.dataset not in DATASETS:
+        raise ValueError(f"--dataset must be 'all' or one of {sorted(DATASETS)}, got {args.dataset!r}")
+    reports = []
+    for name in names:
+        out = Path(args.out) / name if len(names) > 1 else Path(args.out)
+        path = run_ucr(name, out, kernels, folds=args.folds)
+        reports.append(json.loads(path.read_text()))
+        print(f"{name}: " + ", ".join(f"{r['kernel']} {r.get('test_accuracy', 'n/a')}" for r in reports[-1]["results"]))
+    table = Path(args.out) / "table.md"
+    table.write_text(accuracy_table(reports))
+    print(f"report: {table}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meanfield", description="Wide RNNs and their infinite-width limits.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
@@ -34,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://HOST:PORT")
     study.add_argument("--no-progress", action="store_true", help="hide progress bars")
     study.set_defaults(func=_study)
+
+    rn = sub.add_parser("rntk", help="SVM with the RNTK and baselines on UCR/UEA datasets shipped with aeon")
+    rn.add_argument("--dataset", required=True, help="ArrowHead, BasicMotions, GunPoint, ItalyPowerDemand, "
+                                                     "JapaneseVowels, PickupGestureWiimoteZ, or all")
+    rn.add_argument("--kernel", action="append", choices=["rntk", "nngp", "rbf", "ntk-mlp"],
+                    help="kernel to evaluate (repeatable; default: all four)")
+    rn.add_argument("--folds", type=int, default=5, help="cross-validation folds on the training split")
+    rn.add_argument("--out", default="results/rntk", help="output folder (default: results/rntk)")
+    rn.set_defaults(func=_rntk)
 
     demo = sub.add_parser("demo", help="train a few widths and plot their outputs (a quick look at the simulator)")
     demo.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
@@ -50,7 +80,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FloatingPointError) as err:
+    except (ValueError, FloatingPointError, ImportError) as err:
         print(f"meanfield {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from meanfield.kernels import rntk
+from meanfield.studies import ucr
+
+pytest.importorskip("sklearn")
+
+
+def two_class_sequences(rng, n, lengths):
+    """Class 0: a slow sine; class 1: a fast one; random phase, noise, and lengths."""
+    X, y = [], []
+    for i in range(n):
+        T = int(rng.choice(lengths))
+        freq = 0.1 if i % 2 == 0 else 0.5
+        t = np.arange(T)
+        X.append((np.sin(freq * t + rng.uniform(0, 2 * np.pi)) + 0.2 * rng.normal(size=T))[:, None])
+        y.append(i % 2)
+    return X, np.array(y)
+
+
+def test_rntk_svm_separates_a_synthetic_sequence_task_of_mixed_lengths():
+    rng = np.random.default_rng(0)
+    X_train, y_train = two_class_sequences(rng, 40, [20, 30, 40])
+    X_test, y_test = two_class_sequences(rng, 60, [25, 35])
+    res = ucr.evaluate_kernel("rntk", X_train, y_train, X_test, y_test, folds=4)
+    assert res["test_accuracy"] > 0.9, res
+    assert set(res["hyperparameters"]) == {"sigma_w", "sigma_b", "layers", "C"}
+    assert ucr.evaluate_kernel("rbf", X_train, y_train, X_test, y_test)["skipped"].startswith("needs")
+
+
+def test_hyperparameters_are_chosen_on_the_training_split_only():
+    """Corrupting the test labels must change the test accuracy and nothing else."""
+    rng = np.random.default_rng(1)
+    X_train, y_train = two_class_sequences(rng, 30, [24])
+    X_test, y_test = two_class_sequences(rng, 30, [24])
+    clean = ucr.evaluate_kernel("ntk-mlp", X_train, y_train, X_test, y_test, folds=3)
+    flipped = ucr.evaluate_kernel("ntk-mlp", X_train, y_train, X_test, 1 - y_test, folds=3)
+    assert flipped["hyperparameters"] == clean["hyperparameters"]
+    assert flipped["cv_accuracy"] == clean["cv_accuracy"]
+    assert flipped["test_accuracy"] == pytest.approx(1 - clean["test_accuracy"])
+
+
+def test_mlp_ntk_is_the_rntk_of_the_flattened_sequence():
+    """One hidden ReLU layer: Theta = K + Kd Sigma with Sigma = x.x'/d (sigma's 1, no bias), closed form."""
+    rng = np.random.default_rng(2)
+    F = rng.normal(size=(5, 12))
+    G = rntk([f[None, :] for f in F], layers=1, activation="relu")
+    S = F @ F.T / F.shape[1]
+    d = np.sqrt(np.diag(S))
+    lam = np.clip(S / np.outer(d, d), -1, 1)
+    np.fill_diagonal(lam, 1.0)  # exactly 1: arccos near 1 would turn an ulp into sqrt(eps)
+    theta = np.arccos(lam)
+    K = np.outer(d, d) * (lam * (np.pi - theta) + np.sqrt(1 - lam**2)) / (2 * np.pi)
+    np.testing.assert_allclose(G, K + (np.pi - theta) / (2 * np.pi) * S, rtol=1e-12, atol=1e-12)
+
+
+def test_shipped_dataset_end_to_end(tmp_path):
+    pytest.importorskip("aeon")
+    from meanfield.cli import main
+
+    assert main(["rntk", "--dataset", "ItalyPowerDemand", "--kernel", "rbf", "--kernel", "ntk-mlp",
+                 "--out", str(tmp_path)]) == 0
+    import json
+
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["n_train"] == 67 and report["n_test"] == 1029
+    for res in report["results"]:
+        assert res["test_accuracy"] > 0.9, res  # published accuracies on this set are 0.95-0.97
+    assert "| ItalyPowerDemand |" in (tmp_path / "table.md").read_text()
+
+
+def test_dataset_errors(monkeypatch):
+    with pytest.raises(ValueError, match="unknown dataset"):
+        ucr.load_dataset("Mnist")
+    import sys
+
+    monkeypatch.setitem(sys.modules, "aeon", None)
+    with pytest.raises(ImportError, match=r"\[data\]"):
+        ucr.load_dataset("GunPoint")
