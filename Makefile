@@ -27,6 +27,7 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_limit.py
+	$(BIN)/python benchmarks/bench_rntk.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
