@@ -5,6 +5,10 @@
     f(x) = (sigma_v/sqrt n) V r(x),  r = h^{L,T} ("last") or (1/T) sum_t h^{L,t} ("mean"),
 
 all of W, U, b, V standard normal. Its infinite-width kernels are :func:`meanfield.kernels.rntk`.
+``parameterisation="mup"`` scales the readout by sigma_v/n instead (the mean-field / muP readout) and
+multiplies the learning rate of :meth:`ElmanRNN.train` by n, so that f still moves O(1) per unit of
+training time while each hidden pre-activation moves O(1) instead of O(n^{-1/2}): features are learned
+and the NTK does not stay fixed (``theory_notes/regime.md``).
 
 Gradients by backpropagation through time, vectorised over a batch of equal-length sequences (ragged
 inputs are grouped by length). The empirical NTK never forms the P-dimensional Jacobian: with
@@ -51,11 +55,13 @@ class ElmanRNN:
     sigma_w, sigma_u, sigma_b, sigma_v, sigma_h : float
         Scales of the recurrent, input, bias, readout weights and of the (fixed) initial state.
     readout : {"last", "mean"}
+    parameterisation : {"ntk", "mup"}
+        Readout multiplier sigma_v/sqrt(n) ("ntk") or sigma_v/n ("mup", with the learning rate times n).
     seed : int, SeedSequence or None
     """
 
     def __init__(self, width, input_dim, layers=1, activation="relu", sigma_w=1.0, sigma_u=1.0, sigma_b=0.0,
-                 sigma_v=1.0, sigma_h=0.0, readout="last", seed=None):
+                 sigma_v=1.0, sigma_h=0.0, readout="last", parameterisation="ntk", seed=None):
         for name, value in (("width", width), ("input_dim", input_dim), ("layers", layers)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -65,6 +71,9 @@ class ElmanRNN:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        if parameterisation not in ("ntk", "mup"):
+            raise ValueError(f"parameterisation must be 'ntk' or 'mup', got {parameterisation!r}")
+        self.parameterisation = parameterisation
         activation_code(activation)
         self.width, self.input_dim, self.layers = int(width), int(input_dim), int(layers)
         self.activation, self.readout = activation, readout
@@ -77,6 +86,22 @@ class ElmanRNN:
         self.b = [rng.standard_normal(n) for _ in range(layers)]
         self.V = rng.standard_normal(n)
         self.h0 = [self.sigma_h * rng.standard_normal(n) for _ in range(layers)]
+
+    @property
+    def readout_scale(self) -> float:
+        """The multiplier of V: sigma_v/sqrt(n) (NTK) or sigma_v/n (muP)."""
+        return self.sigma_v / (self.width if self.parameterisation == "mup" else math.sqrt(self.width))
+
+    def parameters(self) -> list:
+        """The trained arrays (W^l, U^l, b^l, V); the initial state is fixed."""
+        return [*self.W, *self.U, *self.b, self.V]
+
+    def copy(self) -> ElmanRNN:
+        other = ElmanRNN.__new__(ElmanRNN)
+        other.__dict__.update(self.__dict__)
+        other.W, other.U, other.b = [w.copy() for w in self.W], [u.copy() for u in self.U], [c.copy() for c in self.b]
+        other.V, other.h0 = self.V.copy(), [h.copy() for h in self.h0]
+        return other
 
     # -- forward and backward on a batch of equal-length sequences -----------------------------
     def _scales(self, layer):
@@ -104,7 +129,7 @@ class ElmanRNN:
                 below = h[l]
         top_states = np.concatenate([prev[-1][:, 1:], h[-1][:, None]], axis=1)  # h^{L,t}, t = 1..T
         r = h[-1] if self.readout == "last" else top_states.mean(axis=1)
-        av = self.sigma_v / math.sqrt(n)
+        av = self.readout_scale
         outputs = av * r @ self.V
         deltas = [np.empty((B, T, n)) for _ in range(L)]
         future = [np.zeros((B, n)) for _ in range(L)]  # df/dh^{l,t} through g^{l,t+1}
@@ -143,15 +168,19 @@ class ElmanRNN:
         return out
 
     # -- kernels ---------------------------------------------------------------------------------
-    def ntk(self, X, Y=None) -> np.ndarray:
-        """Empirical NTK Gram <grad_theta f(x_i), grad_theta f(y_j)> (all of W, U, b, V trained)."""
+    def ntk(self, X, Y=None, other=None) -> np.ndarray:
+        """Empirical NTK Gram <grad_theta f(x_i), grad_theta' f'(y_j)> (all of W, U, b, V trained).
+
+        ``other``: a network of the same architecture (e.g. this one before training) whose gradients
+        at Y are used on the right, giving J(theta) J(theta')^T; default: this network.
+        """
+        other = self if other is None else other
         gx, M = self._features(X)
-        gy, P = (gx, M) if Y is None else self._features(Y)
-        n = self.width
+        gy, P = (gx, M) if (Y is None and other is self) else other._features(X if Y is None else Y)
         G = np.zeros((M, P))
         for ix, fx in gx:
             for iy, fy in gy:
-                block = self.sigma_v**2 / n * fx.readout @ fy.readout.T
+                block = self.readout_scale**2 * fx.readout @ fy.readout.T
                 for l in range(self.layers):
                     aw, au = self._scales(l)
                     dd = _pair_products(fx.deltas[l], fy.deltas[l])
@@ -168,7 +197,7 @@ class ElmanRNN:
         G = np.zeros((M, P))
         for ix, fx in gx:
             for iy, fy in gy:
-                G[np.ix_(ix, iy)] = self.sigma_v**2 / self.width * fx.readout @ fy.readout.T
+                G[np.ix_(ix, iy)] = self.readout_scale**2 * fx.readout @ fy.readout.T
         return G
 
     # -- training --------------------------------------------------------------------------------
@@ -189,13 +218,13 @@ class ElmanRNN:
             self.b[l] -= lr * self.sigma_b * D.sum(axis=0)
         readouts = np.concatenate([f.readout for _, f in groups])
         e = np.concatenate([residual[idx] for idx, _ in groups])
-        self.V -= lr * self.sigma_v / math.sqrt(n) * e @ readouts
+        self.V -= lr * self.readout_scale * e @ readouts
 
     def train(self, X, y, lr, steps, *, mode="full", X_eval=None, record_every=1, seed=None):
         """Gradient descent on (1/2M) sum_i (f(x_i) - y_i)^2; returns (record steps, f on X_eval).
 
         ``mode="full"``: full-batch steps theta -= lr grad L, so that in the kernel regime f follows
-        f' = -(1/M) Theta (f - y) in time t = lr * step. ``mode="online"``: one sequence per step
+        f' = -(1/M) Theta (f - y) in time t = lr * step. In muP the step is lr * n. ``mode="online"``: one sequence per step
         (drawn uniformly with ``seed``), theta -= lr (f_i - y_i) grad f_i, whose expectation is the
         full-batch step.
         """
@@ -209,6 +238,7 @@ class ElmanRNN:
             raise ValueError(f"mode must be 'full' or 'online', got {mode!r}")
         X_eval = X if X_eval is None else X_eval
         rng = np.random.default_rng(seed)
+        lr = lr * self.width if self.parameterisation == "mup" else lr
         recorded, values = [], []
         for k in range(int(steps) + 1):
             if k % record_every == 0:

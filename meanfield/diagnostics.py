@@ -1,0 +1,119 @@
+"""How far is a finite network from the kernel regime? Diagnostics of [WDK] (arXiv:2310.00137).
+
+Definitions (``shared/reference/models.md`` section 5). For a network with Jacobian J(theta) on a probe
+set and G = J J^T its empirical NTK Gram:
+
+- kernel distance S(G_0, G_t) = 1 - <G_0, G_t>_F / (|G_0|_F |G_t|_F) (0 for a constant kernel);
+- kernel velocity: S between consecutive checkpoints;
+- alignment A(G, y) = y^T G y / (|G|_F |y|^2);
+- relative weight change |theta_t - theta_0| / |theta_0|;
+- lambda_min(G_0), and the Jacobian stability constant C' = max_t |J(theta_t) - J(theta_0)|_2 / sqrt(lambda_min(G_0))
+  (the kernel picture of Zhang, Martens and Grosse needs C' <= 1/2);
+- the gap between the trained network and the kernel-flow prediction on held-out inputs.
+
+|J_t - J_0|_2 never needs the Jacobian itself: it is sqrt(lambda_max(D)) with the P x P matrix
+D = G_t - J_t J_0^T - J_0 J_t^T + G_0 of cross-network NTK Grams. So any model with
+``ntk(X, Y=None, other=None)``, ``parameters()``, ``copy()``, ``__call__`` and ``train`` can be diagnosed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from solvers.ode import LinearKernelFlow
+
+
+def kernel_distance(G0, Gt) -> float:
+    """1 - <G0, Gt>_F / (|G0|_F |Gt|_F)."""
+    G0, Gt = np.asarray(G0, float), np.asarray(Gt, float)
+    if G0.shape != Gt.shape:
+        raise ValueError(f"Gram matrices must have the same shape, got {G0.shape} and {Gt.shape}")
+    return float(1.0 - np.sum(G0 * Gt) / (np.linalg.norm(G0) * np.linalg.norm(Gt)))
+
+
+def alignment(G, y) -> float:
+    """y^T G y / (|G|_F |y|^2)."""
+    y = np.asarray(y, float)
+    return float(y @ G @ y / (np.linalg.norm(G) * (y @ y)))
+
+
+def relative_change(params_t, params_0) -> float:
+    """|theta_t - theta_0| / |theta_0| over lists of arrays."""
+    num = sum(float(np.sum((a - b) ** 2)) for a, b in zip(params_t, params_0))
+    den = sum(float(np.sum(b**2)) for b in params_0)
+    return float(np.sqrt(num / den))
+
+
+def jacobian_change_norm(model_t, model_0, X) -> float:
+    """|J(theta_t) - J(theta_0)|_2 on X, from cross-network NTK Grams (no Jacobian formed)."""
+    D = model_t.ntk(X) - model_t.ntk(X, other=model_0) - model_0.ntk(X, other=model_t) + model_0.ntk(X)
+    return float(np.sqrt(max(np.linalg.eigvalsh(0.5 * (D + D.T))[-1], 0.0)))
+
+
+@dataclass
+class RegimeDiagnostics:
+    """Diagnostics at the checkpoints (training time t = lr * steps) of one training run."""
+
+    times: np.ndarray
+    kernel_distance: np.ndarray
+    kernel_velocity: np.ndarray
+    alignment: np.ndarray
+    weight_change: np.ndarray
+    jacobian_change: np.ndarray
+    lambda_min0: float
+    stability_constant: float
+    prediction_gap: np.ndarray  # relative gap to the kernel flow on held-out inputs, per checkpoint
+    train_loss: np.ndarray
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def track_training(model, X_train, y_train, X_heldout, *, lr, steps, checkpoints=5, K=None, K_cross=None):
+    """Train ``model`` (a copy; full-batch GD) and record the diagnostics at ``checkpoints`` times.
+
+    The kernel-flow prediction uses K (train x train) and K_cross (held-out x train), by default the
+    network's own NTK at initialisation; pass the analytic RNTK for the infinite-width prediction. The
+    prediction gap is max_x |f_t(x) - f^flow_t(x)| / max_{x,t} |f^flow_t(x) - f_0(x)| on the held-out set.
+    """
+    y = np.asarray(y_train, float)
+    M = len(X_train)
+    net0 = model
+    net = model.copy()
+    G0 = net0.ntk(X_train)
+    K = G0 if K is None else np.asarray(K, float)
+    K_cross = net0.ntk(X_heldout, X_train) if K_cross is None else np.asarray(K_cross, float)
+    f0_train, f0_held = net0(X_train), net0(X_heldout)
+    flow = LinearKernelFlow(K, np.full(M, 1.0 / M), y, 1.0, f0_train)
+    lam = np.linalg.eigvalsh(G0)
+    per = max(1, int(steps) // int(checkpoints))
+    times, dist, vel, align, wchange, jchange, gaps, losses, preds_net, preds_flow = ([] for _ in range(10))
+    G_prev = G0
+    done = 0
+    scale = net.width if getattr(net, "parameterisation", "ntk") == "mup" else 1
+    while True:
+        t = done * lr * scale
+        Gt = net.ntk(X_train)
+        times.append(t)
+        dist.append(kernel_distance(G0, Gt))
+        vel.append(kernel_distance(G_prev, Gt))
+        align.append(alignment(Gt, y))
+        wchange.append(relative_change(net.parameters(), net0.parameters()))
+        jchange.append(jacobian_change_norm(net, net0, X_train))
+        losses.append(0.5 * float(np.mean((net(X_train) - y) ** 2)))
+        preds_net.append(net(X_heldout))
+        preds_flow.append(flow.at([t], K_cross, f0_held)[0])
+        G_prev = Gt
+        if done >= steps:
+            break
+        n = min(per, steps - done)
+        net.train(X_train, y, lr, n, record_every=n + 1)
+        done += n
+    preds_net, preds_flow = np.array(preds_net), np.array(preds_flow)
+    moved = max(np.max(np.abs(preds_flow - f0_held)), 1e-300)
+    gaps = np.max(np.abs(preds_net - preds_flow), axis=1) / moved
+    return RegimeDiagnostics(np.array(times), np.array(dist), np.array(vel), np.array(align), np.array(wchange),
+                             np.array(jchange), float(lam[0]), float(np.max(jchange) / np.sqrt(max(lam[0], 1e-300))),
+                             gaps, np.array(losses))

@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from meanfield.diagnostics import alignment, jacobian_change_norm, kernel_distance, track_training
+from meanfield.elman import ElmanRNN
+
+
+class LinearModel:
+    """f(x) = theta . phi(x) / sqrt(p) with fixed random features: its NTK is exactly constant."""
+
+    def __init__(self, p, input_len, seed=0):
+        rng = np.random.default_rng(seed)
+        self.A = rng.normal(size=(p, input_len))
+        self.theta = rng.normal(size=p)
+        self.width = p
+
+    def features(self, X):
+        return np.maximum(np.stack([np.ravel(x) for x in X]) @ self.A.T, 0) / np.sqrt(self.width)
+
+    def __call__(self, X):
+        return self.features(X) @ self.theta
+
+    def ntk(self, X, Y=None, other=None):
+        return self.features(X) @ self.features(X if Y is None else Y).T
+
+    def parameters(self):
+        return [self.theta]
+
+    def copy(self):
+        other = LinearModel.__new__(LinearModel)
+        other.A, other.theta, other.width = self.A, self.theta.copy(), self.width
+        return other
+
+    def train(self, X, y, lr, steps, record_every=1):
+        F = self.features(X)
+        for _ in range(steps):
+            self.theta -= lr * F.T @ (F @ self.theta - y) / len(X)
+
+
+def finite_difference_jacobian(net, X, h=1e-6):
+    rows = []
+    for P in net.parameters():
+        for idx in np.ndindex(P.shape):
+            old = P[idx]
+            P[idx] = old + h
+            up = net(X)
+            P[idx] = old - h
+            down = net(X)
+            P[idx] = old
+            rows.append((up - down) / (2 * h))
+    return np.array(rows).T
+
+
+def test_linear_model_stays_in_the_kernel_regime():
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=(4, 1)) for _ in range(12)]
+    X_held = [rng.normal(size=(4, 1)) for _ in range(5)]
+    y = rng.normal(size=12)
+    model = LinearModel(50, 4)
+    d = track_training(model, X, y, X_held, lr=0.01, steps=400, checkpoints=4)
+    assert np.max(np.abs(d.kernel_distance)) < 1e-14 and np.max(np.abs(d.kernel_velocity)) < 1e-14  # rounding
+    assert np.all(d.jacobian_change == 0) and d.stability_constant == 0
+    assert d.weight_change[-1] > 0.01  # it did train
+    assert d.train_loss[-1] < 0.8 * d.train_loss[0]
+    assert np.max(d.prediction_gap) < 0.02  # gradient descent with a small step follows the flow
+
+
+def test_cross_network_ntk_and_jacobian_change_equal_finite_differences():
+    rng = np.random.default_rng(1)
+    X = [rng.normal(size=(T, 2)) for T in (3, 4, 3)]
+    net0 = ElmanRNN(5, 2, layers=2, activation="tanh", sigma_b=0.3, seed=2)
+    net = net0.copy()
+    net.train(X, np.array([1.0, -1.0, 0.5]), 0.5, 5)
+    J0, Jt = finite_difference_jacobian(net0, X), finite_difference_jacobian(net, X)
+    np.testing.assert_allclose(net.ntk(X, other=net0), Jt @ J0.T, atol=1e-8)
+    assert jacobian_change_norm(net, net0, X) == pytest.approx(np.linalg.norm(Jt - J0, 2), rel=1e-6)
+    assert np.linalg.norm(Jt - J0, 2) > 1e-3  # training did change the Jacobian
+
+
+def test_kernel_distance_and_alignment_closed_cases():
+    G = np.array([[2.0, 1.0], [1.0, 3.0]])
+    assert kernel_distance(G, 5 * G) == pytest.approx(0.0, abs=1e-15)
+    assert kernel_distance(np.diag([1.0, 0.0]), np.diag([0.0, 1.0])) == pytest.approx(1.0)
+    y = np.array([1.0, -2.0])
+    assert alignment(np.outer(y, y), y) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same shape"):
+        kernel_distance(G, np.eye(3))
