@@ -23,38 +23,39 @@ def _study(args):
 
 
 def _rntk(args):
-    import json
-    from pathlib import Path
+    from .studies.ucr import KERNELS, run_ucr_datasets
 
-    from .studies.ucr import DATASETS, KERNELS, accuracy_table, run_ucr
+    path = run_ucr_datasets(args.dataset, args.out, args.kernel or list(KERNELS), folds=args.folds)
+    print(f"report: {path}")
 
-    kernels = args.kernel or list(KERNELS)
-    names = sorted(DATASETS) if args.dataset == "all" else [args.dataset]
-    if args.dataset != "all" and args.dataset not in DATASETS:
-        raise ValueError(f"--dataset must be 'all' or one of {sorted(DATASETS)}, got {args.dataset!r}")
-    reports = []
-    for name in names:
-        out = Path(args.out) / name if len(names) > 1 else Path(args.out)
-        path = run_ucr(name, out, kernels, folds=args.folds)
-        reports.append(json.loads(path.read_text()))
-        print(f"{name}: " + ", ".join(f"{r['kernel']} {r.get('test_accuracy', 'n/a')}" for r in reports[-1]["results"]))
-    table = Path(args.out) / "table.md"
-    table.write_text(accuracy_table(reports))
-    print(f"report: {table}")
+
+def _regime(args):
+    from .studies.regime import load_config, run_regime
+
+    cfg = load_config(args.config, quick=args.quick)
+    path = run_regime(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress)
+    print(f"report: {path}")
+
+
+def _sweep_study(sub, name, help_text, func):
+    """A subcommand for a study run on the Dask task runner (config, quick grid, resume)."""
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("--config", help="TOML config (default: the one shipped with the package)")
+    p.add_argument("--quick", action="store_true", help="the config's reduced [quick] grid (tests and CI)")
+    p.add_argument("--out", default=f"results/{name}", help=f"output folder; rerun to resume (default: results/{name})")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes of the local Dask cluster (default: cores; 0: no Dask)")
+    p.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://HOST:PORT")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=func)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meanfield", description="Wide RNNs and their infinite-width limits.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
-    study = sub.add_parser("study", help="convergence study of wide RNNs against their limit (report + plots)")
-    study.add_argument("--config", help="TOML config (default: the study shipped with the package)")
-    study.add_argument("--quick", action="store_true", help="the config's reduced [quick] grid (under a minute)")
-    study.add_argument("--out", default="results/study", help="output folder; rerun to resume (default: results/study)")
-    study.add_argument("--workers", type=int, default=None,
-                       help="worker processes of the local Dask cluster (default: cores; 0: no Dask)")
-    study.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://HOST:PORT")
-    study.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    study.set_defaults(func=_study)
+    _sweep_study(sub, "study", "convergence study of wide RNNs against their limit (report + plots)", _study)
+    _sweep_study(sub, "regime", "distance of finite Elman RNNs from the kernel regime (width x length, NTK vs muP)",
+                 _regime)
 
     rn = sub.add_parser("rntk", help="SVM with the RNTK and baselines on UCR/UEA datasets shipped with aeon")
     rn.add_argument("--dataset", required=True, help="ArrowHead, BasicMotions, GunPoint, ItalyPowerDemand, "
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train a few widths and plot their outputs (a quick look at the simulator)")
     demo.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
-    demo.add_argument("--task", default="parity2", help="named task: parity2 or ar1-sin")
+    demo.add_argument("--task", default="parity2", help="named task: parity2, delay1 or ar1-sin")
     demo.add_argument("--alpha", type=float, default=5.0, help="learning-rate constant alpha (rate alpha/N)")
     demo.add_argument("--horizon", type=float, default=2.0, help="training time T (T*N steps)")
     demo.add_argument("--seed", type=int, default=0)

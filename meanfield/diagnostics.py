@@ -71,8 +71,12 @@ class RegimeDiagnostics:
         return asdict(self)
 
 
-def track_training(model, X_train, y_train, X_heldout, *, lr, steps, checkpoints=5, K=None, K_cross=None):
+def track_training(model, X_train, y_train, X_heldout, *, lr, steps, checkpoints=5, K=None, K_cross=None,
+                   kernels=True):
     """Train ``model`` (a copy; full-batch GD) and record the diagnostics at ``checkpoints`` times.
+
+    ``kernels=False`` skips the Gram-based diagnostics after initialisation (NaN in the result), which
+    cost a backward pass per checkpoint, when only the prediction gap is wanted.
 
     The kernel-flow prediction uses K (train x train) and K_cross (held-out x train), by default the
     network's own NTK at initialisation; pass the analytic RNTK for the infinite-width prediction. The
@@ -95,17 +99,20 @@ def track_training(model, X_train, y_train, X_heldout, *, lr, steps, checkpoints
     scale = net.width if getattr(net, "parameterisation", "ntk") == "mup" else 1
     while True:
         t = done * lr * scale
-        Gt = net.ntk(X_train)
         times.append(t)
-        dist.append(kernel_distance(G0, Gt))
-        vel.append(kernel_distance(G_prev, Gt))
-        align.append(alignment(Gt, y))
         wchange.append(relative_change(net.parameters(), net0.parameters()))
-        jchange.append(jacobian_change_norm(net, net0, X_train))
+        if kernels:
+            Gt = net.ntk(X_train)
+            dist.append(kernel_distance(G0, Gt))
+            vel.append(kernel_distance(G_prev, Gt))
+            align.append(alignment(Gt, y))
+            jchange.append(jacobian_change_norm(net, net0, X_train))
+            G_prev = Gt
+        else:
+            dist.append(np.nan), vel.append(np.nan), align.append(np.nan), jchange.append(np.nan)
         losses.append(0.5 * float(np.mean((net(X_train) - y) ** 2)))
         preds_net.append(net(X_heldout))
         preds_flow.append(flow.at([t], K_cross, f0_held)[0])
-        G_prev = Gt
         if done >= steps:
             break
         n = min(per, steps - done)

@@ -4,6 +4,8 @@ import pytest
 from meanfield.diagnostics import alignment, jacobian_change_norm, kernel_distance, track_training
 from meanfield.elman import ElmanRNN
 
+from helpers import finite_difference_jacobian
+
 
 class LinearModel:
     """f(x) = theta . phi(x) / sqrt(p) with fixed random features: its NTK is exactly constant."""
@@ -35,20 +37,6 @@ class LinearModel:
         F = self.features(X)
         for _ in range(steps):
             self.theta -= lr * F.T @ (F @ self.theta - y) / len(X)
-
-
-def finite_difference_jacobian(net, X, h=1e-6):
-    rows = []
-    for P in net.parameters():
-        for idx in np.ndindex(P.shape):
-            old = P[idx]
-            P[idx] = old + h
-            up = net(X)
-            P[idx] = old - h
-            down = net(X)
-            P[idx] = old
-            rows.append((up - down) / (2 * h))
-    return np.array(rows).T
 
 
 def test_linear_model_stays_in_the_kernel_regime():

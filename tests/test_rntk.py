@@ -9,6 +9,8 @@ from meanfield.elman import ElmanRNN
 from meanfield.kernels import rntk
 from meanfield.reference import gaussian_dual_reference, rntk_reference
 
+from helpers import finite_difference_jacobian
+
 RULE = normal_rule()
 
 
@@ -95,21 +97,13 @@ def test_empirical_ntk_equals_finite_difference_jacobians():
     X = [rng.normal(size=(T, 2)) for T in (3, 4, 3)]
     for readout in ("last", "mean"):
         net = ElmanRNN(5, 2, layers=2, activation="tanh", sigma_b=0.4, sigma_h=0.3, readout=readout, seed=1)
-        rows, h = [], 1e-6
-        for P in net.W + net.U + net.b + [net.V]:
-            for idx in np.ndindex(P.shape):
-                old = P[idx]
-                P[idx] = old + h
-                up = net(X)
-                P[idx] = old - h
-                down = net(X)
-                P[idx] = old
-                rows.append((up - down) / (2 * h))
-        J = np.array(rows).T
+        J = finite_difference_jacobian(net, X)
         np.testing.assert_allclose(net.ntk(X), J @ J.T, atol=1e-8)
 
 
+# A covering design: each activation, depth and kind of lengths appears, without all 8 combinations.
 RATE_CASES = [("relu", 1, "equal"), ("relu", 2, "different"), ("erf", 1, "different"), ("erf", 2, "equal")]
+SEEDS = 8
 
 
 @pytest.mark.parametrize("activation, layers, lengths", RATE_CASES)
@@ -127,9 +121,6 @@ def test_wide_networks_converge_to_the_rntk_at_rate_one_half(activation, layers,
     for name, errors in (("ntk", e_ntk), ("nngp", e_nngp)):
         fit = fit_rate(widths, errors)
         assert fit.covers(-0.5) and fit.ci_high < -0.2, (name, fit)
-
-
-SEEDS = 8
 
 
 def test_rntk_validation():

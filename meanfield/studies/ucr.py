@@ -150,6 +150,24 @@ def run_ucr(dataset, out, kernels=KERNELS, *, folds=5, seed=0) -> Path:
     return write_json(out / "report.json", report)
 
 
+def run_ucr_datasets(dataset, out, kernels=KERNELS, *, folds=5, seed=0) -> Path:
+    """One shipped dataset, or ``"all"`` of them (each in its own folder); returns the path of table.md."""
+    import json
+
+    if dataset != "all" and dataset not in DATASETS:
+        raise ValueError(f"--dataset must be 'all' or one of {sorted(DATASETS)}, got {dataset!r}")
+    names = sorted(DATASETS) if dataset == "all" else [dataset]
+    out = Path(out)
+    reports = []
+    for name in names:
+        path = run_ucr(name, out / name if len(names) > 1 else out, kernels, folds=folds, seed=seed)
+        reports.append(json.loads(path.read_text()))
+        print(f"{name}: " + ", ".join(f"{r['kernel']} {r.get('test_accuracy', 'n/a')}" for r in reports[-1]["results"]))
+    table = out / "table.md"
+    table.write_text(accuracy_table(reports))
+    return table
+
+
 def accuracy_table(reports) -> str:
     """A Markdown table (dataset x kernel test accuracy) from report dicts."""
     lines = ["| dataset | train/test | length | " + " | ".join(KERNELS) + " |",

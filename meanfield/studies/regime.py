@@ -1,0 +1,243 @@
+"""Regime study: how wide must an RNN be for its kernel limit to hold, and how does that grow with T?
+
+Two parts, each a grid of independent (width, length or parameterisation, seed) runs on the Dask
+runner of :mod:`meanfield.sweep` (resume, seeds from ``SeedSequence`` by run index):
+
+- width x length: Elman RNNs (NTK parameterisation) trained by full-batch GD on windows of length T;
+  the relative gap between the network and the RNTK kernel-flow prediction on held-out windows
+  (:func:`meanfield.diagnostics.track_training`). For each T, the smallest width whose gap stays
+  below the tolerance (upper end of a 95% interval over seeds), and the exponent of that width in T.
+- parameterisation: the kernel distance S(G_0, G_T) after training against the width, in NTK
+  parameterisation (expected O(n^{-1/2})) and in muP (readout 1/n, learning rate x n; expected O(1)).
+
+Continual learning (task A then task B) is not implemented yet.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..convergence import fit_rate
+from ..data import make_task
+from ..diagnostics import track_training
+from ..elman import ElmanRNN
+from ..kernels import rntk
+from ..report import pyplot, software_versions, write_json
+from ..sweep import load_result, run_tasks
+from .convergence import ConfigError, tomllib
+
+
+def load_config(path=None, quick=False) -> dict:
+    """The regime config as a flat dict (default: the shipped one), validated."""
+    text = (resources.files("meanfield.studies").joinpath("regime_default.toml").read_text() if path is None
+            else Path(path).read_text())
+    try:
+        raw = tomllib.loads(text)
+        cfg = {**raw["model"], **raw["training"], "seed": raw["sweep"]["seed"],
+               "wl_widths": raw["width_length"]["widths"], "lengths": raw["width_length"]["lengths"],
+               "wl_seeds": raw["width_length"]["seeds"], "tolerance": raw["width_length"]["tolerance"],
+               "p_widths": raw["parameterisation"]["widths"], "p_length": raw["parameterisation"]["length"],
+               "p_seeds": raw["parameterisation"]["seeds"]}
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config {path or 'default'} is not valid TOML: {err}") from None
+    except KeyError as err:
+        raise ConfigError(f"config field {err}: missing (see the shipped regime_default.toml)") from None
+    if quick:
+        q = raw.get("quick", {})
+        cfg.update(wl_widths=q.get("width_length_widths", cfg["wl_widths"]), lengths=q.get("lengths", cfg["lengths"]),
+                   p_widths=q.get("parameterisation_widths", cfg["p_widths"]),
+                   wl_seeds=q.get("seeds", cfg["wl_seeds"]), p_seeds=q.get("seeds", cfg["p_seeds"]))
+    for key in ("wl_widths", "p_widths", "lengths"):
+        values = cfg[key]
+        if not values or any((not isinstance(v, int)) or v < 1 for v in values) or any(
+                b <= a for a, b in zip(values, values[1:])):
+            raise ConfigError(f"config field '{key}': must be increasing positive integers, got {values!r}")
+    for key in ("lr", "tolerance"):
+        if not (isinstance(cfg[key], (int, float)) and cfg[key] > 0):
+            raise ConfigError(f"config field '{key}': must be > 0, got {cfg[key]!r}")
+    return cfg
+
+
+def _windows(cfg, T):
+    """Train and held-out windows of length T from the delay1 chain, with their targets."""
+    task = make_task("delay1", noise_std=0.0)
+    rng = np.random.default_rng(np.random.SeedSequence(cfg["seed"], spawn_key=(10**6 + T,)))
+    ws = task.chain.sample_windows(T, cfg["n_train"] + cfg["n_heldout"], rng=rng)
+    X = list(ws.values)
+    y = task.conditional_mean(ws)
+    n = cfg["n_train"]
+    return X[:n], y[:n], X[n:]
+
+
+def regime_run(config: dict, part: str, width: int, length: int, parameterisation: str, index: int) -> dict:
+    """One run: train an Elman RNN and record the diagnostics."""
+    X, y, X_held = _windows(config, length)
+    kw = dict(activation=config["activation"], sigma_w=config["sigma_w"], sigma_u=config["sigma_u"],
+              sigma_b=config["sigma_b"])
+    net = ElmanRNN(width, 1, parameterisation=parameterisation, seed=np.random.SeedSequence(config["seed"],
+                                                                                           spawn_key=(index,)), **kw)
+    K = K_cross = None
+    if part == "width_length":  # the infinite-width prediction
+        K, K_cross = rntk(X, **kw), rntk(X_held, X, **kw)
+    start = time.perf_counter()
+    d = track_training(net, X, y, X_held, lr=config["lr"], steps=config["steps"],
+                       checkpoints=config["checkpoints"], K=K, K_cross=K_cross, kernels=part == "parameterisation")
+    return dict(**d.as_dict(), width=width, length=length, index=index, seconds=time.perf_counter() - start)
+
+
+def _tasks(cfg):
+    tasks = {}
+    index = 0
+    for T in cfg["lengths"]:
+        for n in cfg["wl_widths"]:
+            for s in range(cfg["wl_seeds"]):
+                tasks[f"wl_T{T}_n{n}_s{s}"] = dict(config=cfg, part="width_length", width=n, length=T,
+                                                    parameterisation="ntk", index=index)
+                index += 1
+    for param in ("ntk", "mup"):
+        for n in cfg["p_widths"]:
+            for s in range(cfg["p_seeds"]):
+                tasks[f"p_{param}_n{n}_s{s}"] = dict(config=cfg, part="parameterisation", width=n,
+                                                      length=cfg["p_length"], parameterisation=param, index=index)
+                index += 1
+    return tasks
+
+
+def _interval(values, level=0.95, n_boot=2000, seed=0):
+    """Mean and percentile bootstrap interval of the mean."""
+    values = np.asarray(values, float)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, (n_boot, values.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(values.mean()), float(lo), float(hi)
+
+
+def _exponent(lengths, smallest):
+    """Least-squares slope of log(smallest width) on log(T) over the lengths where one was found."""
+    found = [(T, w) for T, w in zip(lengths, smallest) if w is not None]
+    if len(found) < 2:
+        return None
+    return float(np.polyfit(np.log([T for T, _ in found]), np.log([w for _, w in found]), 1)[0])
+
+
+def _width_exponent(cfg, table, n_boot=1000):
+    """Exponent of the smallest width in T, with a bootstrap interval over the seeds.
+
+    The point estimate uses each T's smallest width whose 95% upper bound is under the tolerance. Each
+    bootstrap replicate resamples the seeds of every (T, width) cell and takes the smallest width whose
+    resampled mean is under the tolerance.
+    """
+    point = _exponent(cfg["lengths"], [table[T]["smallest_width"] for T in cfg["lengths"]])
+    rng = np.random.default_rng(cfg["seed"])
+    reps = []
+    for _ in range(n_boot):
+        smallest = []
+        for T in cfg["lengths"]:
+            ok = [r["width"] for r in table[T]["rows"]
+                  if np.mean(rng.choice(r["gaps"], len(r["gaps"]))) < cfg["tolerance"]]
+            smallest.append(ok[0] if ok else None)
+        e = _exponent(cfg["lengths"], smallest)
+        if e is not None:
+            reps.append(e)
+    interval = [float(q) for q in np.quantile(reps, [0.025, 0.975])] if len(reps) > n_boot // 2 else None
+    return dict(exponent=point, ci=interval, replicates_with_estimate=len(reps))
+
+
+def run_regime(cfg: dict, out, *, workers=None, scheduler=None, progress=True) -> Path:
+    """Run (or resume) the regime study into ``out``; return the path of report.md."""
+    start = time.perf_counter()
+    out = Path(out)
+    paths = run_tasks(regime_run, _tasks(cfg), out / "runs", workers=workers, scheduler=scheduler,
+                      progress=progress, desc="regime runs")
+    runs = {name: load_result(p) for name, p in paths.items()}
+
+    # width x length: the gap (max over checkpoints) per seed; smallest width under the tolerance
+    table = {}
+    for T in cfg["lengths"]:
+        rows = []
+        for n in cfg["wl_widths"]:
+            gaps = [float(np.max(runs[f"wl_T{T}_n{n}_s{s}"]["prediction_gap"])) for s in range(cfg["wl_seeds"])]
+            mean, lo, hi = _interval(gaps, seed=cfg["seed"])
+            rows.append(dict(width=n, gaps=gaps, mean=mean, ci_low=lo, ci_high=hi))
+        ok = [r["width"] for r in rows if r["ci_high"] < cfg["tolerance"]]
+        table[T] = dict(rows=rows, smallest_width=ok[0] if ok else None)
+    exponent = _width_exponent(cfg, table)
+    gap_rates = {T: fit_rate(cfg["wl_widths"], [r["gaps"] for r in table[T]["rows"]], seed=cfg["seed"]).as_dict()
+                 for T in cfg["lengths"]}
+
+    # parameterisation: kernel distance after training against the width
+    param = {}
+    for p in ("ntk", "mup"):
+        dists = [[float(runs[f"p_{p}_n{n}_s{s}"]["kernel_distance"][-1]) for s in range(cfg["p_seeds"])]
+                 for n in cfg["p_widths"]]
+        dists_pos = [np.maximum(d, 1e-300) for d in dists]
+        param[p] = dict(widths=cfg["p_widths"], distance=dists, mean=[float(np.mean(d)) for d in dists],
+                        rate=fit_rate(cfg["p_widths"], dists_pos, seed=cfg["seed"]).as_dict(),
+                        weight_change=[float(np.mean([runs[f"p_{p}_n{n}_s{s}"]["weight_change"][-1]
+                                                      for s in range(cfg["p_seeds"])])) for n in cfg["p_widths"]],
+                        stability_constant=[float(np.mean([runs[f"p_{p}_n{n}_s{s}"]["stability_constant"]
+                                                           for s in range(cfg["p_seeds"])])) for n in cfg["p_widths"]])
+
+    report = dict(study="regime", config=cfg, versions=software_versions(),
+                  width_length={str(T): v for T, v in table.items()}, exponent=exponent,
+                  gap_rates={str(T): r for T, r in gap_rates.items()}, parameterisation=param,
+                  seconds=time.perf_counter() - start)
+    _figures(out, cfg, table, param)
+    write_json(out / "report.json", report)
+    (out / "report.md").write_text(_markdown(report, cfg))
+    return out / "report.md"
+
+
+def _figures(out, cfg, table, param):
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.3))
+    for T, v in table.items():
+        w = [r["width"] for r in v["rows"]]
+        m = np.array([r["mean"] for r in v["rows"]])
+        lo, hi = np.array([r["ci_low"] for r in v["rows"]]), np.array([r["ci_high"] for r in v["rows"]])
+        axes[0].errorbar(w, m, yerr=[m - lo, hi - m], marker="o", capsize=3, label=f"T = {T}")
+    axes[0].axhline(cfg["tolerance"], color="k", ls=":", label=f"tolerance {cfg['tolerance']}")
+    axes[0].set(xscale="log", yscale="log", xlabel="width n",
+                ylabel="max_t gap to the RNTK flow / its movement",
+                title=f"Elman RNN ({cfg['activation']}) vs kernel flow, {cfg['wl_seeds']} seeds, 95% CI")
+    axes[0].legend(fontsize=8)
+    for p, style in (("ntk", "o-"), ("mup", "s--")):
+        axes[1].plot(param[p]["widths"], param[p]["mean"], style,
+                     label=f"{p}: slope {param[p]['rate']['slope']:.2f} "
+                           f"[{param[p]['rate']['ci_low']:.2f}, {param[p]['rate']['ci_high']:.2f}]")
+    axes[1].set(xscale="log", yscale="log", xlabel="width n", ylabel="kernel distance S(G_0, G_T)",
+                title=f"NTK vs muP (T = {cfg['p_length']}, {cfg['p_seeds']} seeds)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "regime.png", dpi=120)
+    plt.close(fig)
+
+
+def _markdown(report, cfg) -> str:
+    lines = ["# Regime study: distance of Elman RNNs from the kernel regime", "",
+             f"Full-batch GD (lr {cfg['lr']}, {cfg['steps']} steps) on {cfg['n_train']} windows of the delay1 chain; "
+             f"gap = max over checkpoints of |f_net - f_flow| / max |f_flow - f_0| on {cfg['n_heldout']} held-out "
+             f"windows, f_flow from the RNTK kernel flow.", "",
+             "## Width x length", "", "| T | " + " | ".join(f"n={n}" for n in cfg["wl_widths"])
+             + " | smallest width with gap < " + f"{cfg['tolerance']} |",
+             "|---|" + "---|" * (len(cfg["wl_widths"]) + 1)]
+    for T, v in report["width_length"].items():
+        cells = [f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" for r in v["rows"]]
+        lines.append(f"| {T} | " + " | ".join(cells) + f" | {v['smallest_width'] or 'none'} |")
+    exp = report["exponent"]
+    if exp["exponent"] is None:
+        text = "Fitted exponent: fewer than two lengths reached the tolerance at these widths."
+    else:
+        ci = f" (95% bootstrap interval [{exp['ci'][0]:.2f}, {exp['ci'][1]:.2f}])" if exp["ci"] else ""
+        text = f"Fitted exponent of the smallest width in T: {exp['exponent']:.2f}{ci}."
+    lines += ["", text, "", "## NTK versus muP", ""]
+    for p, v in report["parameterisation"].items():
+        r = v["rate"]
+        lines.append(f"- {p}: kernel distance slope in n {r['slope']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]; "
+                     f"mean distances {', '.join(f'{m:.3g}' for m in v['mean'])}")
+    lines += ["", "![regime](regime.png)", ""]
+    return "\n".join(lines)

@@ -1,0 +1,39 @@
+import json
+
+import pytest
+
+from meanfield.cli import main
+
+
+@pytest.fixture(scope="module")
+def quick_regime(tmp_path_factory):
+    out = tmp_path_factory.mktemp("regime")
+    assert main(["regime", "--quick", "--out", str(out), "--workers", "2", "--no-progress"]) == 0
+    return json.loads((out / "report.json").read_text()), out
+
+
+def test_kernel_distance_falls_with_width_in_ntk_but_not_in_mup(quick_regime):
+    report, _ = quick_regime
+    ntk, mup = report["parameterisation"]["ntk"]["rate"], report["parameterisation"]["mup"]["rate"]
+    assert ntk["ci_high"] < 0, ntk  # lazy: the kernel freezes as the width grows
+    assert mup["ci_high"] > 0, mup  # muP: no decrease can be rejected
+    assert mup["ci_low"] > ntk["ci_high"], (mup, ntk)
+    dist = report["parameterisation"]
+    assert dist["mup"]["mean"][-1] > 10 * dist["ntk"]["mean"][-1]  # features move O(1) in muP
+
+
+def test_gap_to_the_kernel_flow_shrinks_with_width(quick_regime):
+    report, out = quick_regime
+    for T, rate in report["gap_rates"].items():
+        assert rate["ci_high"] < 0, (T, rate)
+    assert (out / "regime.png").stat().st_size > 0 and "Width x length" in (out / "report.md").read_text()
+
+
+def test_regime_config_validation(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    from importlib import resources
+
+    text = resources.files("meanfield.studies").joinpath("regime_default.toml").read_text()
+    bad.write_text(text.replace("lengths = [4, 16, 64]", "lengths = [16, 4]"))
+    assert main(["regime", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "'lengths'" in capsys.readouterr().err
