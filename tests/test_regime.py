@@ -37,3 +37,13 @@ def test_regime_config_validation(tmp_path, capsys):
     bad.write_text(text.replace("lengths = [4, 16, 64]", "lengths = [16, 4]"))
     assert main(["regime", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "'lengths'" in capsys.readouterr().err
+
+
+def test_continual_learning_matches_the_kernel_regime_at_the_largest_width(quick_regime):
+    report, _ = quick_regime
+    cl = report["continual"]
+    for regime in ("early", "converged"):
+        widest = cl[regime]["rows"][-1]
+        assert widest["ci_low"] <= widest["kernel_prediction"] <= widest["ci_high"], (regime, widest)
+    # trained to convergence on B, the network forgets A much more than with early stopping
+    assert cl["converged"]["rows"][-1]["mean"] > 5 * cl["early"]["rows"][-1]["mean"]

@@ -8,9 +8,12 @@ runner of :mod:`meanfield.sweep` (resume, seeds from ``SeedSequence`` by run ind
   (:func:`meanfield.diagnostics.track_training`). For each T, the smallest width whose gap stays
   below the tolerance (upper end of a 95% interval over seeds), and the exponent of that width in T.
 - parameterisation: the kernel distance S(G_0, G_T) after training against the width, in NTK
-  parameterisation (expected O(n^{-1/2})) and in muP (readout 1/n, learning rate x n; expected O(1)).
-
-Continual learning (task A then task B) is not implemented yet.
+  parameterisation (O(n^{-1}): S is quadratic in the O(n^{-1/2}) kernel change) and in muP
+  (readout 1/n, learning rate x n; O(1)).
+- continual learning: train on task A (recall x_{-1}), then on task B (recall x_{-2}) on the same
+  windows; forgetting = held-out loss on A after B minus after A, with early stopping and trained to
+  (near) convergence, against the kernel-regime prediction: two exact linear flows in a row from the
+  network's own f_0 (``theory_notes/regime.md`` section 5).
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ def load_config(path=None, quick=False) -> dict:
                "wl_widths": raw["width_length"]["widths"], "lengths": raw["width_length"]["lengths"],
                "wl_seeds": raw["width_length"]["seeds"], "tolerance": raw["width_length"]["tolerance"],
                "p_widths": raw["parameterisation"]["widths"], "p_length": raw["parameterisation"]["length"],
-               "p_seeds": raw["parameterisation"]["seeds"]}
+               "p_seeds": raw["parameterisation"]["seeds"], "c_widths": raw["continual"]["widths"],
+               "c_length": raw["continual"]["length"], "c_seeds": raw["continual"]["seeds"],
+               "early_steps": raw["continual"]["early_steps"], "converged_steps": raw["continual"]["converged_steps"]}
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config {path or 'default'} is not valid TOML: {err}") from None
     except KeyError as err:
@@ -50,8 +55,11 @@ def load_config(path=None, quick=False) -> dict:
         q = raw.get("quick", {})
         cfg.update(wl_widths=q.get("width_length_widths", cfg["wl_widths"]), lengths=q.get("lengths", cfg["lengths"]),
                    p_widths=q.get("parameterisation_widths", cfg["p_widths"]),
-                   wl_seeds=q.get("seeds", cfg["wl_seeds"]), p_seeds=q.get("seeds", cfg["p_seeds"]))
-    for key in ("wl_widths", "p_widths", "lengths"):
+                   c_widths=q.get("continual_widths", cfg["c_widths"]),
+                   converged_steps=q.get("converged_steps", cfg["converged_steps"]),
+                   wl_seeds=q.get("seeds", cfg["wl_seeds"]), p_seeds=q.get("seeds", cfg["p_seeds"]),
+                   c_seeds=q.get("seeds", cfg["c_seeds"]))
+    for key in ("wl_widths", "p_widths", "c_widths", "lengths"):
         values = cfg[key]
         if not values or any((not isinstance(v, int)) or v < 1 for v in values) or any(
                 b <= a for a, b in zip(values, values[1:])):
@@ -89,6 +97,40 @@ def regime_run(config: dict, part: str, width: int, length: int, parameterisatio
     return dict(**d.as_dict(), width=width, length=length, index=index, seconds=time.perf_counter() - start)
 
 
+def continual_run(config: dict, width: int, steps: int, index: int) -> dict:
+    """Task A then task B on the same windows: measured and kernel-predicted forgetting of A."""
+    from solvers.ode import LinearKernelFlow
+
+    T = config["c_length"]
+    task = make_task("delay1", noise_std=0.0)
+    rng = np.random.default_rng(np.random.SeedSequence(config["seed"], spawn_key=(2 * 10**6 + T,)))
+    values = task.chain.sample_windows(T, config["n_train"] + config["n_heldout"], rng=rng).values
+    n = config["n_train"]
+    y_a, y_b = values[:, -2, 0], values[:, -3, 0]  # recall x_{-1}, then x_{-2}
+    X, X_held = list(values[:n]), list(values[n:])
+    kw = dict(activation=config["activation"], sigma_w=config["sigma_w"], sigma_u=config["sigma_u"],
+              sigma_b=config["sigma_b"])
+    net = ElmanRNN(width, 1, seed=np.random.SeedSequence(config["seed"], spawn_key=(index,)), **kw)
+    f0_train, f0_held = net(X), net(X_held)
+
+    def loss_a(f_held):
+        return 0.5 * float(np.mean((f_held - y_a[n:]) ** 2))
+
+    net.train(X, y_a[:n], config["lr"], steps, record_every=steps + 1)
+    after_a = loss_a(net(X_held))
+    net.train(X, y_b[:n], config["lr"], steps, record_every=steps + 1)
+    after_b = loss_a(net(X_held))
+    # kernel regime: the flow for A, then the flow for B started where A ended (RNTK, own f_0)
+    K, K_cross = rntk(X, **kw), rntk(X_held, X, **kw)
+    t = config["lr"] * steps
+    w = np.full(n, 1.0 / n)
+    flow_a = LinearKernelFlow(K, w, y_a[:n], 1.0, f0_train)
+    fa_train, fa_held = flow_a.on_grid([t])[0], flow_a.at([t], K_cross, f0_held)[0]
+    fb_held = LinearKernelFlow(K, w, y_b[:n], 1.0, fa_train).at([t], K_cross, fa_held)[0]
+    return dict(width=width, steps=steps, index=index, loss_a_after_a=after_a, loss_a_after_b=after_b,
+                forgetting=after_b - after_a, kernel_forgetting=loss_a(fb_held) - loss_a(fa_held))
+
+
 def _tasks(cfg):
     tasks = {}
     index = 0
@@ -104,7 +146,14 @@ def _tasks(cfg):
                 tasks[f"p_{param}_n{n}_s{s}"] = dict(config=cfg, part="parameterisation", width=n,
                                                       length=cfg["p_length"], parameterisation=param, index=index)
                 index += 1
-    return tasks
+    continual = {}
+    for regime in ("early", "converged"):
+        for n in cfg["c_widths"]:
+            for s in range(cfg["c_seeds"]):
+                continual[f"cl_{regime}_n{n}_s{s}"] = dict(config=cfg, width=n, steps=cfg[f"{regime}_steps"],
+                                                           index=index)
+                index += 1
+    return tasks, continual
 
 
 def _interval(values, level=0.95, n_boot=2000, seed=0):
@@ -151,8 +200,11 @@ def run_regime(cfg: dict, out, *, workers=None, scheduler=None, progress=True) -
     """Run (or resume) the regime study into ``out``; return the path of report.md."""
     start = time.perf_counter()
     out = Path(out)
-    paths = run_tasks(regime_run, _tasks(cfg), out / "runs", workers=workers, scheduler=scheduler,
+    tasks, continual = _tasks(cfg)
+    paths = run_tasks(regime_run, tasks, out / "runs", workers=workers, scheduler=scheduler,
                       progress=progress, desc="regime runs")
+    paths.update(run_tasks(continual_run, continual, out / "runs", workers=workers, scheduler=scheduler,
+                           progress=progress, desc="continual runs"))
     runs = {name: load_result(p) for name, p in paths.items()}
 
     # width x length: the gap (max over checkpoints) per seed; smallest width under the tolerance
@@ -182,19 +234,30 @@ def run_regime(cfg: dict, out, *, workers=None, scheduler=None, progress=True) -
                         stability_constant=[float(np.mean([runs[f"p_{p}_n{n}_s{s}"]["stability_constant"]
                                                            for s in range(cfg["p_seeds"])])) for n in cfg["p_widths"]])
 
+    forgetting = {}
+    for regime in ("early", "converged"):
+        rows = []
+        for n in cfg["c_widths"]:
+            rs = [runs[f"cl_{regime}_n{n}_s{s}"] for s in range(cfg["c_seeds"])]
+            mean, lo, hi = _interval([r["forgetting"] for r in rs], seed=cfg["seed"])
+            rows.append(dict(width=n, forgetting=[r["forgetting"] for r in rs], mean=mean, ci_low=lo, ci_high=hi,
+                             kernel_prediction=float(np.mean([r["kernel_forgetting"] for r in rs])),
+                             loss_a_after_a=float(np.mean([r["loss_a_after_a"] for r in rs]))))
+        forgetting[regime] = dict(steps=cfg[f"{regime}_steps"], rows=rows)
+
     report = dict(study="regime", config=cfg, versions=software_versions(),
                   width_length={str(T): v for T, v in table.items()}, exponent=exponent,
                   gap_rates={str(T): r for T, r in gap_rates.items()}, parameterisation=param,
-                  seconds=time.perf_counter() - start)
-    _figures(out, cfg, table, param)
+                  continual=forgetting, seconds=time.perf_counter() - start)
+    _figures(out, cfg, table, param, forgetting)
     write_json(out / "report.json", report)
     (out / "report.md").write_text(_markdown(report, cfg))
     return out / "report.md"
 
 
-def _figures(out, cfg, table, param):
+def _figures(out, cfg, table, param, forgetting):
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.3))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.3))
     for T, v in table.items():
         w = [r["width"] for r in v["rows"]]
         m = np.array([r["mean"] for r in v["rows"]])
@@ -212,6 +275,17 @@ def _figures(out, cfg, table, param):
     axes[1].set(xscale="log", yscale="log", xlabel="width n", ylabel="kernel distance S(G_0, G_T)",
                 title=f"NTK vs muP (T = {cfg['p_length']}, {cfg['p_seeds']} seeds)")
     axes[1].legend(fontsize=8)
+    for (regime, v), color in zip(forgetting.items(), ("C0", "C3")):
+        w = [r["width"] for r in v["rows"]]
+        m = np.array([r["mean"] for r in v["rows"]])
+        lo, hi = np.array([r["ci_low"] for r in v["rows"]]), np.array([r["ci_high"] for r in v["rows"]])
+        axes[2].errorbar(w, m, yerr=[m - lo, hi - m], marker="o", capsize=3, color=color,
+                         label=f"{regime} ({v['steps']} steps per task)")
+        axes[2].plot(w, [r["kernel_prediction"] for r in v["rows"]], ls=":", color=color,
+                     label=f"{regime}: kernel-regime prediction")
+    axes[2].set(xscale="log", xlabel="width n", ylabel="forgetting of A (held-out loss after B - after A)",
+                title=f"continual learning, T = {cfg['c_length']}, {cfg['c_seeds']} seeds, 95% CI")
+    axes[2].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "regime.png", dpi=120)
     plt.close(fig)
@@ -239,5 +313,12 @@ def _markdown(report, cfg) -> str:
         r = v["rate"]
         lines.append(f"- {p}: kernel distance slope in n {r['slope']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]; "
                      f"mean distances {', '.join(f'{m:.3g}' for m in v['mean'])}")
+    lines += ["", "## Continual learning (task A: recall x_{-1}; then task B: recall x_{-2})", "",
+              "| regime | " + " | ".join(f"n={n}" for n in cfg["c_widths"]) + " |",
+              "|---|" + "---|" * len(cfg["c_widths"])]
+    for regime, v in report["continual"].items():
+        cells = [f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] (kernel {r['kernel_prediction']:.3f})"
+                 for r in v["rows"]]
+        lines.append(f"| {regime} ({v['steps']} steps) | " + " | ".join(cells) + " |")
     lines += ["", "![regime](regime.png)", ""]
     return "\n".join(lines)
