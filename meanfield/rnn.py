@@ -348,10 +348,44 @@ class DiagonalRNN:
         return scale * np.concatenate([S, (self.c[None, :, None] * Jw).reshape(S.shape[0], -1),
                                        self.c * Jb], axis=1)
 
-    def ntk(self, windows, windows2=None) -> np.ndarray:
-        """Empirical NTK Gram J(x) J(x')^T = N^{-1} sum_i [S S' + c_i^2 (J^w . J^w' + J^b J^b')]."""
+    def ntk(self, windows, windows2=None, other=None) -> np.ndarray:
+        """Empirical NTK Gram J(x) J'(x')^T = N^{-1} sum_i [S S' + c_i c'_i (J^w . J^w' + J^b J^b')].
+
+        ``other``: a network of the same width whose Jacobian is used on the right (default: this one).
+        """
         J = self.jacobian(windows)
-        return J @ (J if windows2 is None else self.jacobian(windows2)).T
+        if other is None and windows2 is None:
+            return J @ J.T
+        return J @ (other or self).jacobian(windows if windows2 is None else windows2).T
+
+    def parameters(self) -> list:
+        """The trained arrays (c, W, b)."""
+        return [self.c, self.W, self.b]
+
+    def __call__(self, windows) -> np.ndarray:
+        return self.forward(windows)
+
+    def train(self, windows, targets, lr, steps, record_every=1):
+        """Full-batch gradient descent on (1/2M) sum (f(x_i) - y_i)^2 over fixed windows (in place).
+
+        The diagnostics' protocol (:mod:`meanfield.diagnostics`); online SGD on a data stream is
+        :func:`train_online`. Returns (recorded steps, f on the windows at those steps).
+        """
+        y = np.asarray(targets, dtype=float)
+        recorded, values = [], []
+        N, d = self.n_units, self.input_dim
+        for k in range(int(steps) + 1):
+            f = self.forward(windows)
+            if k % record_every == 0:
+                recorded.append(k)
+                values.append(f)
+            if k == steps:
+                break
+            grad = self.jacobian(windows).T @ (f - y) / len(y)  # columns (c, w unit-major, b)
+            self.c -= lr * grad[:N]
+            self.W -= lr * grad[N:N * (d + 1)].reshape(N, d).T
+            self.b -= lr * grad[N * (d + 1):]
+        return np.array(recorded), np.array(values)
 
     def forward(self, windows) -> np.ndarray:
         """f^N on each window (forward pass from S = 0 with the current parameters), shape (M,)."""

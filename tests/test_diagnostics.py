@@ -73,3 +73,27 @@ def test_kernel_distance_and_alignment_closed_cases():
     assert alignment(np.outer(y, y), y) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="same shape"):
         kernel_distance(G, np.eye(3))
+
+
+def test_diagonal_rnn_and_mlp_follow_the_diagnostics_protocol():
+    """DiagonalRNN (windows) and an MLP (the Elman RNN on one flattened step) under the same diagnostics."""
+    from meanfield.data import make_task
+    from meanfield.rnn import DiagonalRNN
+
+    task = make_task("delay1")
+    ws = task.chain.sample_windows(5, 20, rng=3)
+    X, y = ws.values[:14], task.conditional_mean(ws)[:14]
+    small = DiagonalRNN(6, seed=4, symmetric=False)
+    trained = small.copy()
+    trained.train(X, y, 0.5, 5)
+    J0, Jt = finite_difference_jacobian(small, X), finite_difference_jacobian(trained, X)
+    np.testing.assert_allclose(trained.ntk(X, other=small), Jt @ J0.T, atol=1e-8)
+    assert jacobian_change_norm(trained, small, X) == pytest.approx(np.linalg.norm(Jt - J0, 2), rel=1e-6)
+    for width, expect_small in ((64, False), (4096, True)):
+        d = track_training(DiagonalRNN(width, seed=5), X, y, ws.values[14:], lr=1.0, steps=20, checkpoints=2)
+        assert d.train_loss[-1] < d.train_loss[0]
+        assert (d.kernel_distance[-1] < 1e-3) == expect_small, (width, d.kernel_distance)
+    flat = [x.reshape(1, -1) for x in X]
+    mlp = ElmanRNN(256, flat[0].shape[1], activation="relu", seed=6)
+    d = track_training(mlp, flat, y, [x.reshape(1, -1) for x in ws.values[14:]], lr=0.2, steps=10, checkpoints=2)
+    assert d.train_loss[-1] < d.train_loss[0] and np.all(np.isfinite(d.kernel_distance))
