@@ -18,9 +18,9 @@ import ctypes
 import json
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
-import tempfile
 
 import numba
 import numpy as np

@@ -224,7 +224,8 @@ class ElmanRNN:
         """Gradient descent on (1/2M) sum_i (f(x_i) - y_i)^2; returns (record steps, f on X_eval).
 
         ``mode="full"``: full-batch steps theta -= lr grad L, so that in the kernel regime f follows
-        f' = -(1/M) Theta (f - y) in time t = lr * step. In muP the step is lr * n. ``mode="online"``: one sequence per step
+        f' = -(1/M) Theta (f - y) in time t = lr * step. In muP the step is lr * n.
+        ``mode="online"``: one sequence per step
         (drawn uniformly with ``seed``), theta -= lr (f_i - y_i) grad f_i, whose expectation is the
         full-batch step.
         """

@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
+from helpers import finite_difference_jacobian
 
 from meanfield.diagnostics import alignment, jacobian_change_norm, kernel_distance, track_training
 from meanfield.elman import ElmanRNN
-
-from helpers import finite_difference_jacobian
 
 
 class LinearModel:

@@ -1,6 +1,5 @@
 """Execute every notebook in notebooks/ on its quick setting, so that none of them rots."""
 
-import os
 from pathlib import Path
 
 import nbformat

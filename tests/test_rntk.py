@@ -2,14 +2,13 @@ import math
 
 import numpy as np
 import pytest
+from helpers import finite_difference_jacobian
 
 from meanfield.activations import ERF, RELU, TANH, gaussian_dual, normal_rule
 from meanfield.convergence import fit_rate
 from meanfield.elman import ElmanRNN
 from meanfield.kernels import rntk
 from meanfield.reference import gaussian_dual_reference, rntk_reference
-
-from helpers import finite_difference_jacobian
 
 RULE = normal_rule()
 

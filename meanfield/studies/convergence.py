@@ -28,7 +28,7 @@ import numpy as np
 
 from ..convergence import fit_rate, memory_state_errors, trajectory_errors
 from ..data import TASK_NAMES, make_task
-from ..limit import LimitModel, limit_kernel, quadrature_nodes
+from ..limit import LimitModel, limit_kernel
 from ..report import pyplot, software_versions, write_json
 from ..rnn import DiagonalRNN, train_online
 from ..sweep import load_result, run_tasks
@@ -109,7 +109,7 @@ class StudyConfig:
         if self.horizon * self.widths[0] < self.n_records:
             bad("n_records", f"horizon * smallest width = {self.horizon * self.widths[0]:g} steps is fewer "
                              f"than n_records = {self.n_records}")
-        from ..activations import SUP_DERIVATIVE, CODES
+        from ..activations import CODES, SUP_DERIVATIVE
 
         if self.activation not in CODES:
             bad("activation", f"must be one of {sorted(CODES)}, got {self.activation!r}")

@@ -37,7 +37,7 @@ def run_demo(out, task_name="parity2", widths=(256, 1024, 4096), alpha=5.0, hori
         for p in range(probes.values.shape[0]):
             axes[0].plot(res.times, res.outputs[:, p], color=color, lw=1, label=f"N = {N}" if p == 0 else None)
         axes[1].plot(res.times, res.probe_loss(targets), color=color, label=f"N = {N}")
-    for p, y in enumerate(targets):
+    for y in targets:
         axes[0].axhline(y, color="grey", lw=0.5, ls=":")
     axes[0].set(xlabel="training time t = k/N", ylabel="f^N_t(probe)",
                 title=f"{task_name}: outputs on {len(targets)} probe windows (dotted: ybar)")
