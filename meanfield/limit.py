@@ -100,7 +100,7 @@ def quadrature_nodes(input_dim, sigma_w, beta, order=(256, 24), rule="trapezoid"
     raise ValueError(f"rule must be 'trapezoid', 'hermite' or 'sobol', got {rule!r}")
 
 
-def _halved(nodes: Nodes, input_dim, sigma_w, beta, seed) -> Nodes:
+def _halved(nodes: Nodes, input_dim, sigma_w, beta) -> Nodes:
     if nodes.rule != "sobol":
         return quadrature_nodes(input_dim, sigma_w, beta, tuple(max(1, o // 2) for o in nodes.order), nodes.rule)
     half = nodes.size // 2  # the first half of a scrambled Sobol sequence is itself a (t, m, s)-net
@@ -173,7 +173,7 @@ def limit_kernel(X, Y=None, *, activation="tanh", sigma_w=1.0, beta=0.5, order=(
     ntk, nngp = _kernels_at_nodes(X, Y, nodes, code, kind != "nngp")
     err = nngp_err = None
     if error_estimate:
-        ntk_lo, nngp_lo = _kernels_at_nodes(X, Y, _halved(nodes, d, sigma_w, beta, seed), code, kind != "nngp")
+        ntk_lo, nngp_lo = _kernels_at_nodes(X, Y, _halved(nodes, d, sigma_w, beta), code, kind != "nngp")
         nngp_err = float(np.max(np.abs(nngp - nngp_lo)))
         err = None if ntk is None else float(np.max(np.abs(ntk - ntk_lo)))
     return KernelResult(ntk, nngp if kind != "ntk" else None, err, nngp_err if kind != "ntk" else None,
