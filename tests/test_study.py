@@ -75,3 +75,20 @@ def test_default_config_is_valid_and_quick_is_smaller():
     assert max(quick.widths) < max(full.widths)
     with pytest.raises(ConfigError, match="'seeds'"):
         StudyConfig(seeds=1)
+
+
+def test_study_runs_on_an_existing_dask_scheduler(tmp_path):
+    """--scheduler: the runs go to a cluster the user started; results equal the in-process ones."""
+    from dask.distributed import LocalCluster
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text('[sweep]\nwidths = [64, 128]\nseeds = 2\n[training]\nn_records = 4\n[limit]\nwindow = 6\n'
+                   '[memory]\nnodes = 200\nsequences = 2\n')
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert main(["study", "--config", str(cfg), "--out", str(tmp_path / "remote"), "--scheduler",
+                     cluster.scheduler_address, "--no-progress"]) == 0
+    assert main(["study", "--config", str(cfg), "--out", str(tmp_path / "local"), "--workers", "0",
+                 "--no-progress"]) == 0
+    remote = json.loads((tmp_path / "remote" / "report.json").read_text())
+    local = json.loads((tmp_path / "local" / "report.json").read_text())
+    assert stable(remote) == stable(local)
