@@ -55,7 +55,8 @@ class MuPNetwork:
         for name, value in (("g", g), ("g_u", g_u), ("g_v", g_v)):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-        self.N, self.d, self.T, self.shared, self.activation = int(width), int(input_dim), int(steps), shared, activation
+        self.N, self.d, self.T = int(width), int(input_dim), int(steps)
+        self.shared, self.activation = bool(shared), activation
         self.prior_var = dict(U=g_u**2 / input_dim, W=g**2 / width, v=g_v**2)
         rng = np.random.default_rng(seed)
         n_w = 1 if shared else max(self.T - 1, 1)
