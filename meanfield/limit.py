@@ -38,7 +38,7 @@ from scipy import special, stats
 from solvers.fixed_point import FixedPointResult, fixed_point
 from solvers.ode import LinearKernelFlow
 
-from .activations import SUP_DERIVATIVE, bounded_activation_code, derivative_numpy, normal_rule, sigma_numpy
+from .activations import SUP_DERIVATIVE, SUP_VALUE, bounded_activation_code, derivative_numpy, normal_rule, sigma_numpy
 from .data import MarkovChain, Task
 from .rnn import as_windows, window_states_kernel
 
@@ -287,7 +287,7 @@ class LimitModel:
     @property
     def truncation_bound(self) -> float:
         """rho^L sup|sigma|: bound on the state error from truncating histories to the window."""
-        return self.rho**self.window
+        return self.rho**self.window * SUP_VALUE[self.activation]
 
     def _kernel(self, X, Y, kind, error_estimate=False):
         return limit_kernel(X, Y, activation=self.activation, sigma_w=self.sigma_w, beta=self.beta,
