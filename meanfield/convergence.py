@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .activations import bounded_activation_code
+from .rnn import window_states_kernel
+
 
 @dataclass(frozen=True)
 class RateFit:
@@ -130,9 +133,6 @@ def memory_state_errors(chain, W, b, activation="tanh", n_steps=30, n_sequences=
     array (n_sequences, n_steps): one independent error curve per sequence, for :func:`fit_rate` with
     ``scale="linear"`` (a geometric rate exp(slope) to compare with rho).
     """
-    from .activations import bounded_activation_code
-    from .rnn import window_states_kernel
-
     code = bounded_activation_code(activation)
     rng = np.random.default_rng(seed)
     out = np.empty((n_sequences, n_steps))

@@ -98,9 +98,9 @@ class MuPNetwork:
             delta = _dphi(self.activation, h[t - 1]) * (delta @ self._W(t))
         return grads
 
-    def kernels(self, X):
-        """C_{t,t'}^{mu,nu} = (1/N) phi(h^mu_t) . phi(h^nu_t'), shape (T, P, T, P)."""
-        a = _phi(self.activation, self.forward(X)[0])  # (T, P, N)
+    def kernels(self, X, h=None):
+        """C_{t,t'}^{mu,nu} = (1/N) phi(h^mu_t) . phi(h^nu_t'), shape (T, P, T, P) (h: from forward)."""
+        a = _phi(self.activation, self.forward(X)[0] if h is None else h)  # (T, P, N)
         return np.einsum("apn,bqn->apbq", a, a) / self.N
 
 
@@ -157,8 +157,8 @@ def langevin(net: MuPNetwork, X, y, *, beta, step_size, n_steps, burn_in, thin=1
         if not np.all(np.isfinite(net.params["v"])):
             raise FloatingPointError(f"Langevin diverged at step {step}; use a smaller step_size")
         if step >= burn_in and (step - burn_in) % thin == 0:
-            f = net(X)
+            h, f = net.forward(X)
             outs.append(f)
-            kers.append(net.kernels(X))
+            kers.append(net.kernels(X, h))
             energies.append(0.5 * beta * float(np.sum((y - f) ** 2)))
     return LangevinSamples(np.array(outs), np.array(kers), np.array(energies), step_size, thin)

@@ -375,13 +375,14 @@ class DiagonalRNN:
         recorded, values = [], []
         N, d = self.n_units, self.input_dim
         for k in range(int(steps) + 1):
-            f = self.forward(windows)
+            J = self.jacobian(windows)  # columns (c, w unit-major, b); the c block is S / sqrt(N)
+            f = J[:, :N] @ self.c
             if k % record_every == 0:
                 recorded.append(k)
                 values.append(f)
             if k == steps:
                 break
-            grad = self.jacobian(windows).T @ (f - y) / len(y)  # columns (c, w unit-major, b)
+            grad = J.T @ (f - y) / len(y)
             self.c -= lr * grad[:N]
             self.W -= lr * grad[N:N * (d + 1)].reshape(N, d).T
             self.b -= lr * grad[N * (d + 1):]

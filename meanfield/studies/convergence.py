@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..activations import CODES, SUP_DERIVATIVE
 from ..convergence import fit_rate, memory_state_errors, trajectory_errors
 from ..data import TASK_NAMES, make_task
 from ..limit import LimitModel, limit_kernel
@@ -109,8 +110,6 @@ class StudyConfig:
         if self.horizon * self.widths[0] < self.n_records:
             bad("n_records", f"horizon * smallest width = {self.horizon * self.widths[0]:g} steps is fewer "
                              f"than n_records = {self.n_records}")
-        from ..activations import CODES, SUP_DERIVATIVE
-
         if self.activation not in CODES:
             bad("activation", f"must be one of {sorted(CODES)}, got {self.activation!r}")
         if self.beta * SUP_DERIVATIVE[self.activation] >= 1:

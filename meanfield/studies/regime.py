@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from solvers.ode import LinearKernelFlow
+
 from ..convergence import fit_rate
 from ..data import make_task
 from ..diagnostics import track_training
@@ -99,8 +101,6 @@ def regime_run(config: dict, part: str, width: int, length: int, parameterisatio
 
 def continual_run(config: dict, width: int, steps: int, index: int) -> dict:
     """Task A then task B on the same windows: measured and kernel-predicted forgetting of A."""
-    from solvers.ode import LinearKernelFlow
-
     T = config["c_length"]
     task = make_task("delay1", noise_std=0.0)
     rng = np.random.default_rng(np.random.SeedSequence(config["seed"], spawn_key=(2 * 10**6 + T,)))

@@ -16,6 +16,7 @@ Needs the optional extra ``[data]`` (aeon, scikit-learn); no download happens at
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from pathlib import Path
 
@@ -152,8 +153,6 @@ def run_ucr(dataset, out, kernels=KERNELS, *, folds=5, seed=0) -> Path:
 
 def run_ucr_datasets(dataset, out, kernels=KERNELS, *, folds=5, seed=0) -> Path:
     """One shipped dataset, or ``"all"`` of them (each in its own folder); returns the path of table.md."""
-    import json
-
     if dataset != "all" and dataset not in DATASETS:
         raise ValueError(f"--dataset must be 'all' or one of {sorted(DATASETS)}, got {dataset!r}")
     names = sorted(DATASETS) if dataset == "all" else [dataset]
