@@ -1,22 +1,29 @@
 """Bayesian RNNs and DNNs in muP, sampled by Langevin dynamics ([BFHP], models.md section 6).
 
-Network of width N on sequences x^mu = (x_1, ..., x_T) in R^d (mu = 1..P), with pre-activations
+Network of width N and depth T on sequences x^mu = (x_0, ..., x_T) in R^d (mu = 1..P):
 
-    h_1 = U x_1,   h_t = W_t phi(h_{t-1}) + U x_t  (t = 2..T),   f(x) = (1/N) v . phi(h_T)   (muP readout)
+    h_0 = U x_0,   h_t = W_t phi(h_{t-1}) + U x_t  (t = 1..T),   f_t(x) = (1/N) v . phi(h_t)   (muP readout)
 
-where the RNN shares one W_t = W over time and the DNN of the same depth draws an independent W_t per
-step. Prior: U ~ N(0, g_u^2/d), W ~ N(0, g^2/N), v ~ N(0, g_v^2), entries independent. Posterior:
+where the RNN shares one W_t = W over the T steps and the DNN of the same depth draws an independent
+W_t per step (so T = 2 is the chain h_2 = W phi(W phi(U x_0)) + ...). Prior: U ~ N(0, g_u^2/d),
+W ~ N(0, g^2/N), v ~ N(0, g_v^2), entries independent. Posterior, over the supervised entries R of
+(t, mu) with targets y:
 
-    p(theta) ~ exp(-beta/2 sum_mu (y_mu - f(x^mu))^2 - sum_groups |theta_group|^2 / (2 var_group)).
+    p(theta) ~ exp(-(N beta)/2 sum_R (y_t^mu - f_t(x^mu))^2 - sum_groups |theta_group|^2 / (2 var_group)).
 
-Sampler: Langevin dynamics preconditioned by the prior variances, theta <- theta - eta M grad E +
-sqrt(2 eta M) xi with E the negative log posterior and M = diag(prior variances). For any constant
-M its stationary law is the posterior (up to O(eta) discretisation); M makes one step size fit groups
-whose scales differ by sqrt(N). Order parameters: C_{t,t'}^{mu,nu} = (1/N) sum_i phi(h^mu_{i,t}) phi(h^nu_{i,t'}).
+``beta`` is the signal strength per unit: the inverse temperature N beta makes the data term O(N), as
+large as the prior's, which is the mean-field (muP) scaling in which the kernels move as N -> infinity
+(``solvers.kernel_saddle`` solves that limit). Sampler: Langevin dynamics preconditioned by the prior
+variances M, with the prior part integrated exactly (an Ornstein-Uhlenbeck step):
 
-The theory (saddle-point equations for C) is not implemented yet; this module provides the sampler
-and its diagnostics. BLAS-bound: each step is a few (P, N) x (N, N) products, so NumPy runs at the
-speed a Numba loop calling the same BLAS would.
+    theta <- e^-eta theta - (1 - e^-eta) M grad Phi + sqrt(1 - e^-2 eta) M^1/2 xi,   Phi = data term.
+
+Without data it samples the prior exactly for any eta; with data its stationary law is the posterior up
+to O(eta) from the data term only. Order parameters: C_{t,t'}^{mu,nu} = (1/N) sum_i phi(h^mu_{i,t}) phi(h^nu_{i,t'}).
+
+The sampler is NumPy: each step is a few (P, N) x (N, N) products and N^2 (RNN) or T N^2 (DNN) normal
+draws, so the work is in BLAS and in the generator; a compiled loop calling the same routines would not
+be faster (the Python overhead per step is measured in ``benchmarks/bench_langevin.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .activations import derivative_numpy, sigma_numpy
 
@@ -39,15 +47,22 @@ def _dphi(name, z):
     return np.ones_like(z) if name == "linear" else derivative_numpy(name, z)
 
 
-class MuPNetwork:
-    """An RNN (``shared=True``) or DNN (``shared=False``) of width N and T steps in muP.
+def endpoint_readout(steps, patterns):
+    """The readout mask (T + 1, P) of endpoint supervision: only f_T is fitted."""
+    mask = np.zeros((steps + 1, patterns), dtype=bool)
+    mask[-1] = True
+    return mask
 
-    Parameters live in ``params``: U (N, d), W (T-1, N, N) for the DNN or (1, N, N) for the RNN, v (N,).
+
+class MuPNetwork:
+    """An RNN (``shared=True``) or DNN (``shared=False``) of width N and depth T in muP.
+
+    Parameters live in ``params``: U (N, d), W (1, N, N) for the RNN or (T, N, N) for the DNN, v (N,).
     """
 
-    def __init__(self, width, input_dim, steps, *, shared=True, activation="linear", g=1.0, g_u=1.0, g_v=1.0,
+    def __init__(self, width, input_dim, depth, *, shared=True, activation="linear", g=1.0, g_u=1.0, g_v=1.0,
                  seed=None):
-        for name, value in (("width", width), ("input_dim", input_dim), ("steps", steps)):
+        for name, value in (("width", width), ("input_dim", input_dim), ("depth", depth)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if activation not in ACTIVATIONS:
@@ -55,11 +70,11 @@ class MuPNetwork:
         for name, value in (("g", g), ("g_u", g_u), ("g_v", g_v)):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-        self.N, self.d, self.T = int(width), int(input_dim), int(steps)
+        self.N, self.d, self.T = int(width), int(input_dim), int(depth)
         self.shared, self.activation = bool(shared), activation
         self.prior_var = dict(U=g_u**2 / input_dim, W=g**2 / width, v=g_v**2)
         rng = np.random.default_rng(seed)
-        n_w = 1 if shared else max(self.T - 1, 1)
+        n_w = 1 if shared else self.T
         self.params = dict(U=rng.normal(0, math.sqrt(self.prior_var["U"]), (self.N, self.d)),
                            W=rng.normal(0, math.sqrt(self.prior_var["W"]), (n_w, self.N, self.N)),
                            v=rng.normal(0, math.sqrt(self.prior_var["v"]), self.N))
@@ -67,46 +82,55 @@ class MuPNetwork:
     def _W(self, t):
         return self.params["W"][0 if self.shared else t - 1]
 
-    def forward(self, X):
-        """Pre-activations h (T, P, N) and outputs f (P,) for inputs X (P, T, d)."""
+    def check_inputs(self, X):
         X = np.asarray(X, dtype=float)
-        U = self.params["U"]
-        h = np.empty((self.T, X.shape[0], self.N))
-        h[0] = X[:, 0] @ U.T
-        for t in range(1, self.T):
-            h[t] = _phi(self.activation, h[t - 1]) @ self._W(t).T + X[:, t] @ U.T
-        return h, _phi(self.activation, h[-1]) @ self.params["v"] / self.N
+        if X.ndim != 3 or X.shape[1:] != (self.T + 1, self.d) or not np.all(np.isfinite(X)):
+            raise ValueError(f"X must be a finite array (P, T + 1, d) = (P, {self.T + 1}, {self.d}), got {X.shape}")
+        return X
+
+    def forward(self, X):
+        """Pre-activations h (T + 1, P, N) and outputs f (T + 1, P) for inputs X (P, T + 1, d)."""
+        X = self.check_inputs(X)
+        inputs = np.einsum("ptd,nd->tpn", X, self.params["U"])
+        h = np.empty_like(inputs)
+        h[0] = inputs[0]
+        for t in range(1, self.T + 1):
+            h[t] = _phi(self.activation, h[t - 1]) @ self._W(t).T + inputs[t]
+        return h, _phi(self.activation, h) @ self.params["v"] / self.N
 
     def __call__(self, X):
         return self.forward(X)[1]
 
-    def energy_gradient(self, X, y, beta):
-        """Gradient of E = beta/2 sum (y - f)^2 + prior terms, by backpropagation through the T steps."""
+    def data_gradient(self, X, y, readout, beta):
+        """Gradient of Phi = (N beta)/2 sum_R (y - f)^2 in every parameter, by backpropagation through time.
+
+        y and readout are (T + 1, P); returns (gradients, Phi, h, f) so that a caller can reuse the pass."""
         h, f = self.forward(X)
-        U, v = self.params["U"], self.params["v"]
-        r = beta * (f - y)  # dE/df
-        grads = {"U": U / self.prior_var["U"], "W": self.params["W"] / self.prior_var["W"],
-                 "v": v / self.prior_var["v"] + _phi(self.activation, h[-1]).T @ r / self.N}
-        delta = _dphi(self.activation, h[-1]) * (r[:, None] * v[None, :] / self.N)  # dE/dh_T
-        for t in range(self.T - 1, -1, -1):
-            grads["U"] = grads["U"] + delta.T @ X[:, t]
-            if t == 0:
-                break
-            prev = _phi(self.activation, h[t - 1])
-            k = 0 if self.shared else t - 1
-            grads["W"][k] = grads["W"][k] + delta.T @ prev
-            delta = _dphi(self.activation, h[t - 1]) * (delta @ self._W(t))
-        return grads
+        X = np.asarray(X, dtype=float)
+        v = self.params["v"]
+        r = np.where(readout, self.N * beta * (f - y), 0.0)  # dPhi/df_t, (T + 1, P)
+        a = _phi(self.activation, h)
+        grads = {"U": np.zeros_like(self.params["U"]), "W": np.zeros_like(self.params["W"]),
+                 "v": np.einsum("tp,tpn->n", r, a) / self.N}
+        carry = np.zeros_like(h[0])  # dPhi/dh_{t+1} W_{t+1}
+        for t in range(self.T, -1, -1):
+            delta = _dphi(self.activation, h[t]) * (carry + r[t][:, None] * v[None, :] / self.N)  # dPhi/dh_t
+            grads["U"] += delta.T @ X[:, t]
+            if t > 0:
+                grads["W"][0 if self.shared else t - 1] += delta.T @ a[t - 1]
+                carry = delta @ self._W(t)
+        phi = 0.5 * self.N * beta * float(np.sum(np.where(readout, (y - f) ** 2, 0.0)))
+        return grads, phi, h, f
 
     def kernels(self, X, h=None):
-        """C_{t,t'}^{mu,nu} = (1/N) phi(h^mu_t) . phi(h^nu_t'), shape (T, P, T, P) (h: from forward)."""
-        a = _phi(self.activation, self.forward(X)[0] if h is None else h)  # (T, P, N)
+        """C_{t,t'}^{mu,nu} = (1/N) phi(h^mu_t) . phi(h^nu_t'), shape (T + 1, P, T + 1, P) (h: from forward)."""
+        a = _phi(self.activation, self.forward(X)[0] if h is None else h)
         return np.einsum("apn,bqn->apbq", a, a) / self.N
 
 
 @dataclass
 class LangevinSamples:
-    """Recorded samples: outputs f (S, P) and kernels C (S, T, P, T, P), after ``burn_in`` steps."""
+    """Recorded samples: outputs f (S, T + 1, P), kernels C (S, T + 1, P, T + 1, P), data term Phi (S,)."""
 
     outputs: np.ndarray
     kernels: np.ndarray
@@ -139,26 +163,53 @@ def integrated_autocorrelation(x, c=5.0):
     return float(max(tau, 1.0))
 
 
-def langevin(net: MuPNetwork, X, y, *, beta, step_size, n_steps, burn_in, thin=10, seed=None) -> LangevinSamples:
-    """Sample the posterior of ``net``'s parameters (preconditioned Langevin; ``net`` is updated in place)."""
-    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
-    if X.ndim != 3 or X.shape[1:] != (net.T, net.d) or y.shape != (X.shape[0],):
-        raise ValueError(f"need X (P, {net.T}, {net.d}) and y (P,), got {X.shape} and {y.shape}")
-    if not (step_size > 0 and beta >= 0 and n_steps > burn_in >= 0 and thin >= 1):
-        raise ValueError("need step_size > 0, beta >= 0, n_steps > burn_in >= 0 and thin >= 1")
+def _targets(net, X, y, readout):
+    """Targets and readout mask as (T + 1, P) arrays; y of shape (P,) means endpoint supervision."""
+    P = X.shape[0]
+    y = np.asarray(y, dtype=float)
+    if y.shape == (P,) and readout is None:
+        readout = endpoint_readout(net.T, P)
+        y = np.where(readout, y[None, :], 0.0)
+    readout = np.asarray(readout, dtype=bool)
+    if y.shape != (net.T + 1, P) or readout.shape != y.shape:
+        raise ValueError(f"y must be (P,) for endpoint supervision or (T + 1, P) = {(net.T + 1, P)} with a readout "
+                         f"mask of that shape, got y {y.shape}")
+    if not readout.any() or not np.all(np.isfinite(y[readout])):
+        raise ValueError("readout must select at least one entry and y must be finite there")
+    return np.where(readout, y, 0.0), readout
+
+
+def langevin(net: MuPNetwork, X, y, readout=None, *, beta, step_size, n_steps, burn_in, thin=10, seed=None,
+             progress=False) -> LangevinSamples:
+    """Sample the posterior of ``net``'s parameters (``net`` is updated in place; see the module docstring).
+
+    y: targets (P,) for endpoint supervision, or (T + 1, P) with the boolean ``readout`` mask of supervised
+    entries. beta: signal strength per unit (the inverse temperature is N beta). Records the state every
+    ``thin`` steps after ``burn_in``.
+    """
+    X = net.check_inputs(X)
+    y, readout = _targets(net, X, y, readout)
+    if not (math.isfinite(step_size) and step_size > 0):
+        raise ValueError(f"step_size must be finite and > 0, got {step_size!r}")
+    if not (math.isfinite(beta) and beta >= 0):
+        raise ValueError(f"beta must be finite and >= 0, got {beta!r}")
+    if not (n_steps > burn_in >= 0 and thin >= 1):
+        raise ValueError(f"need n_steps > burn_in >= 0 and thin >= 1, got {n_steps}, {burn_in}, {thin}")
     rng = np.random.default_rng(seed)
+    decay, noise = math.exp(-step_size), math.sqrt(-math.expm1(-2 * step_size))
+    drift = -math.expm1(-step_size)
     outs, kers, energies = [], [], []
-    for step in range(n_steps):
-        grads = net.energy_gradient(X, y, beta)
-        for key, value in net.params.items():
-            m = net.prior_var[key]
-            value -= step_size * m * grads[key]
-            value += math.sqrt(2 * step_size * m) * rng.standard_normal(value.shape)
-        if not np.all(np.isfinite(net.params["v"])):
+    for step in tqdm(range(n_steps), desc="Langevin", disable=not progress, leave=False):
+        grads, phi, h, f = net.data_gradient(X, y, readout, beta)
+        if not math.isfinite(phi):
             raise FloatingPointError(f"Langevin diverged at step {step}; use a smaller step_size")
         if step >= burn_in and (step - burn_in) % thin == 0:
-            h, f = net.forward(X)
             outs.append(f)
             kers.append(net.kernels(X, h))
-            energies.append(0.5 * beta * float(np.sum((y - f) ** 2)))
+            energies.append(phi)
+        for key, value in net.params.items():
+            m = net.prior_var[key]
+            value *= decay
+            value -= drift * m * grads[key]
+            value += noise * math.sqrt(m) * rng.standard_normal(value.shape)
     return LangevinSamples(np.array(outs), np.array(kers), np.array(energies), step_size, thin)

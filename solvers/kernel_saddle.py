@@ -1,0 +1,306 @@
+"""Saddle-point equations for the representational kernels of Bayesian muP RNNs and DNNs ([BFHP]).
+
+Derivation: ``theory_notes/feature_learning.md``. Network (``meanfield.featurelearning``), t = 0..T:
+
+    h_0 = U x_0,   h_t = W_t phi(h_{t-1}) + U x_t,   f_t = v . phi(h_t) / N   (W_t = W in the RNN),
+
+prior U ~ N(0, g_u^2/d), W ~ N(0, g^2/N), v ~ N(0, g_v^2); posterior exp(-(beta N)/2 sum_R (y - f)^2) over
+the supervised entries R = {(t, mu)}. ``beta`` here is the signal strength per unit (the sampler's
+inverse temperature is N beta): it makes the data term O(N) like the prior, which is what lets the
+kernels move at N = infinity (muP). Entries a = (t, mu) index n = (T + 1) P dimensional kernels. The
+posterior concentrates on a stationary point (C, Chat) of
+
+    S = - sum_ab Chat_ab C_ab + log Z_1(Chat, K[C]) - 1/2 y_R^T (g_v^2 C_RR + I / beta)^-1 y_R,
+    Z_1 = E_{h ~ N(0, K)} exp(sum_ab Chat_ab phi(h_a) phi(h_b)),
+    K[C]_{(t,mu),(s,nu)} = Kx + g^2 C_{(t-1,mu),(s-1,nu)}   (t, s >= 1; RNN: all t, s; DNN: t = s only),
+
+with Kx = g_u^2 x_t^mu . x_s^nu / d. Stationarity gives the map solved here:
+
+    C    = <phi phi^T>                                   (tilted single-site measure),
+    Chat = g^2 shift^T(Khat) + g_v^2/2 [G^-1 y y^T G^-1]_R,   Khat = 1/2 K^-1 (<h h^T> - K) K^-1.
+
+Weight sharing enters only through ``shift``: the DNN's average over independent W_t couples C only at
+equal times, so its cross-time kernels stay at their input values; the RNN's keep all pairs (t, s).
+For linear phi the single-site measure is Gaussian, N(0, (K^-1 - 2 Chat)^-1); otherwise its moments come
+from tensor Gauss-Hermite quadrature (small n) or importance-weighted quasi-Monte Carlo (any n),
+both on fixed nodes so that the map is a smooth deterministic function for the solvers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special, stats
+
+from .self_consistent import solve_self_consistent
+
+ACTIVATIONS = ("linear", "tanh", "erf")
+
+
+def _phi(name, z):
+    if name == "linear":
+        return z
+    return np.tanh(z) if name == "tanh" else special.erf(math.sqrt(math.pi) / 2 * z)
+
+
+def critical_signal_t2(y, k, *, g=1.0, g_v=1.0):
+    """Closed-form critical signal strength of the linear RNN, T = 2, one sequence, endpoint supervision.
+
+    k = g_u^2 |x_0|^2 / d is the input variance and kappa = g_v^2 g^4 k the prior variance of sqrt(N) f.
+    The Z2-symmetric solution (no cross-time correlation) loses stability when the readout kernel has
+    grown to 8 times its prior value, which happens at beta_c = 1 / (|y| sqrt(8 kappa) - 8 kappa); for
+    y^2 <= 8 kappa there is no transition (returns inf). Derivation: feature_learning.md section 4.
+    """
+    kappa = g_v**2 * g**4 * k
+    gap = abs(y) * math.sqrt(8 * kappa) - 8 * kappa
+    return math.inf if gap <= 0 else 1.0 / gap
+
+
+@dataclass
+class SaddleSolution:
+    """One stationary point: kernels C and conjugates Chat (both (T+1, P, T+1, P)), its action (the
+    posterior weight is exp(-N action); the smallest wins), residual, stability and the number of starts
+    that reached it."""
+
+    C: np.ndarray
+    Chat: np.ndarray
+    action: float
+    residual: float
+    spectral_radius: float | None
+    starts: int
+
+
+class KernelSaddle:
+    """The saddle-point equations of one problem (inputs, supervised entries, network, signal strength).
+
+    Parameters
+    ----------
+    X : array (P, T + 1, d)
+        Input sequences x_0..x_T.
+    y : array (T + 1, P)
+        Targets; only the entries in ``readout`` are used.
+    readout : bool array (T + 1, P)
+        Supervised entries R. Endpoint supervision is ``readout[-1] = True`` only.
+    shared : bool
+        RNN (one W) or DNN (a W_t per step).
+    beta : float
+        Signal strength per unit (>= 0; 0 is the prior).
+    single_site : {"auto", "hermite", "qmc"}
+        How nonlinear single-site averages are computed: tensor Gauss-Hermite with ``nodes`` points per
+        dimension, or importance-weighted scrambled Sobol with ``nodes`` points; "auto" takes Hermite for
+        n <= 3 and QMC (2^15 points unless ``nodes`` is given) above.
+    """
+
+    def __init__(self, X, y, readout, *, shared, beta, activation="linear", g=1.0, g_u=1.0, g_v=1.0,
+                 single_site="auto", nodes=None, seed=0):
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 3 or not np.all(np.isfinite(X)):
+            raise ValueError(f"X must be a finite array (P, T + 1, d), got shape {X.shape}")
+        self.P, T1, self.d = X.shape
+        self.T = T1 - 1
+        readout = np.asarray(readout, dtype=bool)
+        y = np.asarray(y, dtype=float)
+        if readout.shape != (T1, self.P) or y.shape != (T1, self.P):
+            raise ValueError(f"readout and y must have shape (T + 1, P) = {(T1, self.P)}, got {readout.shape} and "
+                             f"{y.shape}")
+        if not readout.any() or not np.all(np.isfinite(y[readout])):
+            raise ValueError("readout must select at least one entry and y must be finite there")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        for name, value in (("g", g), ("g_u", g_u), ("g_v", g_v)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+        if not (math.isfinite(beta) and beta >= 0):
+            raise ValueError(f"beta must be finite and >= 0, got {beta!r}")
+        self.shared, self.activation, self.beta = bool(shared), activation, float(beta)
+        self.g, self.g_u, self.g_v = float(g), float(g_u), float(g_v)
+        self.n = T1 * self.P
+        self.R = np.flatnonzero(readout.ravel())  # entry a = t * P + mu
+        self.y = y.ravel()[self.R]
+        flat = X.transpose(1, 0, 2).reshape(self.n, self.d)
+        self.Kx = g_u**2 * flat @ flat.T / self.d
+        if activation != "linear":
+            self._set_nodes(single_site, nodes, seed)
+
+    # --- time shift: where weight sharing enters -------------------------------------------------
+    def _blocks(self, A):
+        return A.reshape(self.T + 1, self.P, self.T + 1, self.P)
+
+    def _shift(self, C):
+        """S(C)_{(t,mu),(s,nu)} = C_{(t-1,mu),(s-1,nu)} for t, s >= 1 (DNN: t = s only)."""
+        out = np.zeros((self.T + 1, self.P, self.T + 1, self.P))
+        Cb = self._blocks(C)
+        if self.shared:
+            out[1:, :, 1:, :] = Cb[:-1, :, :-1, :]
+        else:
+            for t in range(1, self.T + 1):
+                out[t, :, t, :] = Cb[t - 1, :, t - 1, :]
+        return out.reshape(self.n, self.n)
+
+    def _shift_adjoint(self, Khat):
+        out = np.zeros((self.T + 1, self.P, self.T + 1, self.P))
+        Kb = self._blocks(Khat)
+        if self.shared:
+            out[:-1, :, :-1, :] = Kb[1:, :, 1:, :]
+        else:
+            for t in range(self.T):
+                out[t, :, t, :] = Kb[t + 1, :, t + 1, :]
+        return out.reshape(self.n, self.n)
+
+    def prior_input_kernel(self, C):
+        """K[C]: covariance of the pre-activations given the kernels of the previous step."""
+        return self.Kx + self.g**2 * self._shift(C)
+
+    # --- single-site averages ----------------------------------------------------------------------
+    def _set_nodes(self, single_site, nodes, seed):
+        if single_site not in ("auto", "hermite", "qmc"):
+            raise ValueError(f"single_site must be 'auto', 'hermite' or 'qmc', got {single_site!r}")
+        if single_site == "auto":
+            single_site = "hermite" if self.n <= 3 else "qmc"
+        self.rule = single_site
+        if single_site == "hermite":
+            m = int(nodes or 40)
+            z1, w1 = np.polynomial.hermite_e.hermegauss(m)
+            self._z = np.stack([gr.ravel() for gr in np.meshgrid(*([z1] * self.n), indexing="ij")], axis=1)
+            logw1 = np.log(w1 / math.sqrt(2 * math.pi))
+            self._logw = sum(gr.ravel() for gr in np.meshgrid(*([logw1] * self.n), indexing="ij"))
+        else:
+            m = int(nodes or 2**15)
+            u = stats.qmc.Sobol(self.n, scramble=True, seed=seed).random(m)
+            self._z = special.ndtri(np.clip(u, 1e-16, 1 - 1e-16))
+            self._logw = np.full(m, -math.log(m))
+
+    def single_site(self, K, Chat):
+        """Tilted single-site moments: <phi phi^T>, <h h^T>, log Z_1 and the effective-sample fraction."""
+        if self.activation == "linear":
+            A = np.linalg.inv(K) - 2 * Chat
+            try:
+                L = np.linalg.cholesky(A)
+            except np.linalg.LinAlgError:
+                raise np.linalg.LinAlgError("tilted single-site measure is not normalisable (K^-1 - 2 Chat not "
+                                            "positive definite)") from None
+            Li = np.linalg.inv(L)
+            S = Li.T @ Li
+            log_z = -np.sum(np.log(np.diag(L))) - 0.5 * np.linalg.slogdet(K)[1]
+            return S, S, float(log_z), 1.0
+        L = np.linalg.cholesky(K)
+        h = self._z @ L.T
+        a = _phi(self.activation, h)
+        psi = np.einsum("ka,ab,kb->k", a, Chat, a)
+        lw = self._logw + psi
+        log_z = special.logsumexp(lw)
+        w = np.exp(lw - log_z)
+        ess = 1.0 / (w.size * np.sum(w**2)) if self.rule == "qmc" else 1.0
+        return (a.T * w) @ a, (h.T * w) @ h, float(log_z), float(ess)
+
+    # --- the saddle-point map ----------------------------------------------------------------------
+    def _data_terms(self, C):
+        """The data term's gradient in C_RR and its value 1/2 y^T G^-1 y (both 0 at beta = 0)."""
+        if self.beta == 0:
+            return np.zeros((self.R.size, self.R.size)), 0.0
+        r = np.linalg.solve(self.g_v**2 * C[np.ix_(self.R, self.R)] + np.eye(self.R.size) / self.beta, self.y)
+        return 0.5 * self.g_v**2 * np.outer(r, r), 0.5 * float(self.y @ r)
+
+    def _conjugate(self, C, M2):
+        """Chat from the kernels C and the tilted pre-activation moments M2 (the C-stationarity equation)."""
+        K = self.prior_input_kernel(C)
+        Ki = np.linalg.inv(K)
+        Chat = self.g**2 * self._shift_adjoint(0.5 * Ki @ (M2 - K) @ Ki)
+        Chat[np.ix_(self.R, self.R)] += self._data_terms(C)[0]
+        return 0.5 * (Chat + Chat.T), Ki
+
+    def update(self, x):
+        """One application of the saddle-point map to the solver's variable x.
+
+        Linear phi: x = Lambda = C^-1 and the map is Lambda -> K[C]^-1 - 2 Chat(C) (the Gaussian tilt in its
+        natural parameter; its fixed points are the stationary points, and unlike the map on C it is defined
+        where K^-1 - 2 Chat is indefinite, so a solver's trial step cannot leave its domain). Otherwise
+        x = (C, Chat) stacked (2, n, n) and the map is (C, Chat) -> (<phi phi^T>, Chat(<phi phi^T>, <h h^T>)).
+        """
+        if self.activation == "linear":
+            C = np.linalg.inv(x)
+            Chat, Ki = self._conjugate(0.5 * (C + C.T), 0.5 * (C + C.T))
+            out = Ki - 2 * Chat
+            return 0.5 * (out + out.T)
+        C_new, M2, _, _ = self.single_site(self.prior_input_kernel(x[0]), x[1])
+        return np.stack([C_new, self._conjugate(C_new, M2)[0]])
+
+    def encode(self, C, Chat=None):
+        """The solver's variable for kernels C (and conjugates Chat, default 0)."""
+        if self.activation == "linear":
+            return np.linalg.inv(C)
+        return np.stack([C, np.zeros_like(C) if Chat is None else Chat])
+
+    def decode(self, x):
+        """(C, Chat) from the solver's variable."""
+        if self.activation != "linear":
+            return x[0], x[1]
+        C = np.linalg.inv(x)
+        C = 0.5 * (C + C.T)
+        return C, 0.5 * (np.linalg.inv(self.prior_input_kernel(C)) - x)
+
+    def action(self, C, Chat):
+        """The action at a stationary point: sum Chat C - log Z_1 + 1/2 y^T G^-1 y (per unit, minimised)."""
+        _, _, log_z, _ = self.single_site(self.prior_input_kernel(C), Chat)
+        return float(np.sum(Chat * C) - log_z + self._data_terms(C)[1])
+
+    def prior(self):
+        """The NNGP kernels: the solution at beta = 0. With Chat = 0 the map only shifts information forward
+        in time, so T + 1 sweeps from any start (here C = I) give it exactly."""
+        C = np.eye(self.n)
+        for _ in range(self.T + 1):
+            C = self.single_site(self.prior_input_kernel(C), np.zeros((self.n, self.n)))[0]
+        return C
+
+    def starts(self, n_random=4, scale=0.5, seed=0):
+        """The prior and prior kernels with random cross-time correlations of both signs (symmetry breaking)."""
+        C0 = self.prior()
+        rng = np.random.default_rng(seed)
+        out = [self.encode(C0)]
+        sd = np.sqrt(np.diag(C0))
+        for _ in range(n_random):
+            R = self._blocks(np.outer(sd, sd) * rng.uniform(-scale, scale, (self.n, self.n)))
+            for t in range(self.T + 1):
+                R[t, :, t, :] = 0.0
+            R = R.reshape(self.n, self.n)
+            C = C0 + 0.5 * (R + R.T)
+            lam = np.linalg.eigvalsh(C).min()
+            if lam <= 0:
+                C += (1e-3 - lam) * np.eye(self.n)
+            out.append(self.encode(C))
+        return out
+
+    def solve(self, starts=None, *, method="anderson", damping=0.5, tol=1e-10, maxiter=3000, stability=True):
+        """Stationary points from several starts, distinct ones sorted by action (the first is the posterior's)."""
+        starts = self.starts() if starts is None else starts
+        res = solve_self_consistent(self.update, starts, method=method, damping=damping, tol=tol, maxiter=maxiter,
+                                    stability=stability)
+        if not res.solutions:
+            raise RuntimeError("no start converged: " + "; ".join(a["message"] for a in res.attempts))
+        sols = []
+        for s in res.solutions:
+            C, Chat = self.decode(s.x)
+            if np.linalg.eigvalsh(C).min() <= 0:  # a root of the map that is no covariance: not a saddle point
+                continue
+            sols.append(SaddleSolution(self._blocks(C), self._blocks(Chat), self.action(C, Chat), s.residual,
+                                       s.spectral_radius, s.starts))
+        if not sols:
+            raise RuntimeError("no start converged to a positive-definite kernel")
+        return sorted(sols, key=lambda s: s.action)
+
+    def predict(self, C):
+        """Posterior-mean outputs f_bar (T + 1, P) at every entry: g_v^2 C_{., R} G^-1 y (Gaussian readout)."""
+        C = np.asarray(C).reshape(self.n, self.n)
+        G = self.g_v**2 * C[np.ix_(self.R, self.R)] + np.eye(self.R.size) / self.beta
+        return (self.g_v**2 * C[:, self.R] @ np.linalg.solve(G, self.y)).reshape(self.T + 1, self.P)
+
+
+def cross_time_correlation(C):
+    """Order parameter: mean over t of |sum_mu C_{t,t+1}^{mu mu}| / sqrt(sum_mu C_tt^{mu mu} sum_mu C_t+1,t+1^{mu mu})."""
+    C = np.asarray(C)
+    T1 = C.shape[0]
+    diag = np.einsum("tptp->t", C)
+    lag = np.array([np.trace(C[t, :, t + 1, :]) for t in range(T1 - 1)])
+    return float(np.mean(np.abs(lag) / np.sqrt(diag[:-1] * diag[1:])))
