@@ -22,7 +22,7 @@ with Kx = g_u^2 x_t^mu . x_s^nu / d. Stationarity gives the map solved here:
 Weight sharing enters only through ``shift``: the DNN's average over independent W_t couples C only at
 equal times, so its cross-time kernels stay at their input values; the RNN's keep all pairs (t, s).
 For linear phi the single-site measure is Gaussian, N(0, (K^-1 - 2 Chat)^-1); otherwise its moments come
-from tensor Gauss-Hermite quadrature (small n) or importance-weighted quasi-Monte Carlo (any n),
+from a tensor quadrature rule (small n) or importance-weighted quasi-Monte Carlo (any n),
 both on fixed nodes so that the map is a smooth deterministic function for the solvers.
 """
 
@@ -34,15 +34,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
+from meanfield.activations import normal_rule, sigma_numpy
+
 from .self_consistent import solve_self_consistent
 
 ACTIVATIONS = ("linear", "tanh", "erf")
 
 
 def _phi(name, z):
-    if name == "linear":
-        return z
-    return np.tanh(z) if name == "tanh" else special.erf(math.sqrt(math.pi) / 2 * z)
+    return z if name == "linear" else sigma_numpy(name, z)  # tanh or erf, as in the sampler
 
 
 def critical_signal_t2(y, k, *, g=1.0, g_v=1.0):
@@ -87,10 +87,12 @@ class KernelSaddle:
         RNN (one W) or DNN (a W_t per step).
     beta : float
         Signal strength per unit (>= 0; 0 is the prior).
-    single_site : {"auto", "hermite", "qmc"}
-        How nonlinear single-site averages are computed: tensor Gauss-Hermite with ``nodes`` points per
-        dimension, or importance-weighted scrambled Sobol with ``nodes`` points; "auto" takes Hermite for
-        n <= 3 and QMC (2^15 points unless ``nodes`` is given) above.
+    single_site : {"auto", "trapezoid", "hermite", "qmc"}
+        How nonlinear single-site averages are computed: a tensor rule with ``nodes`` points per dimension
+        (the trapezoidal rule of ``meanfield.activations.normal_rule``, or Gauss-Hermite), or
+        importance-weighted scrambled Sobol with ``nodes`` points. "auto" takes the trapezoid (80 nodes)
+        for n <= 3 and QMC (2^15 points) above. Gauss-Hermite converges slowly here, as for the memory
+        states: tanh of a variance-2 field is analytic only in a thin strip (feature_learning.md section 5).
     """
 
     def __init__(self, X, y, readout, *, shared, beta, activation="linear", g=1.0, g_u=1.0, g_v=1.0,
@@ -121,6 +123,9 @@ class KernelSaddle:
         self.y = y.ravel()[self.R]
         flat = X.transpose(1, 0, 2).reshape(self.n, self.d)
         self.Kx = g_u**2 * flat @ flat.T / self.d
+        if np.linalg.eigvalsh(self.Kx[:self.P, :self.P]).min() <= 1e-12 * max(1.0, np.abs(self.Kx).max()):
+            raise ValueError("X: the inputs x_0 of the P sequences must be linearly independent (P <= d), else the "
+                             "pre-activation covariance K is singular")
         if activation != "linear":
             self._set_nodes(single_site, nodes, seed)
 
@@ -155,22 +160,21 @@ class KernelSaddle:
 
     # --- single-site averages ----------------------------------------------------------------------
     def _set_nodes(self, single_site, nodes, seed):
-        if single_site not in ("auto", "hermite", "qmc"):
-            raise ValueError(f"single_site must be 'auto', 'hermite' or 'qmc', got {single_site!r}")
+        rules = ("auto", "trapezoid", "hermite", "qmc")
+        if single_site not in rules:
+            raise ValueError(f"single_site must be one of {rules}, got {single_site!r}")
         if single_site == "auto":
-            single_site = "hermite" if self.n <= 3 else "qmc"
+            single_site = "trapezoid" if self.n <= 3 else "qmc"
         self.rule = single_site
-        if single_site == "hermite":
-            m = int(nodes or 40)
-            z1, w1 = np.polynomial.hermite_e.hermegauss(m)
-            self._z = np.stack([gr.ravel() for gr in np.meshgrid(*([z1] * self.n), indexing="ij")], axis=1)
-            logw1 = np.log(w1 / math.sqrt(2 * math.pi))
-            self._logw = sum(gr.ravel() for gr in np.meshgrid(*([logw1] * self.n), indexing="ij"))
-        else:
+        if single_site == "qmc":
             m = int(nodes or 2**15)
             u = stats.qmc.Sobol(self.n, scramble=True, seed=seed).random(m)
             self._z = special.ndtri(np.clip(u, 1e-16, 1 - 1e-16))
             self._logw = np.full(m, -math.log(m))
+            return
+        z1, w1 = normal_rule(int(nodes or 80), single_site)
+        self._z = np.stack([gr.ravel() for gr in np.meshgrid(*([z1] * self.n), indexing="ij")], axis=1)
+        self._logw = sum(gr.ravel() for gr in np.meshgrid(*([np.log(w1)] * self.n), indexing="ij"))
 
     def single_site(self, K, Chat):
         """Tilted single-site moments: <phi phi^T>, <h h^T>, log Z_1 and the effective-sample fraction."""
@@ -298,9 +302,32 @@ class KernelSaddle:
 
 
 def cross_time_correlation(C):
-    """Order parameter: mean over t of |sum_mu C_{t,t+1}^{mu mu}| / sqrt(sum_mu C_tt^{mu mu} sum_mu C_t+1,t+1^{mu mu})."""
+    """Order parameter: the mean over t of |r_t|, r_t = sum_mu C_{t,t+1}^{mu mu} / sqrt(sum_mu C_{t,t}^{mu mu}
+    sum_mu C_{t+1,t+1}^{mu mu}) (the correlation of consecutive representations), for C of shape (T+1, P, T+1, P)."""
     C = np.asarray(C)
-    T1 = C.shape[0]
     diag = np.einsum("tptp->t", C)
-    lag = np.array([np.trace(C[t, :, t + 1, :]) for t in range(T1 - 1)])
+    lag = np.array([np.trace(C[t, :, t + 1, :]) for t in range(C.shape[0] - 1)])
     return float(np.mean(np.abs(lag) / np.sqrt(diag[:-1] * diag[1:])))
+
+
+def critical_signal(problem, lo, hi, *, threshold=1e-3, rtol=1e-5, order=cross_time_correlation, **solve_kw):
+    """Critical signal strength of a symmetry-breaking transition, from the solver alone.
+
+    ``problem(beta)`` returns a :class:`KernelSaddle`. The order parameter of the posterior's solution (lowest
+    action) must be below ``threshold`` at ``lo`` and above it at ``hi``. Bisection brackets the onset to
+    ``rtol``; then, since at a pitchfork m^2 grows linearly in beta - beta_c, the line through m^2 at the
+    upper end and at one point beyond is extrapolated to m^2 = 0. Returns (beta_c, evaluations).
+    """
+    def m(beta):
+        return order(problem(beta).solve(stability=False, **solve_kw)[0].C)
+
+    if not m(lo) < threshold < m(hi):
+        raise ValueError(f"the order parameter must cross threshold={threshold} between lo={lo} and hi={hi}")
+    evaluations = 2
+    while hi - lo > rtol * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if m(mid) >= threshold else (mid, hi)
+        evaluations += 1
+    b1, b2 = hi, hi + 50 * rtol * hi
+    m1, m2 = m(b1) ** 2, m(b2) ** 2
+    return b1 - m1 * (b2 - b1) / (m2 - m1), evaluations + 2
