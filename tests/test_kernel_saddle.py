@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from meanfield.featurelearning import MuPNetwork, endpoint_readout, langevin
-from solvers.kernel_saddle import (KernelSaddle, critical_signal, critical_signal_t2,
-                                   cross_time_correlation)
+from solvers.kernel_saddle import KernelSaddle, critical_signal, critical_signal_t2, cross_time_correlation
 
 
 def endpoint_problem(P=2, T=2, d=3, seed=0):
@@ -111,7 +110,8 @@ def test_nonlinear_rules_agree():
     assert np.abs(tensor.C - KernelSaddle(X, y, R, **kw).prior().reshape(tensor.C.shape)).max() > 0.02
 
 
-@pytest.mark.parametrize("activation,g,beta,targets", [("linear", 1.0, 1.0, (1.5, -1.0)), ("tanh", 1.5, 3.0, (0.6, -0.4))])
+@pytest.mark.parametrize("activation,g,beta,targets",
+                         [("linear", 1.0, 1.0, (1.5, -1.0)), ("tanh", 1.5, 3.0, (0.6, -0.4))])
 def test_theory_agrees_with_langevin_at_n512(activation, g, beta, targets):
     """Sampled kernels of the RNN posterior at N = 512 against the N = infinity saddle point, allowed
     4 standard errors plus 4 sqrt(C_aa C_bb) / N. The O(1/N) allowance: corrections to the saddle point
