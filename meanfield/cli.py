@@ -37,6 +37,16 @@ def _regime(args):
     print(f"report: {path}")
 
 
+def _featurelearning(args):
+    from .studies.featurelearning import load_config, run_featurelearning
+
+    cfg = load_config(args.config, quick=args.quick)
+    out = args.out or f"results/featurelearning-{args.task}"
+    path = run_featurelearning(cfg, args.task, out, workers=args.workers, scheduler=args.scheduler,
+                               progress=not args.no_progress)
+    print(f"report: {path}")
+
+
 def _sweep_study(sub, name, help_text, func):
     """A subcommand for a study run on the Dask task runner (config, quick grid, resume)."""
     p = sub.add_parser(name, help=help_text)
@@ -48,6 +58,7 @@ def _sweep_study(sub, name, help_text, func):
     p.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://HOST:PORT")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=func)
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_study(sub, "study", "convergence study of wide RNNs against their limit (report + plots)", _study)
     _sweep_study(sub, "regime", "distance of finite Elman RNNs from the kernel regime (width x length, NTK vs muP)",
                  _regime)
+
+    fl = _sweep_study(sub, "featurelearning", "Bayesian muP RNN vs DNN: saddle-point kernels against Langevin "
+                      "sampling (phase transition; generalisation across time)", _featurelearning)
+    fl.add_argument("--task", choices=["endpoint", "sequence"], default="endpoint",
+                    help="endpoint: phase transition and theory vs sampling; sequence: supervised subset of steps")
+    fl.set_defaults(out=None)
 
     rn = sub.add_parser("rntk", help="SVM with the RNTK and baselines on UCR/UEA datasets shipped with aeon")
     rn.add_argument("--dataset", required=True, help="ArrowHead, BasicMotions, GunPoint, ItalyPowerDemand, "

@@ -276,29 +276,51 @@ class KernelSaddle:
             out.append(self.encode(C))
         return out
 
-    def solve(self, starts=None, *, method="anderson", damping=0.5, tol=1e-10, maxiter=3000, stability=True):
-        """Stationary points from several starts, distinct ones sorted by action (the first is the posterior's)."""
+    def solve(self, starts=None, *, method="auto", damping=0.5, tol=1e-10, maxiter=3000, stability=True):
+        """Stationary points from several starts, distinct ones sorted by action (the first is the posterior's).
+
+        method: "anderson" (damped, accelerated iteration), "newton-krylov", or "auto": Anderson, then
+        Newton-Krylov from the same starts if no Anderson run converged (large problems with a map whose
+        Jacobian has eigenvalues far outside the unit disc)."""
         starts = self.starts() if starts is None else starts
-        res = solve_self_consistent(self.update, starts, method=method, damping=damping, tol=tol, maxiter=maxiter,
-                                    stability=stability)
-        if not res.solutions:
-            raise RuntimeError("no start converged: " + "; ".join(a["message"] for a in res.attempts))
-        sols = []
-        for s in res.solutions:
-            C, Chat = self.decode(s.x)
-            if np.linalg.eigvalsh(C).min() <= 0:  # a root of the map that is no covariance: not a saddle point
-                continue
-            sols.append(SaddleSolution(self._blocks(C), self._blocks(Chat), self.action(C, Chat), s.residual,
-                                       s.spectral_radius, s.starts))
-        if not sols:
-            raise RuntimeError("no start converged to a positive-definite kernel")
-        return sorted(sols, key=lambda s: s.action)
+        methods = ("anderson", "newton-krylov") if method == "auto" else (method,)
+        messages = []
+        for m in methods:
+            res = solve_self_consistent(self.update, starts, method=m, damping=damping, tol=tol, maxiter=maxiter,
+                                        stability=stability)
+            messages += [f"{m}: {a['message']}" for a in res.attempts if not a["converged"]]
+            sols = []
+            for s in res.solutions:
+                C, Chat = self.decode(s.x)
+                if np.linalg.eigvalsh(C).min() <= 0:  # a root of the map that is no covariance: not a saddle point
+                    continue
+                sols.append(SaddleSolution(self._blocks(C), self._blocks(Chat), self.action(C, Chat), s.residual,
+                                           s.spectral_radius, s.starts))
+            if sols:
+                return sorted(sols, key=lambda s: s.action)
+        raise RuntimeError("no start converged to a positive-definite kernel: " + "; ".join(messages[:4]))
 
     def predict(self, C):
         """Posterior-mean outputs f_bar (T + 1, P) at every entry: g_v^2 C_{., R} G^-1 y (Gaussian readout)."""
         C = np.asarray(C).reshape(self.n, self.n)
         G = self.g_v**2 * C[np.ix_(self.R, self.R)] + np.eye(self.R.size) / self.beta
         return (self.g_v**2 * C[:, self.R] @ np.linalg.solve(G, self.y)).reshape(self.T + 1, self.P)
+
+
+def solve_path(problem, betas, *, n_random=4, seed=0, **solve_kw):
+    """Posterior solutions along increasing signal strengths (continuation): at each beta the starts are
+    the previous solution and the usual prior-based ones (which can find a branch the path missed).
+    ``problem(beta)`` returns a :class:`KernelSaddle`; returns one list of solutions per beta."""
+    out, prev = [], None
+    for beta in betas:
+        ks = problem(beta)
+        starts = ks.starts(n_random=n_random, seed=seed)
+        if prev is not None:
+            n = ks.n
+            starts.insert(0, ks.encode(prev.C.reshape(n, n), prev.Chat.reshape(n, n)))
+        out.append(ks.solve(starts, **solve_kw))
+        prev = out[-1][0]
+    return out
 
 
 def cross_time_correlation(C):
@@ -314,9 +336,12 @@ def critical_signal(problem, lo, hi, *, threshold=1e-3, rtol=1e-5, order=cross_t
     """Critical signal strength of a symmetry-breaking transition, from the solver alone.
 
     ``problem(beta)`` returns a :class:`KernelSaddle`. The order parameter of the posterior's solution (lowest
-    action) must be below ``threshold`` at ``lo`` and above it at ``hi``. Bisection brackets the onset to
-    ``rtol``; then, since at a pitchfork m^2 grows linearly in beta - beta_c, the line through m^2 at the
-    upper end and at one point beyond is extrapolated to m^2 = 0. Returns (beta_c, evaluations).
+    action, so a first-order transition is located where the two branches' actions cross) must be below
+    ``threshold`` at ``lo`` and above it at ``hi``. Bisection brackets the onset to ``rtol``. If the
+    transition is continuous (a pitchfork: m^2 grows linearly in beta - beta_c), the line through m^2 at
+    the upper end and at one point beyond is extrapolated to m^2 = 0; if that lands outside the bracket,
+    the order parameter jumped and the transition is discontinuous (first order): the bracket's midpoint.
+    Returns (beta_c, kind, evaluations) with kind "continuous" or "discontinuous".
     """
     def m(beta):
         return order(problem(beta).solve(stability=False, **solve_kw)[0].C)
@@ -328,6 +353,9 @@ def critical_signal(problem, lo, hi, *, threshold=1e-3, rtol=1e-5, order=cross_t
         mid = 0.5 * (lo + hi)
         lo, hi = (lo, mid) if m(mid) >= threshold else (mid, hi)
         evaluations += 1
-    b1, b2 = hi, hi + 50 * rtol * hi
-    m1, m2 = m(b1) ** 2, m(b2) ** 2
-    return b1 - m1 * (b2 - b1) / (m2 - m1), evaluations + 2
+    b2 = hi + 50 * rtol * hi
+    m1, m2 = m(hi) ** 2, m(b2) ** 2
+    estimate = hi - m1 * (b2 - hi) / (m2 - m1) if m2 > m1 else -math.inf
+    if lo - (hi - lo) <= estimate <= hi:
+        return estimate, "continuous", evaluations + 2
+    return 0.5 * (lo + hi), "discontinuous", evaluations + 2

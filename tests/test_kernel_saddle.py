@@ -93,9 +93,9 @@ def test_solver_critical_point_for_t2_matches_the_closed_form(y, k, g, g_v):
     X, Y, R = np.zeros((1, 3, 1)), np.zeros((3, 1)), endpoint_readout(2, 1)
     X[0, 0, 0], Y[2, 0] = math.sqrt(k), y
     closed = critical_signal_t2(y, k, g=g, g_v=g_v)
-    found, _ = critical_signal(lambda b: KernelSaddle(X, Y, R, shared=True, beta=b, g=g, g_v=g_v), 0.5 * closed,
-                               2 * closed)
-    assert found == pytest.approx(closed, rel=1e-6)
+    found, kind, _ = critical_signal(lambda b: KernelSaddle(X, Y, R, shared=True, beta=b, g=g, g_v=g_v),
+                                     0.5 * closed, 2 * closed)
+    assert kind == "continuous" and found == pytest.approx(closed, rel=1e-6)
     assert critical_signal_t2(2.0, 1.0) == math.inf  # y^2 <= 8 kappa: no transition
 
 
