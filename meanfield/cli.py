@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from solvers.fixed_point import FixedPointError
+from solvers.kernel_saddle import SaddlePointError
+
 
 def _demo(args):
     from .studies.demo import run_demo
@@ -98,7 +101,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FloatingPointError, ImportError) as err:
+    except (ValueError, FloatingPointError, ImportError, FixedPointError, SaddlePointError) as err:
         print(f"meanfield {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

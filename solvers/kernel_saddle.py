@@ -58,6 +58,10 @@ def critical_signal_t2(y, k, *, g=1.0, g_v=1.0):
     return math.inf if gap <= 0 else 1.0 / gap
 
 
+class SaddlePointError(RuntimeError):
+    """No start of the saddle-point solver converged to a positive-definite kernel."""
+
+
 @dataclass
 class SaddleSolution:
     """One stationary point: kernels C and conjugates Chat (both (T+1, P, T+1, P)), its action (the
@@ -281,8 +285,10 @@ class KernelSaddle:
 
         method: "anderson" (damped, accelerated iteration), "newton-krylov", or "auto": Anderson, then
         Newton-Krylov from the same starts if no Anderson run converged (large problems with a map whose
-        Jacobian has eigenvalues far outside the unit disc)."""
+        Jacobian has eigenvalues far outside the unit disc). ``tol`` is relative to the largest entry of the
+        starts (the linear variable C^-1 is large when C is ill-conditioned)."""
         starts = self.starts() if starts is None else starts
+        tol = tol * max(1.0, max(float(np.max(np.abs(x))) for x in starts))
         methods = ("anderson", "newton-krylov") if method == "auto" else (method,)
         messages = []
         for m in methods:
@@ -298,7 +304,8 @@ class KernelSaddle:
                                            s.spectral_radius, s.starts))
             if sols:
                 return sorted(sols, key=lambda s: s.action)
-        raise RuntimeError("no start converged to a positive-definite kernel: " + "; ".join(messages[:4]))
+        raise SaddlePointError(f"beta={self.beta:g}: no start converged to a positive-definite kernel (try solve_path, "
+                               "which continues from smaller beta): " + "; ".join(messages[:2] + messages[-2:]))
 
     def predict(self, C):
         """Posterior-mean outputs f_bar (T + 1, P) at every entry: g_v^2 C_{., R} G^-1 y (Gaussian readout)."""
@@ -312,6 +319,8 @@ def solve_path(problem, betas, *, n_random=4, seed=0, **solve_kw):
     the previous solution and the usual prior-based ones (which can find a branch the path missed).
     ``problem(beta)`` returns a :class:`KernelSaddle`; returns one list of solutions per beta."""
     out, prev = [], None
+    if np.any(np.diff(betas) <= 0):
+        raise ValueError(f"betas must be increasing, got {betas}")
     for beta in betas:
         ks = problem(beta)
         starts = ks.starts(n_random=n_random, seed=seed)
@@ -321,6 +330,11 @@ def solve_path(problem, betas, *, n_random=4, seed=0, **solve_kw):
         out.append(ks.solve(starts, **solve_kw))
         prev = out[-1][0]
     return out
+
+
+def posterior_solution(problem, beta, *, ramp=6, n_random=2, **solve_kw):
+    """The posterior's solution (lowest action) at ``beta``, by continuation along beta / 10^k, k = ramp - 1..0."""
+    return solve_path(problem, beta * np.logspace(1 - ramp, 0, ramp), n_random=n_random, **solve_kw)[-1][0]
 
 
 def cross_time_correlation(C):

@@ -22,8 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from solvers.kernel_saddle import (KernelSaddle, critical_signal, critical_signal_t2, cross_time_correlation,
-                                   solve_path)
+from solvers.kernel_saddle import (
+    KernelSaddle,
+    critical_signal,
+    critical_signal_t2,
+    cross_time_correlation,
+    posterior_solution,
+    solve_path,
+)
 
 from ..convergence import fit_rate
 from ..featurelearning import MuPNetwork, endpoint_readout, integrated_autocorrelation, langevin
@@ -129,8 +135,8 @@ def sample_run(config, problem, shared, width, beta, index, activation="linear",
         X, y, readout, _, _ = agreement_problem(activation)
     else:
         X, y, readout, _ = sequence_problem(config["sequence"], config["seed"])
-    theory = KernelSaddle(X, y, readout, shared=shared, beta=beta, activation=activation, g=g, g_u=g_u,
-                          g_v=m["g_v"]).solve(stability=False)[0].C
+    theory = posterior_solution(lambda b: KernelSaddle(X, y, readout, shared=shared, beta=b, activation=activation,
+                                                       g=g, g_u=g_u, g_v=m["g_v"]), beta, stability=False).C
     step = langevin_step(s["step_size"], beta, m["g_v"], theory, readout)
     seeds = np.random.SeedSequence(config["seed"], spawn_key=(index,)).spawn(2)
     net = MuPNetwork(width, X.shape[2], X.shape[1] - 1, shared=shared, activation=activation, g=g, g_u=g_u,

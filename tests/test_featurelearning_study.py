@@ -1,0 +1,83 @@
+import json
+
+import pytest
+
+from meanfield.cli import main
+from meanfield.studies.featurelearning import load_config
+
+SMALL = """
+[model]
+g = 1.0
+g_u = 1.0
+g_v = 1.0
+[sampler]
+step_size = 0.05
+n_steps = 3000
+burn_in = 600
+thin = 5
+[endpoint]
+target = 4.0
+depths = [2, 3]
+beta_min = 0.1
+beta_max = 2.0
+n_beta = 10
+transition_ratios = [0.5, 3.0]
+transition_width = 128
+widths = [64, 128]
+[sequence]
+patterns = 6
+depth = 5
+input_dim = 8
+supervised = [1, 2, 3]
+betas = [0.3, 3.0]
+sampled_betas = [3.0]
+width = 64
+[sweep]
+seed = 11
+"""
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fl")
+    (root / "small.toml").write_text(SMALL)
+    out = {}
+    for task in ("endpoint", "sequence"):
+        assert main(["featurelearning", "--task", task, "--config", str(root / "small.toml"), "--out",
+                     str(root / task), "--workers", "0", "--no-progress"]) == 0
+        out[task] = json.loads((root / task / "report.json").read_text()), root / task
+    return out
+
+
+def test_endpoint_report(reports):
+    report, out = reports["endpoint"]
+    c = report["critical_t2"]
+    assert c["kind"] == "continuous" and abs(c["relative_error"]) < 1e-6
+    assert max(max(s["order_dnn"]) for s in report["scan"].values()) < 1e-9
+    rnn, dnn = report["transition"]["rnn"], report["transition"]["dnn"]
+    assert rnn[0]["theory"] < 1e-9 < 0.2 < rnn[1]["theory"]  # 0.5 beta_c: symmetric; 3 beta_c: broken
+    # sampled at N = 128: the RNN breaks the symmetry, the DNN does not
+    assert rnn[1]["sampled"] - 3 * rnn[1]["sampled_se"] > dnn[1]["sampled"] + 3 * dnn[1]["sampled_se"]
+    for act in ("linear", "tanh"):
+        assert all(r["max_scaled_deviation"] < 0.1 for r in report["agreement"][act]["rows"])
+    assert (out / "endpoint.png").stat().st_size > 0 and "Phase transition" in (out / "report.md").read_text()
+
+
+def test_sequence_report(reports):
+    """Weight sharing generalises to unsupervised steps (theory and sampling); the DNN does not."""
+    report, out = reports["sequence"]
+    rnn, dnn = report["sequence"]["rnn"][-1], report["sequence"]["dnn"][-1]
+    assert rnn["train_error"] < 0.01 and dnn["train_error"] < 0.01
+    assert rnn["test_error"] < 0.4 < 0.9 < dnn["test_error"]
+    assert rnn["sampled_test_error"] < 0.4 < 0.9 < dnn["sampled_test_error"]
+    assert (out / "sequence.png").stat().st_size > 0
+
+
+def test_featurelearning_config_validation(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SMALL.replace("supervised = [1, 2, 3]", "supervised = [1, 2, 3, 4, 5]"))
+    assert main(["featurelearning", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "'supervised'" in capsys.readouterr().err
+    bad.write_text(SMALL.replace("target = 4.0", "target = 2.0"))
+    with pytest.raises(ValueError, match="'target'"):
+        load_config(bad)
