@@ -28,6 +28,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_limit.py
 	$(BIN)/python benchmarks/bench_rntk.py
+	$(BIN)/python benchmarks/bench_langevin.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

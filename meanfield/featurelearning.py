@@ -145,6 +145,20 @@ class LangevinSamples:
         se = flat.std(axis=0, ddof=1) * np.sqrt(tau / flat.shape[0])
         return flat.mean(axis=0).reshape(self.kernels.shape[1:]), se.reshape(self.kernels.shape[1:])
 
+    def burn_in_z(self):
+        """Largest |Geweke z| over the data term and the kernel entries (see :func:`geweke_z`)."""
+        flat = self.kernels.reshape(self.kernels.shape[0], -1)
+        return max(abs(geweke_z(self.energy)), *(abs(geweke_z(flat[:, j])) for j in range(flat.shape[1])))
+
+
+def geweke_z(x, first=0.1, last=0.5):
+    """Burn-in diagnostic: (mean of the first 10% - mean of the last 50%) / its standard error, the standard
+    errors from integrated autocorrelation times. |z| of a few or more says the chain was still drifting."""
+    x = np.asarray(x, dtype=float)
+    a, b = x[: max(int(first * x.size), 4)], x[-max(int(last * x.size), 4):]
+    var = sum(np.var(part, ddof=1) * integrated_autocorrelation(part) / part.size for part in (a, b))
+    return float((a.mean() - b.mean()) / np.sqrt(var)) if var > 0 else 0.0
+
 
 def integrated_autocorrelation(x, c=5.0):
     """Integrated autocorrelation time with Sokal's automatic window (smallest W >= c tau(W))."""

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from meanfield.featurelearning import MuPNetwork, integrated_autocorrelation, langevin
+from meanfield.featurelearning import MuPNetwork, geweke_z, integrated_autocorrelation, langevin
 
 
 @pytest.mark.parametrize("shared", [True, False])
@@ -67,3 +67,10 @@ def test_sampler_validation():
         langevin(net, np.zeros((3, 3, 1)), np.zeros(3), beta=-1.0, step_size=0.1, n_steps=10, burn_in=1)
     with pytest.raises(ValueError, match="activation"):
         MuPNetwork(4, 1, 2, activation="relu")
+
+
+def test_geweke_flags_a_drifting_chain():
+    rng = np.random.default_rng(4)
+    stationary = rng.standard_normal(4000)
+    assert abs(geweke_z(stationary)) < 4
+    assert abs(geweke_z(stationary + 3 * np.exp(-np.arange(4000) / 400))) > 4

@@ -64,7 +64,7 @@ def check_t2_critical_point():
 
 
 def check_weak_signal_order():
-    """Section 3: the data source g_v^2/2 G^-1 y y^T G^-1 with G = g_v^2 C + 1/beta is beta^2 g_v^2 y^2 / 2 + O(beta^3)."""
+    """Section 3: the data source g_v^2/2 G^-1 y y^T G^-1, G = g_v^2 C + 1/beta, is beta^2 g_v^2 y^2/2 + O(beta^3)."""
     beta, gv, C, y = sp.symbols("beta g_v C y", positive=True)
     source = gv**2 / 2 * y**2 / (gv**2 * C + 1 / beta) ** 2
     assert sp.simplify(sp.series(source, beta, 0, 3).removeO() - gv**2 * y**2 * beta**2 / 2) == 0

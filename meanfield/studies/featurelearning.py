@@ -151,7 +151,8 @@ def sample_run(config, problem, shared, width, beta, index, activation="linear",
     return dict(kernel=C, kernel_se=C_se, outputs=smp.outputs.mean(axis=0), outputs_se=f_se,
                 order=order.mean(), order_se=order.std(ddof=1) * math.sqrt(integrated_autocorrelation(order)
                                                                             / order.size),
-                seconds=time.perf_counter() - start, width=width, beta=beta, shared=shared, step_size=step)
+                seconds=time.perf_counter() - start, width=width, beta=beta, shared=shared, step_size=step,
+                burn_in_z=smp.burn_in_z())
 
 
 def langevin_step(step_size, beta, g_v, C, readout):
@@ -246,7 +247,7 @@ def _endpoint(cfg, kw, beta_c, runs):
             run = runs[f"transition_{net}_r{r:g}"]
             theory = problem(2, net == "rnn")(r * beta_c).solve(stability=False)[0]
             rows.append(dict(ratio=r, beta=r * beta_c, sampled=run["order"], sampled_se=run["order_se"],
-                             theory=cross_time_correlation(theory.C)))
+                             theory=cross_time_correlation(theory.C), burn_in_z=run["burn_in_z"]))
         transition[net] = rows
     return dict(critical_t2=dict(closed_form=beta_c, solver=found, kind=kind, relative_error=found / beta_c - 1,
                                  solver_evaluations=evaluations),
@@ -271,7 +272,7 @@ def _agreement(cfg, kw, runs):
             devs.append(np.maximum(dev.ravel(), 1e-12))
             rows.append(dict(width=n, max_z=float(np.max(np.abs(run["kernel"] - C) / run["kernel_se"])),
                              max_scaled_deviation=float(dev.max()), coefficient=float(n * dev.max()),
-                             max_scaled_se=float(np.max(run["kernel_se"] / scale)),
+                             max_scaled_se=float(np.max(run["kernel_se"] / scale)), burn_in_z=run["burn_in_z"],
                              output_theory=ks.predict(C)[-1], output_sampled=run["outputs"][-1]))
         out[act] = dict(theory=C, prior=ks.prior().reshape(C.shape), rows=rows, sampled_largest=runs[
             f"agree_{act}_n{widths[-1]}"]["kernel"], se_largest=runs[f"agree_{act}_n{widths[-1]}"]["kernel_se"],
@@ -299,7 +300,7 @@ def _sequence(cfg, kw, runs):
                 row.update(sampled_test_error=_relative_error(run["outputs"], y, test),
                            sampled_train_error=_relative_error(run["outputs"], y, R),
                            max_output_deviation=float(np.max(np.abs(run["outputs"] - f))),
-                           max_output_se=float(np.max(run["outputs_se"])))
+                           max_output_se=float(np.max(run["outputs_se"])), burn_in_z=run["burn_in_z"])
             r.append(row)
         rows[net] = r
     return dict(sequence=rows, supervised=q["supervised"], width=q["width"])
@@ -362,19 +363,22 @@ def _markdown(report) -> str:
                   "the symmetric and the broken branch have equal action (the posterior switches branch there).",
                   "- The DNN's cross-time correlation is 0 at every beta (max over the scan: "
                   f"{max(max(s['order_dnn']) for s in report['scan'].values()):.1e}).", "",
-                  "| beta / beta_c | RNN theory | RNN sampled | DNN theory | DNN sampled |", "|---|---|---|---|---|"]
+                  "| beta / beta_c | RNN theory | RNN sampled | DNN theory | DNN sampled | max burn-in z |",
+                  "|---|---|---|---|---|---|"]
         for r, d in zip(report["transition"]["rnn"], report["transition"]["dnn"]):
             lines.append(f"| {r['ratio']:g} | {r['theory']:.3f} | {r['sampled']:.3f} +- {r['sampled_se']:.3f} | "
-                         f"{d['theory']:.3f} | {d['sampled']:.3f} +- {d['sampled_se']:.3f} |")
+                         f"{d['theory']:.3f} | {d['sampled']:.3f} +- {d['sampled_se']:.3f} | "
+                         f"{max(r['burn_in_z'], d['burn_in_z']):.1f} |")
         lines += ["", f"Sampled at N = {report['transition_width']}; the sampled order parameter is the mean of "
-                  "|correlation| over samples, so it is O(N^-1/2) above 0 where the theory is 0.", "",
+                  "|correlation| over samples, so it is O(N^-1/2) above 0 where the theory is 0. Burn-in z: the "
+                  "largest Geweke z over the data term and the kernel entries (first 10% against last 50%).", "",
                   "## Theory against sampling (two sequences, T = 2, RNN)", "",
-                  "| activation | N | max abs z | max abs deviation / sqrt(C_aa C_bb) | N x that | max se / scale |",
-                  "|---|---|---|---|---|---|"]
+                  "| activation | N | max abs z | max abs deviation / sqrt(C_aa C_bb) | N x that | max se / scale | "
+                  "burn-in z |", "|---|---|---|---|---|---|---|"]
         for act, a in report["agreement"].items():
             for r in a["rows"]:
                 lines.append(f"| {act} | {r['width']} | {r['max_z']:.1f} | {r['max_scaled_deviation']:.4f} | "
-                             f"{r['coefficient']:.2f} | {r['max_scaled_se']:.4f} |")
+                             f"{r['coefficient']:.2f} | {r['max_scaled_se']:.4f} | {r['burn_in_z']:.1f} |")
         for act, a in report["agreement"].items():
             rate = a["deviation_rate"]
             lines.append(f"\n{act}: deviation ~ N^{rate['slope']:.2f} (95% CI [{rate['ci_low']:.2f}, "
