@@ -39,11 +39,11 @@ from .activations import derivative_numpy, sigma_numpy
 ACTIVATIONS = ("linear", "tanh", "erf")
 
 
-def _phi(name, z):
+def phi(name, z):
     return z if name == "linear" else sigma_numpy(name, z)
 
 
-def _dphi(name, z):
+def dphi(name, z):
     return np.ones_like(z) if name == "linear" else derivative_numpy(name, z)
 
 
@@ -95,8 +95,8 @@ class MuPNetwork:
         h = np.empty_like(inputs)
         h[0] = inputs[0]
         for t in range(1, self.T + 1):
-            h[t] = _phi(self.activation, h[t - 1]) @ self._W(t).T + inputs[t]
-        return h, _phi(self.activation, h) @ self.params["v"] / self.N
+            h[t] = phi(self.activation, h[t - 1]) @ self._W(t).T + inputs[t]
+        return h, phi(self.activation, h) @ self.params["v"] / self.N
 
     def __call__(self, X):
         return self.forward(X)[1]
@@ -109,22 +109,22 @@ class MuPNetwork:
         X = np.asarray(X, dtype=float)
         v = self.params["v"]
         r = np.where(readout, self.N * beta * (f - y), 0.0)  # dPhi/df_t, (T + 1, P)
-        a = _phi(self.activation, h)
+        a = phi(self.activation, h)
         grads = {"U": np.zeros_like(self.params["U"]), "W": np.zeros_like(self.params["W"]),
                  "v": np.einsum("tp,tpn->n", r, a) / self.N}
         carry = np.zeros_like(h[0])  # dPhi/dh_{t+1} W_{t+1}
         for t in range(self.T, -1, -1):
-            delta = _dphi(self.activation, h[t]) * (carry + r[t][:, None] * v[None, :] / self.N)  # dPhi/dh_t
+            delta = dphi(self.activation, h[t]) * (carry + r[t][:, None] * v[None, :] / self.N)  # dPhi/dh_t
             grads["U"] += delta.T @ X[:, t]
             if t > 0:
                 grads["W"][0 if self.shared else t - 1] += delta.T @ a[t - 1]
                 carry = delta @ self._W(t)
-        phi = 0.5 * self.N * beta * float(np.sum(np.where(readout, (y - f) ** 2, 0.0)))
-        return grads, phi, h, f
+        data_term = 0.5 * self.N * beta * float(np.sum(np.where(readout, (y - f) ** 2, 0.0)))
+        return grads, data_term, h, f
 
     def kernels(self, X, h=None):
         """C_{t,t'}^{mu,nu} = (1/N) phi(h^mu_t) . phi(h^nu_t'), shape (T + 1, P, T + 1, P) (h: from forward)."""
-        a = _phi(self.activation, self.forward(X)[0] if h is None else h)
+        a = phi(self.activation, self.forward(X)[0] if h is None else h)
         return np.einsum("apn,bqn->apbq", a, a) / self.N
 
 
@@ -214,13 +214,13 @@ def langevin(net: MuPNetwork, X, y, readout=None, *, beta, step_size, n_steps, b
     drift = -math.expm1(-step_size)
     outs, kers, energies = [], [], []
     for step in tqdm(range(n_steps), desc="Langevin", disable=not progress, leave=False):
-        grads, phi, h, f = net.data_gradient(X, y, readout, beta)
-        if not math.isfinite(phi):
+        grads, data_term, h, f = net.data_gradient(X, y, readout, beta)
+        if not math.isfinite(data_term):
             raise FloatingPointError(f"Langevin diverged at step {step}; use a smaller step_size")
         if step >= burn_in and (step - burn_in) % thin == 0:
             outs.append(f)
             kers.append(net.kernels(X, h))
-            energies.append(phi)
+            energies.append(data_term)
         for key, value in net.params.items():
             m = net.prior_var[key]
             value *= decay

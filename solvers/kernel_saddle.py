@@ -34,15 +34,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from meanfield.activations import normal_rule, sigma_numpy
+from meanfield.activations import normal_rule
+from meanfield.featurelearning import ACTIVATIONS, phi
 
 from .self_consistent import solve_self_consistent
-
-ACTIVATIONS = ("linear", "tanh", "erf")
-
-
-def _phi(name, z):
-    return z if name == "linear" else sigma_numpy(name, z)  # tanh or erf, as in the sampler
 
 
 def critical_signal_t2(y, k, *, g=1.0, g_v=1.0):
@@ -195,7 +190,7 @@ class KernelSaddle:
             return S, S, float(log_z), 1.0
         L = np.linalg.cholesky(K)
         h = self._z @ L.T
-        a = _phi(self.activation, h)
+        a = phi(self.activation, h)
         psi = np.einsum("ka,ab,kb->k", a, Chat, a)
         lw = self._logw + psi
         log_z = special.logsumexp(lw)
