@@ -81,3 +81,11 @@ def test_featurelearning_config_validation(tmp_path, capsys):
     bad.write_text(SMALL.replace("target = 4.0", "target = 2.0"))
     with pytest.raises(ValueError, match="'target'"):
         load_config(bad)
+
+
+def test_an_output_folder_holds_one_configuration(reports, tmp_path, capsys):
+    _, out = reports["endpoint"]
+    other = tmp_path / "other.toml"
+    other.write_text(SMALL.replace("n_steps = 3000", "n_steps = 3001"))
+    assert main(["featurelearning", "--config", str(other), "--out", str(out), "--workers", "0"]) == 2
+    assert "different configuration" in capsys.readouterr().err

@@ -15,6 +15,7 @@ Sampling runs go through the Dask runner of :mod:`meanfield.sweep` (resume skips
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from importlib import resources
@@ -196,6 +197,11 @@ def run_featurelearning(cfg: dict, task: str, out, *, workers=None, scheduler=No
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     start = time.perf_counter()
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out / "study.json"  # runs of one configuration per folder, so that a resume never mixes two
+    if marker.exists() and json.loads(marker.read_text()) != json.loads(json.dumps(cfg)):
+        raise ConfigError(f"config: {out} holds runs of a different configuration; use another --out")
+    marker.write_text(json.dumps(cfg, indent=1))
     m = cfg["model"]
     kw = dict(g=m["g"], g_u=m["g_u"], g_v=m["g_v"])
     target = cfg["endpoint"]["target"]
