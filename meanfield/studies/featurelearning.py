@@ -32,13 +32,15 @@ from solvers.kernel_saddle import (
     solve_path,
 )
 
-from ..convergence import fit_rate
 from ..featurelearning import MuPNetwork, endpoint_readout, integrated_autocorrelation, langevin
 from ..report import pyplot, software_versions, write_json
 from ..sweep import load_result, run_tasks
 from .convergence import ConfigError, tomllib
 
 TASKS = ("endpoint", "sequence")
+# theory vs sampling: allowed |sampled - theory| = 4 se + ALLOWANCE_COEFFICIENT sqrt(C_aa C_bb) / N; the 1/N
+# coefficient measured with long chains at N = 64 and 128 is at most 1.8 (theory_notes/feature_learning.md 6)
+ALLOWANCE_COEFFICIENT = 4.0
 
 
 def load_config(path=None, quick=False) -> dict:
@@ -158,8 +160,8 @@ def sample_run(config, problem, shared, width, beta, index, activation="linear",
 
 def langevin_step(step_size, beta, g_v, C, readout):
     """The Langevin step: ``step_size``, reduced so that eta * beta g_v^2 lambda_max(C_RR) <= 1/4. In prior units
-    the data term's curvature is about beta g_v^2 lambda_max(C_RR) (the readout direction), and Euler steps
-    of a stiffer drift are unstable (eta lambda > 2) or biased; the prior part is exact at any step."""
+    the data term's curvature is about beta g_v^2 lambda_max(C_RR) (the readout direction), and explicit
+    steps of a stiffer drift are unstable (eta lambda > 2) or biased; the prior part is exact at any step."""
     idx = np.flatnonzero(np.asarray(readout).ravel())
     C = np.asarray(C).reshape(readout.size, readout.size)[np.ix_(idx, idx)]
     stiffness = beta * g_v**2 * float(np.linalg.eigvalsh(C)[-1])
@@ -271,18 +273,19 @@ def _agreement(cfg, kw, runs):
         C = ks.solve(stability=False)[0].C
         d = np.sqrt(np.einsum("apap->ap", C))
         scale = d[:, :, None, None] * d[None, None]
-        rows, devs = [], []
+        rows = []
         for n in widths:
             run = runs[f"agree_{act}_n{n}"]
             dev = np.abs(run["kernel"] - C) / scale
-            devs.append(np.maximum(dev.ravel(), 1e-12))
+            allowance = 4 * run["kernel_se"] + ALLOWANCE_COEFFICIENT * scale / n
             rows.append(dict(width=n, max_z=float(np.max(np.abs(run["kernel"] - C) / run["kernel_se"])),
                              max_scaled_deviation=float(dev.max()), coefficient=float(n * dev.max()),
+                             max_over_allowance=float(np.max(np.abs(run["kernel"] - C) / allowance)),
                              max_scaled_se=float(np.max(run["kernel_se"] / scale)), burn_in_z=run["burn_in_z"],
                              output_theory=ks.predict(C)[-1], output_sampled=run["outputs"][-1]))
-        out[act] = dict(theory=C, prior=ks.prior().reshape(C.shape), rows=rows, sampled_largest=runs[
-            f"agree_{act}_n{widths[-1]}"]["kernel"], se_largest=runs[f"agree_{act}_n{widths[-1]}"]["kernel_se"],
-                        deviation_rate=fit_rate(widths, devs, seed=cfg["seed"]).as_dict())
+        largest = runs[f"agree_{act}_n{widths[-1]}"]
+        out[act] = dict(theory=C, prior=ks.prior().reshape(C.shape), rows=rows, sampled_largest=largest["kernel"],
+                        se_largest=largest["kernel_se"])
     return out
 
 
@@ -345,6 +348,8 @@ def _figures(out, report):
             rows = report["sequence"][net]
             ax.plot([r["beta"] for r in rows], [r["test_error"] for r in rows], "-", color=color,
                     label=f"{net.upper()} theory")
+            ax.plot([r["beta"] for r in rows], [r["test_error_prior_kernel"] for r in rows], ":", color=color,
+                    label=f"{net.upper()} with its prior kernel (no feature learning)")
             s = [r for r in rows if "sampled_test_error" in r]
             ax.plot([r["beta"] for r in s], [r["sampled_test_error"] for r in s], "o", color=color,
                     label=f"{net.upper()} sampled, N = {report['width']}")
@@ -380,24 +385,24 @@ def _markdown(report) -> str:
                   "largest Geweke z over the data term and the kernel entries (first 10% against last 50%).", "",
                   "## Theory against sampling (two sequences, T = 2, RNN)", "",
                   "| activation | N | max abs z | max abs deviation / sqrt(C_aa C_bb) | N x that | max se / scale | "
-                  "burn-in z |", "|---|---|---|---|---|---|---|"]
+                  "max deviation / allowance | burn-in z |", "|---|---|---|---|---|---|---|---|"]
         for act, a in report["agreement"].items():
             for r in a["rows"]:
                 lines.append(f"| {act} | {r['width']} | {r['max_z']:.1f} | {r['max_scaled_deviation']:.4f} | "
-                             f"{r['coefficient']:.2f} | {r['max_scaled_se']:.4f} | {r['burn_in_z']:.1f} |")
-        for act, a in report["agreement"].items():
-            rate = a["deviation_rate"]
-            lines.append(f"\n{act}: deviation ~ N^{rate['slope']:.2f} (95% CI [{rate['ci_low']:.2f}, "
-                         f"{rate['ci_high']:.2f}], bootstrap over kernel entries).")
-        lines += ["", "![endpoint](endpoint.png)"]
+                             f"{r['coefficient']:.2f} | {r['max_scaled_se']:.4f} | {r['max_over_allowance']:.2f} | "
+                             f"{r['burn_in_z']:.1f} |")
+        lines += ["", f"Allowance: 4 standard errors + {ALLOWANCE_COEFFICIENT:g} sqrt(C_aa C_bb) / N (the measured 1/N "
+                  "coefficient is below 2); a ratio below 1 means agreement. Where the standard error is as large as "
+                  "the deviation, the sampling error dominates the 1/N term.", "", "![endpoint](endpoint.png)"]
     else:
         lines += [f"Supervised steps {report['supervised']}; error = mean squared error / mean y^2 at the other "
                   f"steps t >= 1; sampled at N = {report['width']}.", "",
-                  "| beta | net | train (theory) | test (theory) | test, prior kernel | test (sampled) |",
-                  "|---|---|---|---|---|---|"]
+                  "| beta | net | train (theory) | test (theory) | test, prior kernel | test (sampled) | "
+                  "max abs f sampled - f theory (se) | burn-in z |", "|---|---|---|---|---|---|---|---|"]
         for net, rows in report["sequence"].items():
             for r in rows:
-                sampled = f"{r['sampled_test_error']:.3f}" if "sampled_test_error" in r else ""
+                sampled = (f"{r['sampled_test_error']:.3f} | {r['max_output_deviation']:.3f} ({r['max_output_se']:.3f})"
+                           f" | {r['burn_in_z']:.1f}" if "sampled_test_error" in r else " | |")
                 lines.append(f"| {r['beta']:g} | {net.upper()} | {r['train_error']:.3f} | {r['test_error']:.3f} | "
                              f"{r['test_error_prior_kernel']:.3f} | {sampled} |")
         lines += ["", "![sequence](sequence.png)"]
