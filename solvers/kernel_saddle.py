@@ -310,20 +310,38 @@ class KernelSaddle:
 
 
 def solve_path(problem, betas, *, n_random=4, seed=0, **solve_kw):
-    """Posterior solutions along increasing signal strengths (continuation): at each beta the starts are
-    the previous solution and the usual prior-based ones (which can find a branch the path missed).
-    ``problem(beta)`` returns a :class:`KernelSaddle`; returns one list of solutions per beta."""
-    out, prev = [], None
+    """Solutions along increasing signal strengths, by continuation in both directions.
+
+    Upwards, each beta starts from the previous solution and from the usual prior-based starts; then
+    downwards, each beta starts from the next one's best solution. The downward pass follows a branch
+    that appeared abruptly back to where it stops existing, so a first-order transition is located
+    where the branches' actions cross, not where random starts first hit the new branch.
+    ``problem(beta)`` returns a :class:`KernelSaddle`; returns the distinct solutions per beta, by action.
+    """
+    betas = np.asarray(betas, dtype=float)
     if np.any(np.diff(betas) <= 0):
         raise ValueError(f"betas must be increasing, got {betas}")
-    for beta in betas:
-        ks = problem(beta)
+    problems = [problem(b) for b in betas]
+
+    def encode(ks, sol):
+        return ks.encode(sol.C.reshape(ks.n, ks.n), sol.Chat.reshape(ks.n, ks.n))
+
+    out, prev = [], None
+    for ks in problems:
         starts = ks.starts(n_random=n_random, seed=seed)
-        if prev is not None:
-            n = ks.n
-            starts.insert(0, ks.encode(prev.C.reshape(n, n), prev.Chat.reshape(n, n)))
-        out.append(ks.solve(starts, **solve_kw))
+        out.append(ks.solve(starts + ([encode(ks, prev)] if prev is not None else []), **solve_kw))
         prev = out[-1][0]
+    for i in range(len(problems) - 2, -1, -1):
+        ks = problems[i]
+        try:
+            extra = ks.solve([encode(ks, out[i + 1][0])], **solve_kw)
+        except SaddlePointError:  # the branch ends between the two betas
+            continue
+        merged = list(out[i])
+        for sol in extra:
+            if all(np.max(np.abs(sol.C - old.C)) > 1e-6 * max(1.0, np.max(np.abs(sol.C))) for old in merged):
+                merged.append(sol)
+        out[i] = sorted(merged, key=lambda sol: sol.action)
     return out
 
 
@@ -341,7 +359,8 @@ def cross_time_correlation(C):
     return float(np.mean(np.abs(lag) / np.sqrt(diag[:-1] * diag[1:])))
 
 
-def critical_signal(problem, lo, hi, *, threshold=1e-3, rtol=1e-5, order=cross_time_correlation, **solve_kw):
+def critical_signal(problem, lo, hi, *, threshold=1e-3, rtol=1e-5, order=cross_time_correlation, hints=(),
+                    **solve_kw):
     """Critical signal strength of a symmetry-breaking transition, from the solver alone.
 
     ``problem(beta)`` returns a :class:`KernelSaddle`. The order parameter of the posterior's solution (lowest
@@ -350,20 +369,36 @@ def critical_signal(problem, lo, hi, *, threshold=1e-3, rtol=1e-5, order=cross_t
     transition is continuous (a pitchfork: m^2 grows linearly in beta - beta_c), the line through m^2 at
     the upper end and at one point beyond is extrapolated to m^2 = 0; if that lands outside the bracket,
     the order parameter jumped and the transition is discontinuous (first order): the bracket's midpoint.
-    Returns (beta_c, kind, evaluations) with kind "continuous" or "discontinuous".
+    ``hints``: solutions (e.g. from :func:`solve_path` at the bracket's ends) used as extra starts, since
+    random starts can miss a branch. Returns (beta_c, kind, evaluations) with kind "continuous" or
+    "discontinuous".
     """
-    def m(beta):
-        return order(problem(beta).solve(stability=False, **solve_kw)[0].C)
+    near = dict(enumerate(hints))  # extra starts: the hints, then the solutions at the bracket's ends
 
-    if not m(lo) < threshold < m(hi):
+    def m(beta):
+        ks = problem(beta)
+        starts = ks.starts() + [ks.encode(sol.C.reshape(ks.n, ks.n), sol.Chat.reshape(ks.n, ks.n))
+                                for sol in near.values()]
+        sols = ks.solve(starts, stability=False, **solve_kw)
+        return order(sols[0].C), sols
+
+    m_hi, sols = m(hi)
+    near["hi"] = sols[0]
+    m_lo, sols = m(lo)  # also started from the upper end's solution: a lower-action branch there is found
+    near["lo"] = sols[0]
+    if not m_lo < threshold < m_hi:
         raise ValueError(f"the order parameter must cross threshold={threshold} between lo={lo} and hi={hi}")
     evaluations = 2
     while hi - lo > rtol * hi:
         mid = 0.5 * (lo + hi)
-        lo, hi = (lo, mid) if m(mid) >= threshold else (mid, hi)
+        value, sols = m(mid)
+        if value >= threshold:
+            hi, near["hi"] = mid, sols[0]
+        else:
+            lo, near["lo"] = mid, sols[0]
         evaluations += 1
     b2 = hi + 50 * rtol * hi
-    m1, m2 = m(hi) ** 2, m(b2) ** 2
+    m1, m2 = m(hi)[0] ** 2, m(b2)[0] ** 2
     estimate = hi - m1 * (b2 - hi) / (m2 - m1) if m2 > m1 else -math.inf
     if lo - (hi - lo) <= estimate <= hi:
         return estimate, "continuous", evaluations + 2

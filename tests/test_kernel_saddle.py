@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from meanfield.featurelearning import MuPNetwork, endpoint_readout, langevin
-from solvers.kernel_saddle import KernelSaddle, critical_signal, critical_signal_t2, cross_time_correlation
+from solvers.kernel_saddle import KernelSaddle, critical_signal, critical_signal_t2, cross_time_correlation, solve_path
 
 
 def endpoint_problem(P=2, T=2, d=3, seed=0):
@@ -97,6 +97,26 @@ def test_solver_critical_point_for_t2_matches_the_closed_form(y, k, g, g_v):
                                      0.5 * closed, 2 * closed)
     assert kind == "continuous" and found == pytest.approx(closed, rel=1e-6)
     assert critical_signal_t2(2.0, 1.0) == math.inf  # y^2 <= 8 kappa: no transition
+
+
+def test_t3_transition_is_first_order_at_equal_actions():
+    """T = 3: the broken branch appears with a finite correlation. critical_signal must place the
+    transition where the branches' actions cross, whatever the bracket (random starts alone find the
+    branch only later: they gave 0.196 instead of 0.130 before the solver followed branches)."""
+    X, Y, R = np.zeros((1, 4, 1)), np.zeros((4, 1)), endpoint_readout(3, 1)
+    X[0, 0, 0], Y[3, 0] = 1.0, 4.0
+
+    def problem(b):
+        return KernelSaddle(X, Y, R, shared=True, beta=b)
+
+    found = [critical_signal(problem, lo, hi) for lo, hi in ((0.05, 0.5), (0.11, 0.25))]
+    assert all(kind == "discontinuous" for _, kind, _ in found)
+    assert found[0][0] == pytest.approx(found[1][0], rel=1e-4)
+    both = solve_path(problem, np.geomspace(found[0][0], 0.25, 8), stability=False)[0]  # followed down to beta_c
+    orders = [cross_time_correlation(s.C) for s in both]
+    sym = min(s.action for s, m in zip(both, orders) if m < 1e-6)
+    broken = min(s.action for s, m in zip(both, orders) if m > 0.2)  # a jump (0.29), not a continuous onset
+    assert abs(sym - broken) < 1e-4 * abs(sym)
 
 
 def test_nonlinear_rules_agree():

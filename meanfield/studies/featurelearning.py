@@ -236,7 +236,8 @@ def _endpoint(cfg, kw, beta_c, runs):
     betas = np.geomspace(e["beta_min"], e["beta_max"], e["n_beta"])
     scan, critical = {}, {}
     for T in e["depths"]:
-        rnn = [s[0] for s in solve_path(problem(T, True), betas, stability=False)]
+        path = solve_path(problem(T, True), betas, stability=False)
+        rnn = [s[0] for s in path]
         dnn = [s[0] for s in solve_path(problem(T, False), betas, n_random=0, stability=False)]
         m_rnn = np.array([cross_time_correlation(s.C) for s in rnn])
         m_dnn = np.array([cross_time_correlation(s.C) for s in dnn])
@@ -244,7 +245,8 @@ def _endpoint(cfg, kw, beta_c, runs):
                             readout_kernel=np.array([s.C[-1, 0, -1, 0] for s in rnn]))
         on = np.flatnonzero(m_rnn > 1e-3)
         if on.size and on[0] > 0:
-            b, k, _ = critical_signal(problem(T, True), betas[on[0] - 1], betas[on[0]])
+            b, k, _ = critical_signal(problem(T, True), betas[on[0] - 1], betas[on[0]],
+                                      hints=path[on[0] - 1] + path[on[0]])
             critical[str(T)] = dict(beta=b, kind=k)
         else:
             critical[str(T)] = None
