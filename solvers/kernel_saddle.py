@@ -60,8 +60,8 @@ class SaddlePointError(RuntimeError):
 @dataclass
 class SaddleSolution:
     """One stationary point: kernels C and conjugates Chat (both (T+1, P, T+1, P)), its action (the
-    posterior weight is exp(-N action); the smallest wins), residual, stability and the number of starts
-    that reached it."""
+    posterior weight is exp(-N action); the smallest wins), residual, stability, the number of starts
+    that reached it, and the effective-sample fraction of the QMC single-site average (1 otherwise)."""
 
     C: np.ndarray
     Chat: np.ndarray
@@ -69,6 +69,7 @@ class SaddleSolution:
     residual: float
     spectral_radius: float | None
     starts: int
+    effective_samples: float = 1.0
 
 
 class KernelSaddle:
@@ -224,7 +225,8 @@ class KernelSaddle:
         """
         if self.activation == "linear":
             C = np.linalg.inv(x)
-            Chat, Ki = self._conjugate(0.5 * (C + C.T), 0.5 * (C + C.T))
+            C = 0.5 * (C + C.T)
+            Chat, Ki = self._conjugate(C, C)
             out = Ki - 2 * Chat
             return 0.5 * (out + out.T)
         C_new, M2, _, _ = self.single_site(self.prior_input_kernel(x[0]), x[1])
@@ -236,6 +238,10 @@ class KernelSaddle:
             return np.linalg.inv(C)
         return np.stack([C, np.zeros_like(C) if Chat is None else Chat])
 
+    def start_from(self, solution):
+        """The solver's variable at a :class:`SaddleSolution` (e.g. of a nearby beta, for continuation)."""
+        return self.encode(solution.C.reshape(self.n, self.n), solution.Chat.reshape(self.n, self.n))
+
     def decode(self, x):
         """(C, Chat) from the solver's variable."""
         if self.activation != "linear":
@@ -245,9 +251,10 @@ class KernelSaddle:
         return C, 0.5 * (np.linalg.inv(self.prior_input_kernel(C)) - x)
 
     def action(self, C, Chat):
-        """The action at a stationary point: sum Chat C - log Z_1 + 1/2 y^T G^-1 y (per unit, minimised)."""
-        _, _, log_z, _ = self.single_site(self.prior_input_kernel(C), Chat)
-        return float(np.sum(Chat * C) - log_z + self._data_terms(C)[1])
+        """The action at a stationary point: sum Chat C - log Z_1 + 1/2 y^T G^-1 y (per unit, minimised),
+        and the effective-sample fraction of the single-site average there (1 unless QMC)."""
+        _, _, log_z, ess = self.single_site(self.prior_input_kernel(C), Chat)
+        return float(np.sum(Chat * C) - log_z + self._data_terms(C)[1]), ess
 
     def prior(self):
         """The NNGP kernels: the solution at beta = 0. With Chat = 0 the map only shifts information forward
@@ -295,8 +302,9 @@ class KernelSaddle:
                 C, Chat = self.decode(s.x)
                 if np.linalg.eigvalsh(C).min() <= 0:  # a root of the map that is no covariance: not a saddle point
                     continue
-                sols.append(SaddleSolution(self._blocks(C), self._blocks(Chat), self.action(C, Chat), s.residual,
-                                           s.spectral_radius, s.starts))
+                action, ess = self.action(C, Chat)
+                sols.append(SaddleSolution(self._blocks(C), self._blocks(Chat), action, s.residual, s.spectral_radius,
+                                           s.starts, ess))
             if sols:
                 return sorted(sols, key=lambda s: s.action)
         raise SaddlePointError(f"beta={self.beta:g}: no start converged to a positive-definite kernel (try solve_path, "
@@ -305,6 +313,8 @@ class KernelSaddle:
     def predict(self, C):
         """Posterior-mean outputs f_bar (T + 1, P) at every entry: g_v^2 C_{., R} G^-1 y (Gaussian readout)."""
         C = np.asarray(C).reshape(self.n, self.n)
+        if self.beta == 0:
+            return np.zeros((self.T + 1, self.P))
         G = self.g_v**2 * C[np.ix_(self.R, self.R)] + np.eye(self.R.size) / self.beta
         return (self.g_v**2 * C[:, self.R] @ np.linalg.solve(G, self.y)).reshape(self.T + 1, self.P)
 
@@ -322,19 +332,15 @@ def solve_path(problem, betas, *, n_random=4, seed=0, **solve_kw):
     if np.any(np.diff(betas) <= 0):
         raise ValueError(f"betas must be increasing, got {betas}")
     problems = [problem(b) for b in betas]
-
-    def encode(ks, sol):
-        return ks.encode(sol.C.reshape(ks.n, ks.n), sol.Chat.reshape(ks.n, ks.n))
-
     out, prev = [], None
     for ks in problems:
         starts = ks.starts(n_random=n_random, seed=seed)
-        out.append(ks.solve(starts + ([encode(ks, prev)] if prev is not None else []), **solve_kw))
+        out.append(ks.solve(starts + ([ks.start_from(prev)] if prev is not None else []), **solve_kw))
         prev = out[-1][0]
     for i in range(len(problems) - 2, -1, -1):
         ks = problems[i]
         try:
-            extra = ks.solve([encode(ks, out[i + 1][0])], **solve_kw)
+            extra = ks.solve([ks.start_from(out[i + 1][0])], **solve_kw)
         except SaddlePointError:  # the branch ends between the two betas
             continue
         merged = list(out[i])
@@ -377,8 +383,7 @@ def critical_signal(problem, lo, hi, *, threshold=1e-3, rtol=1e-5, order=cross_t
 
     def m(beta):
         ks = problem(beta)
-        starts = ks.starts() + [ks.encode(sol.C.reshape(ks.n, ks.n), sol.Chat.reshape(ks.n, ks.n))
-                                for sol in near.values()]
+        starts = ks.starts() + [ks.start_from(sol) for sol in near.values()]
         sols = ks.solve(starts, stability=False, **solve_kw)
         return order(sols[0].C), sols
 

@@ -272,7 +272,8 @@ def _agreement(cfg, kw, runs):
     for act in ("linear", "tanh"):
         X, y, R, beta, g = agreement_problem(act)
         ks = KernelSaddle(X, y, R, shared=True, beta=beta, activation=act, **{**kw, "g": g, "g_u": g})
-        C = ks.solve(stability=False)[0].C
+        sol = ks.solve(stability=False)[0]
+        C = sol.C
         d = np.sqrt(np.einsum("apap->ap", C))
         scale = d[:, :, None, None] * d[None, None]
         rows = []
@@ -287,7 +288,7 @@ def _agreement(cfg, kw, runs):
                              output_theory=ks.predict(C)[-1], output_sampled=run["outputs"][-1]))
         largest = runs[f"agree_{act}_n{widths[-1]}"]
         out[act] = dict(theory=C, prior=ks.prior().reshape(C.shape), rows=rows, sampled_largest=largest["kernel"],
-                        se_largest=largest["kernel_se"])
+                        se_largest=largest["kernel_se"], theory_effective_samples=sol.effective_samples)
     return out
 
 
