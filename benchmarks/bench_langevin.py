@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numba
 import numpy as np
+from bench_simulator import best_of  # the same folder: benchmarks run as scripts
 
 from meanfield.featurelearning import MuPNetwork, endpoint_readout, langevin
 from meanfield.report import software_versions
@@ -26,15 +26,6 @@ from meanfield.report import software_versions
 def numba_normals(out):
     for i in range(out.size):
         out.flat[i] = np.random.standard_normal()  # noqa: NPY002 (Numba's own generator inside njit)
-
-
-def best_of(fn, repeats=5):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main(argv=None):
