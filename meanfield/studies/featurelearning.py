@@ -41,6 +41,7 @@ TASKS = ("endpoint", "sequence")
 # theory vs sampling: allowed |sampled - theory| = 4 se + ALLOWANCE_COEFFICIENT sqrt(C_aa C_bb) / N; the 1/N
 # coefficient measured with long chains at N = 64 and 128 is at most 1.8 (theory_notes/feature_learning.md 6)
 ALLOWANCE_COEFFICIENT = 4.0
+MAX_CHAIN_SCALE = 4.0  # longest chain, relative to the configured n_steps, when the step has to be reduced
 
 
 def load_config(path=None, quick=False) -> dict:
@@ -144,9 +145,11 @@ def sample_run(config, problem, shared, width, beta, index, activation="linear",
     seeds = np.random.SeedSequence(config["seed"], spawn_key=(index,)).spawn(2)
     net = MuPNetwork(width, X.shape[2], X.shape[1] - 1, shared=shared, activation=activation, g=g, g_u=g_u,
                      g_v=m["g_v"], seed=seeds[0])
+    # a smaller step covers less time: lengthen the chain by the same factor, up to MAX_CHAIN_SCALE
+    scale = min(MAX_CHAIN_SCALE, s["step_size"] / step)
     start = time.perf_counter()
-    smp = langevin(net, X, y, readout, beta=beta, step_size=step, n_steps=s["n_steps"],
-                   burn_in=s["burn_in"], thin=s["thin"], seed=seeds[1])
+    smp = langevin(net, X, y, readout, beta=beta, step_size=step, n_steps=round(s["n_steps"] * scale),
+                   burn_in=round(s["burn_in"] * scale), thin=max(1, round(s["thin"] * scale)), seed=seeds[1])
     C, C_se = smp.kernel_estimate()
     order = np.array([cross_time_correlation(c) for c in smp.kernels])
     tau_f = np.array([integrated_autocorrelation(smp.outputs[:, a, b]) for a, b in np.ndindex(smp.outputs.shape[1:])])
@@ -156,6 +159,12 @@ def sample_run(config, problem, shared, width, beta, index, activation="linear",
                                                                             / order.size),
                 seconds=time.perf_counter() - start, width=width, beta=beta, shared=shared, step_size=step,
                 burn_in_z=smp.burn_in_z())
+
+
+def _typical_max_z(run):
+    """sqrt(2 ln M): the typical largest |z| of M independent standard normals, M = kernel entries + 1 (the
+    number of series the burn-in z of a run is the maximum over)."""
+    return math.sqrt(2 * math.log(run["kernel"].size + 1))
 
 
 def langevin_step(step_size, beta, g_v, C, readout):
@@ -257,7 +266,8 @@ def _endpoint(cfg, kw, beta_c, runs):
             run = runs[f"transition_{net}_r{r:g}"]
             theory = problem(2, net == "rnn")(r * beta_c).solve(stability=False)[0]
             rows.append(dict(ratio=r, beta=r * beta_c, sampled=run["order"], sampled_se=run["order_se"],
-                             theory=cross_time_correlation(theory.C), burn_in_z=run["burn_in_z"]))
+                             theory=cross_time_correlation(theory.C), burn_in_z=run["burn_in_z"],
+                             burn_in_reference=_typical_max_z(run)))
         transition[net] = rows
     return dict(critical_t2=dict(closed_form=beta_c, solver=found, kind=kind, relative_error=found / beta_c - 1,
                                  solver_evaluations=evaluations),
@@ -285,6 +295,7 @@ def _agreement(cfg, kw, runs):
                              max_scaled_deviation=float(dev.max()), coefficient=float(n * dev.max()),
                              max_over_allowance=float(np.max(np.abs(run["kernel"] - C) / allowance)),
                              max_scaled_se=float(np.max(run["kernel_se"] / scale)), burn_in_z=run["burn_in_z"],
+                             burn_in_reference=_typical_max_z(run),
                              output_theory=ks.predict(C)[-1], output_sampled=run["outputs"][-1]))
         largest = runs[f"agree_{act}_n{widths[-1]}"]
         out[act] = dict(theory=C, prior=ks.prior().reshape(C.shape), rows=rows, sampled_largest=largest["kernel"],
@@ -312,7 +323,8 @@ def _sequence(cfg, kw, runs):
                 row.update(sampled_test_error=_relative_error(run["outputs"], y, test),
                            sampled_train_error=_relative_error(run["outputs"], y, R),
                            max_output_deviation=float(np.max(np.abs(run["outputs"] - f))),
-                           max_output_se=float(np.max(run["outputs_se"])), burn_in_z=run["burn_in_z"])
+                           max_output_se=float(np.max(run["outputs_se"])), burn_in_z=run["burn_in_z"],
+                           burn_in_reference=_typical_max_z(run))
             r.append(row)
         rows[net] = r
     return dict(sequence=rows, supervised=q["supervised"], width=q["width"])
@@ -385,15 +397,17 @@ def _markdown(report) -> str:
                          f"{max(r['burn_in_z'], d['burn_in_z']):.1f} |")
         lines += ["", f"Sampled at N = {report['transition_width']}; the sampled order parameter is the mean of "
                   "|correlation| over samples, so it is O(N^-1/2) above 0 where the theory is 0. Burn-in z: the "
-                  "largest Geweke z over the data term and the kernel entries (first 10% against last 50%).", "",
+                  "largest Geweke z over the data term and the M kernel entries (first 10% against last 50%); for a "
+                  "chain in equilibrium it is typically about sqrt(2 ln M) = "
+                  f"{report['transition']['rnn'][0]['burn_in_reference']:.1f} here.", "",
                   "## Theory against sampling (two sequences, T = 2, RNN)", "",
                   "| activation | N | max abs z | max abs deviation / sqrt(C_aa C_bb) | N x that | max se / scale | "
-                  "max deviation / allowance | burn-in z |", "|---|---|---|---|---|---|---|---|"]
+                  "max deviation / allowance | burn-in z (typical max) |", "|---|---|---|---|---|---|---|---|"]
         for act, a in report["agreement"].items():
             for r in a["rows"]:
                 lines.append(f"| {act} | {r['width']} | {r['max_z']:.1f} | {r['max_scaled_deviation']:.4f} | "
                              f"{r['coefficient']:.2f} | {r['max_scaled_se']:.4f} | {r['max_over_allowance']:.2f} | "
-                             f"{r['burn_in_z']:.1f} |")
+                             f"{r['burn_in_z']:.1f} ({r['burn_in_reference']:.1f}) |")
         lines += ["", f"Allowance: 4 standard errors + {ALLOWANCE_COEFFICIENT:g} sqrt(C_aa C_bb) / N (the measured 1/N "
                   "coefficient is below 2); a ratio below 1 means agreement. Where the standard error is as large as "
                   "the deviation, the sampling error dominates the 1/N term.", "", "![endpoint](endpoint.png)"]
@@ -401,13 +415,16 @@ def _markdown(report) -> str:
         lines += [f"Supervised steps {report['supervised']}; error = mean squared error / mean y^2 at the other "
                   f"steps t >= 1; sampled at N = {report['width']}.", "",
                   "| beta | net | train (theory) | test (theory) | test, prior kernel | test (sampled) | "
-                  "max abs f sampled - f theory (se) | burn-in z |", "|---|---|---|---|---|---|---|---|"]
+                  "max abs f sampled - f theory (se) | burn-in z (typical max) |", "|---|---|---|---|---|---|---|---|"]
         for net, rows in report["sequence"].items():
             for r in rows:
                 sampled = (f"{r['sampled_test_error']:.3f} | {r['max_output_deviation']:.3f} ({r['max_output_se']:.3f})"
-                           f" | {r['burn_in_z']:.1f}" if "sampled_test_error" in r else " | |")
+                           f" | {r['burn_in_z']:.1f} ({r['burn_in_reference']:.1f})" if "sampled_test_error" in r
+                           else " | |")
                 lines.append(f"| {r['beta']:g} | {net.upper()} | {r['train_error']:.3f} | {r['test_error']:.3f} | "
                              f"{r['test_error_prior_kernel']:.3f} | {sampled} |")
-        lines += ["", "![sequence](sequence.png)"]
+        lines += ["", "Burn-in z: the largest Geweke z (first 10% against last 50% of the chain) over the data term "
+                  "and the M kernel entries; in brackets sqrt(2 ln M), the typical largest of M independent "
+                  "standard normals, i.e. what a chain in equilibrium shows.", "", "![sequence](sequence.png)"]
     lines += ["", f"Wall time {report['seconds']:.0f} s."]
     return "\n".join(lines) + "\n"
