@@ -18,7 +18,7 @@ import numba
 import numpy as np
 from bench_simulator import best_of  # the same folder: benchmarks run as scripts
 
-from meanfield.featurelearning import MuPNetwork, endpoint_readout, langevin
+from meanfield.architectures.mup.network import MuPNetwork, endpoint_readout, langevin
 from meanfield.report import software_versions
 
 

@@ -33,7 +33,7 @@ from meanfield.limit import _kernels_at_nodes, limit_kernel, quadrature_nodes  #
 from meanfield.reference import window_states_reference  # noqa: E402
 from meanfield.report import software_versions  # noqa: E402
 from meanfield.rnn import window_states_kernel  # noqa: E402
-from solvers.ode import LinearKernelFlow  # noqa: E402
+from meanfield.solvers.ode import LinearKernelFlow  # noqa: E402
 
 
 def numpy_kernel(X, nodes, chunk=512):

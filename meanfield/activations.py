@@ -1,9 +1,13 @@
-"""Activation functions sigma, their derivatives, and the constants the theory needs.
+"""The table of activation functions: sigma, sigma', sup|sigma|, sup|sigma'| and the Gaussian dual.
 
-Every activation exists twice: as a Numba scalar function for the compiled kernels, and as a NumPy
-ufunc-based function for the reference implementations the tests compare against.
+``ACTIVATIONS`` (linear, tanh, erf, relu) is the one table; everything that takes an activation looks
+it up with :func:`get_activation`, which refuses an unknown or unsupported name with one message. Every
+activation exists twice: as a Numba scalar function for the compiled kernels (selected by the row's
+``code``), and as NumPy ufuncs (the row's ``__call__`` and ``derivative``) for the reference
+implementations the tests compare against. A new activation adds a row here and a branch in
+:func:`sigma_and_derivative`, :func:`activate_inplace` and :func:`gaussian_dual`.
 
-Kernels select the activation by a small integer *code* (``TANH``, ``ERF``) instead of receiving a
+Kernels select the activation by a small integer *code* (``TANH``, ``ERF``, ...) instead of receiving a
 function object: Numba cannot cache functions that take other jitted functions as arguments, and a
 loop-invariant branch on the code is hoisted out of the unit loop by LLVM (loop unswitching), so the
 tanh path stays vectorised.
@@ -19,6 +23,7 @@ single division. Measured relative error against ``numpy.tanh``: below 4e-16 (te
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, types
@@ -28,31 +33,73 @@ from scipy import special
 TANH = 0
 ERF = 1
 RELU = 2
-CODES = {"tanh": TANH, "erf": ERF, "relu": RELU}
+LINEAR = 3
 
-# sup |sigma'| (for the contraction modulus rho = beta sup|sigma'|) and sup |sigma| of the bounded
-# activations, the ones the diagonal RNN and its limit accept.
-SUP_DERIVATIVE = {"tanh": 1.0, "erf": 2.0 / math.sqrt(math.pi)}
-SUP_VALUE = {"tanh": 1.0, "erf": 1.0}
+
+@dataclass(frozen=True)
+class Activation:
+    """One row of the activation table.
+
+    ``code`` selects the activation in compiled kernels; ``sup_value`` and ``sup_derivative`` are
+    sup|sigma| and sup|sigma'| (``inf`` where unbounded); ``dual`` says how the Gaussian dual
+    (E[sigma(u) sigma(v)], E[sigma'(u) sigma'(v)]) is computed by :func:`gaussian_dual`.
+    """
+
+    name: str
+    code: int
+    sup_value: float
+    sup_derivative: float
+    dual: str
+
+    @property
+    def bounded(self) -> bool:
+        return math.isfinite(self.sup_value)
+
+    def __call__(self, z):
+        """sigma(z) with NumPy/SciPy ufuncs (the reference for the compiled kernels)."""
+        if self.code == TANH:
+            return np.tanh(z)
+        if self.code == RELU:
+            return np.maximum(z, 0.0)
+        if self.code == LINEAR:
+            return np.asarray(z, dtype=float)
+        return special.erf(z)
+
+    def derivative(self, z):
+        """sigma'(z) with NumPy ufuncs (ReLU: 0 at 0, as in the compiled kernels)."""
+        if self.code == TANH:
+            return 1.0 - np.tanh(z) ** 2
+        if self.code == RELU:
+            return (np.asarray(z) > 0).astype(float)
+        if self.code == LINEAR:
+            return np.ones_like(np.asarray(z, dtype=float))
+        return 2.0 / math.sqrt(math.pi) * np.exp(-np.square(z))
+
+
+ACTIVATIONS = {a.name: a for a in (
+    Activation("linear", LINEAR, math.inf, 1.0, "closed form: (s12, 1)"),
+    Activation("tanh", TANH, 1.0, 1.0, "tensor trapezoid rule on the Cholesky factor"),
+    Activation("erf", ERF, 1.0, 2.0 / math.sqrt(math.pi), "closed form (arcsine), theory_notes/rntk.md section 3"),
+    Activation("relu", RELU, math.inf, 1.0, "closed form (arc-cosine kernels of degree 1 and 0)"),
+)}
+
+
+def get_activation(name, *, bounded=False, allowed=None, argument="activation") -> Activation:
+    """The table row of the activation called ``name``, with one error message everywhere.
+
+    ``bounded`` restricts to activations with sup|sigma| < inf (the diagonal RNN's memory state and its
+    limit need them); ``allowed`` to a subset of names (a model that supports only some).
+    """
+    names = [n for n in ACTIVATIONS if (not bounded or ACTIVATIONS[n].bounded) and (allowed is None or n in allowed)]
+    if not isinstance(name, str) or name not in names:
+        why = " (bounded: sup|sigma| must be finite)" if bounded else ""
+        raise ValueError(f"{argument} must be one of {sorted(names)}{why}, got {name!r}")
+    return ACTIVATIONS[name]
+
 
 # fastmath flags that are safe here: no 'nnan'/'ninf', so non-finite values are still detected.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
-
-
-def activation_code(name: str) -> int:
-    """Return the kernel code of the activation called ``name`` (``"tanh"`` or ``"erf"``)."""
-    try:
-        return CODES[name]
-    except KeyError:
-        raise ValueError(f"activation must be one of {sorted(CODES)}, got {name!r}") from None
-
-
-def bounded_activation_code(name: str) -> int:
-    """Kernel code of a bounded activation (tanh, erf): those the diagonal RNN and its limit accept."""
-    if name not in SUP_DERIVATIVE:
-        raise ValueError(f"activation must be one of {sorted(SUP_DERIVATIVE)} (bounded), got {name!r}")
-    return CODES[name]
 
 
 @intrinsic
@@ -110,6 +157,8 @@ def sigma_and_derivative(z, code):
         return s, 1.0 - s * s
     if code == RELU:
         return (z, 1.0) if z > 0.0 else (0.0, 0.0)
+    if code == LINEAR:
+        return z, 1.0
     return math.erf(z), 1.1283791670955126 * math.exp(-z * z)
 
 
@@ -130,6 +179,9 @@ def activate_inplace(z, ds, n, code):
             positive = z[i] > 0.0
             ds[i] = 1.0 if positive else 0.0
             z[i] = z[i] if positive else 0.0
+    elif code == LINEAR:
+        for i in range(n):
+            ds[i] = 1.0
     else:
         for i in range(n):
             zi = z[i]
@@ -225,12 +277,14 @@ def gaussian_dual_rows(s11, s12, s22, code, zx, zw, v, dv, n):
 def gaussian_dual(s11, s12, s22, code, zx, zw):
     """(E[sigma(u) sigma(v)], E[sigma'(u) sigma'(v)]) for (u, v) ~ N(0, [[s11, s12], [s12, s22]]).
 
-    Closed forms for ReLU (arc-cosine kernels) and erf (``theory_notes/rntk.md`` section 3); a tensor
+    Closed forms for linear, ReLU (arc-cosine kernels) and erf (``theory_notes/rntk.md`` section 3); a tensor
     rule (``normal_rule``) on the Cholesky factor for any other activation (tanh). A zero variance
     means a variable that is identically 0 (sigma(0) = 0 and, for ReLU, sigma'(0) = 0).
     """
     if code == RELU:
         return relu_dual(s11, s12, s22)
+    if code == LINEAR:
+        return s12, 1.0
     if code == ERF:
         a, c = 1.0 + 2.0 * s11, 1.0 + 2.0 * s22
         return (2.0 / math.pi * math.asin(2.0 * s12 / math.sqrt(a * c)),
@@ -250,19 +304,4 @@ def gaussian_dual(s11, s12, s22, code, zx, zw):
     return v, dv
 
 
-def sigma_numpy(name: str, z):
-    """Reference sigma(z) with NumPy/SciPy ufuncs."""
-    code = activation_code(name)
-    if code == TANH:
-        return np.tanh(z)
-    return np.maximum(z, 0.0) if code == RELU else special.erf(z)
 
-
-def derivative_numpy(name: str, z):
-    """Reference sigma'(z) with NumPy ufuncs (ReLU: 0 at 0, as in the compiled kernels)."""
-    code = activation_code(name)
-    if code == TANH:
-        return 1.0 - np.tanh(z) ** 2
-    if code == RELU:
-        return (np.asarray(z) > 0).astype(float)
-    return 2.0 / math.sqrt(math.pi) * np.exp(-np.square(z))

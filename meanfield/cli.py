@@ -1,109 +1,86 @@
-"""Command line: ``meanfield SUBCOMMAND ...`` (argument parsing only; the work is in meanfield.studies)."""
+"""Command line: ``meanfield SUBCOMMAND ...``, one subcommand per study registered in meanfield.studies.
+
+Bad input (config, options, output folder) ends with one line naming it and exit status 2, before work.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
-from solvers.fixed_point import FixedPointError
-from solvers.kernel_saddle import SaddlePointError
-
-
-def _demo(args):
-    from .studies.demo import run_demo
-
-    path = run_demo(args.out, task_name=args.task, alpha=args.alpha, horizon=args.horizon, seed=args.seed,
-                    progress=not args.no_progress)
-    print(f"report: {path}")
+from .architectures.mup.theory import SaddlePointError
+from .report import available_memory
+from .solvers.fixed_point import FixedPointError
+from .studies.framework import DamagedRunWarning, discover
 
 
-def _study(args):
-    from .studies.convergence import StudyConfig, run_study
-
-    cfg = StudyConfig.from_toml(args.config, quick=args.quick)  # validated before any work starts
-    path = run_study(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress)
-    print(f"report: {path}")
-
-
-def _rntk(args):
-    from .studies.ucr import KERNELS, run_ucr_datasets
-
-    path = run_ucr_datasets(args.dataset, args.out, args.kernel or list(KERNELS), folds=args.folds)
-    print(f"report: {path}")
-
-
-def _regime(args):
-    from .studies.regime import load_config, run_regime
-
-    cfg = load_config(args.config, quick=args.quick)
-    path = run_regime(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress)
-    print(f"report: {path}")
-
-
-def _featurelearning(args):
-    from .studies.featurelearning import load_config, run_featurelearning
-
-    cfg = load_config(args.config, quick=args.quick)
-    out = args.out or f"results/featurelearning-{args.task}"
-    path = run_featurelearning(cfg, args.task, out, workers=args.workers, scheduler=args.scheduler,
-                               progress=not args.no_progress)
-    print(f"report: {path}")
-
-
-def _sweep_study(sub, name, help_text, func):
-    """A subcommand for a study run on the Dask task runner (config, quick grid, resume)."""
-    p = sub.add_parser(name, help=help_text)
-    p.add_argument("--config", help="TOML config (default: the one shipped with the package)")
-    p.add_argument("--quick", action="store_true", help="the config's reduced [quick] grid (tests and CI)")
-    p.add_argument("--out", default=f"results/{name}", help=f"output folder; rerun to resume (default: results/{name})")
-    p.add_argument("--workers", type=int, default=None,
-                   help="worker processes of the local Dask cluster (default: cores; 0: no Dask)")
-    p.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://HOST:PORT")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.set_defaults(func=func)
-    return p
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meanfield", description="Wide RNNs and their infinite-width limits.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
-    _sweep_study(sub, "study", "convergence study of wide RNNs against their limit (report + plots)", _study)
-    _sweep_study(sub, "regime", "distance of finite Elman RNNs from the kernel regime (width x length, NTK vs muP)",
-                 _regime)
-
-    fl = _sweep_study(sub, "featurelearning", "Bayesian muP RNN vs DNN: saddle-point kernels against Langevin "
-                      "sampling (phase transition; generalisation across time)", _featurelearning)
-    fl.add_argument("--task", choices=["endpoint", "sequence"], default="endpoint",
-                    help="endpoint: phase transition and theory vs sampling; sequence: supervised subset of steps")
-    fl.set_defaults(out=None)
-
-    rn = sub.add_parser("rntk", help="SVM with the RNTK and baselines on UCR/UEA datasets shipped with aeon")
-    rn.add_argument("--dataset", required=True, help="ArrowHead, BasicMotions, GunPoint, ItalyPowerDemand, "
-                                                     "JapaneseVowels, PickupGestureWiimoteZ, or all")
-    rn.add_argument("--kernel", action="append", choices=["rntk", "nngp", "rbf", "ntk-mlp"],
-                    help="kernel to evaluate (repeatable; default: all four)")
-    rn.add_argument("--folds", type=int, default=5, help="cross-validation folds on the training split")
-    rn.add_argument("--out", default="results/rntk", help="output folder (default: results/rntk)")
-    rn.set_defaults(func=_rntk)
-
-    demo = sub.add_parser("demo", help="train a few widths and plot their outputs (a quick look at the simulator)")
-    demo.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
-    demo.add_argument("--task", default="parity2", help="named task: parity2, delay1 or ar1-sin")
-    demo.add_argument("--alpha", type=float, default=5.0, help="learning-rate constant alpha (rate alpha/N)")
-    demo.add_argument("--horizon", type=float, default=2.0, help="training time T (T*N steps)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    demo.set_defaults(func=_demo)
+    for study in discover().values():
+        p = sub.add_parser(study.name, help=study.help, description=study.help)
+        p.add_argument("--config", help="TOML config (default: the one shipped with the package); missing "
+                                        "tables and keys take the shipped values")
+        p.add_argument("--quick", action="store_true", help="apply the config's [quick] tables (tests and CI)")
+        if study.arguments is not None:
+            study.arguments(p)
+        default_out = f"results/{study.name}"
+        p.add_argument("--out", default=None, help=f"output folder; rerun the same command to resume "
+                                                   f"(default: {default_out})")
+        p.add_argument("--overwrite", action="store_true",
+                       help="discard the runs of another configuration found in the output folder")
+        if study.parallel:
+            p.add_argument("--workers", type=_non_negative_int, default=None,
+                           help="worker processes of the local Dask cluster (default: cores; 0: no Dask)")
+            p.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://HOST:PORT")
+        p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+        p.set_defaults(study=study)
     return parser
+
+
+def _run(args):
+    study = args.study
+    kwargs = dict(progress=not args.no_progress, overwrite=args.overwrite)
+    if study.parallel:
+        kwargs.update(workers=args.workers, scheduler=args.scheduler)
+    overrides = study.overrides(args) if study.overrides else None
+    config = study.config.load(args.config, quick=args.quick, overrides=overrides)
+    config.check_size(available_memory())
+    out = args.out or (study.default_out(args) if study.default_out else f"results/{study.name}")
+    return study.run(config, out, **kwargs)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    return f"meanfield: warning: {message}\n"
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except (ValueError, FloatingPointError, ImportError, FixedPointError, SaddlePointError) as err:
-        print(f"meanfield {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DamagedRunWarning)
+        previous, warnings.formatwarning = warnings.formatwarning, _one_line_warning
+        try:
+            path = _run(args)
+        except (ValueError, FloatingPointError, ImportError, FixedPointError, SaddlePointError) as err:
+            print(f"meanfield {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        except OSError as err:  # a full disk or a folder made read-only during the run
+            print(f"meanfield {args.command}: error: {err.strerror or err}: {err.filename or ''}", file=sys.stderr)
+            return 2
+        finally:
+            warnings.formatwarning = previous
+    print(f"report: {path}")
     return 0
 
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from solvers.ode import LinearKernelFlow
+from .solvers.ode import LinearKernelFlow
 
 
 def kernel_distance(G0, Gt) -> float:
@@ -71,6 +71,15 @@ class RegimeDiagnostics:
         return asdict(self)
 
 
+DIVERGENCE_FACTOR = 1e4  # a training loss this many times its initial value means GD diverged
+
+
+def gd_stability(K, lr) -> float:
+    """lr * lambda_max(K) / M: full-batch GD on the kernel flow f' = -(1/M) K (f - y) is stable below 2."""
+    K = np.asarray(K, float)
+    return float(lr * np.linalg.eigvalsh(K)[-1] / K.shape[0])
+
+
 def track_training(model, X_train, y_train, X_heldout, *, lr, steps, checkpoints=5, K=None, K_cross=None,
                    kernels=True):
     """Train ``model`` (a copy; full-batch GD) and record the diagnostics at ``checkpoints`` times.
@@ -111,6 +120,9 @@ def track_training(model, X_train, y_train, X_heldout, *, lr, steps, checkpoints
         else:
             dist.append(np.nan), vel.append(np.nan), align.append(np.nan), jchange.append(np.nan)
         losses.append(0.5 * float(np.mean((net(X_train) - y) ** 2)))
+        if not losses[-1] <= DIVERGENCE_FACTOR * max(losses[0], 1e-12):
+            raise FloatingPointError(f"training diverged: the loss grew from {losses[0]:.3g} to {losses[-1]:.3g} by "
+                                     f"step {done}; lr = {lr:g} is too large")
         preds_net.append(net(X_heldout))
         preds_flow.append(flow.at([t], K_cross, f0_held)[0])
         if done >= steps:

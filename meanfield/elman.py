@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .activations import activation_code, derivative_numpy, sigma_numpy
+from . import checks
+from .activations import get_activation
 from .kernels.rntk import READOUTS, pack_sequences
 
 
@@ -62,23 +63,15 @@ class ElmanRNN:
 
     def __init__(self, width, input_dim, layers=1, activation="relu", sigma_w=1.0, sigma_u=1.0, sigma_b=0.0,
                  sigma_v=1.0, sigma_h=0.0, readout="last", parameterisation="ntk", seed=None):
-        for name, value in (("width", width), ("input_dim", input_dim), ("layers", layers)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name, value in (("sigma_w", sigma_w), ("sigma_u", sigma_u), ("sigma_b", sigma_b),
-                            ("sigma_v", sigma_v), ("sigma_h", sigma_h)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if readout not in READOUTS:
-            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
-        if parameterisation not in ("ntk", "mup"):
-            raise ValueError(f"parameterisation must be 'ntk' or 'mup', got {parameterisation!r}")
-        self.parameterisation = parameterisation
-        activation_code(activation)
-        self.width, self.input_dim, self.layers = int(width), int(input_dim), int(layers)
-        self.activation, self.readout = activation, readout
+        self.width, self.input_dim, self.layers = (checks.integer(v, name, 1) for name, v in (
+            ("width", width), ("input_dim", input_dim), ("layers", layers)))
         self.sigma_w, self.sigma_u, self.sigma_b, self.sigma_v, self.sigma_h = (
-            float(sigma_w), float(sigma_u), float(sigma_b), float(sigma_v), float(sigma_h))
+            checks.real(v, name, 0) for name, v in (("sigma_w", sigma_w), ("sigma_u", sigma_u), ("sigma_b", sigma_b),
+                                                    ("sigma_v", sigma_v), ("sigma_h", sigma_h)))
+        self.readout = checks.choice(readout, "readout", READOUTS)
+        self.parameterisation = checks.choice(parameterisation, "parameterisation", ("ntk", "mup"))
+        self.activation, self._act = activation, get_activation(activation)
+        layers = self.layers
         rng = np.random.default_rng(seed)
         n = self.width
         self.W = [rng.standard_normal((n, n)) for _ in range(layers)]
@@ -125,7 +118,7 @@ class ElmanRNN:
                     inputs[l][:, t] = below
                 g = aw * h[l] @ self.W[l].T + au * below @ self.U[l].T + self.sigma_b * self.b[l]
                 pre[l][:, t] = g
-                h[l] = sigma_numpy(self.activation, g)
+                h[l] = self._act(g)
                 below = h[l]
         top_states = np.concatenate([prev[-1][:, 1:], h[-1][:, None]], axis=1)  # h^{L,t}, t = 1..T
         r = h[-1] if self.readout == "last" else top_states.mean(axis=1)
@@ -142,7 +135,7 @@ class ElmanRNN:
                     grad_h += av * self.V / (T if self.readout == "mean" else 1)
                 if above is not None:
                     grad_h += above
-                delta = derivative_numpy(self.activation, pre[l][:, t]) * grad_h
+                delta = self._act.derivative(pre[l][:, t]) * grad_h
                 deltas[l][:, t] = delta
                 future[l] = aw * delta @ self.W[l]
                 above = au * delta @ self.U[l] if l > 0 else None

@@ -35,12 +35,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from solvers.fixed_point import FixedPointResult, fixed_point
-from solvers.ode import LinearKernelFlow
-
-from .activations import SUP_DERIVATIVE, SUP_VALUE, bounded_activation_code, derivative_numpy, normal_rule, sigma_numpy
+from .activations import get_activation, normal_rule
 from .data import MarkovChain, Task
 from .rnn import as_windows, window_states_kernel
+from .solvers.fixed_point import FixedPointResult, fixed_point
+from .solvers.ode import LinearKernelFlow
 
 NODE_CHUNK = 2048  # parameter nodes per pass: bounds the memory of the feature arrays
 
@@ -163,8 +162,9 @@ def limit_kernel(X, Y=None, *, activation="tanh", sigma_w=1.0, beta=0.5, order=(
     """
     if kind not in ("ntk", "nngp", "both"):
         raise ValueError(f"kind must be 'ntk', 'nngp' or 'both', got {kind!r}")
-    code = bounded_activation_code(activation)
-    if beta * SUP_DERIVATIVE[activation] >= 1:
+    act = get_activation(activation, bounded=True)
+    code = act.code
+    if beta * act.sup_derivative >= 1:
         raise ValueError(f"beta * sup|sigma'| must be < 1 (a contraction), got beta = {beta!r}")
     X = as_windows(X, None, "X")
     Y = X if Y is None else as_windows(Y, X.shape[2], "Y")
@@ -211,15 +211,15 @@ def periodic_memory(inputs, W, b, activation="tanh", *, method="anderson", tol=1
     W, b = np.atleast_2d(np.asarray(W, dtype=float)), np.asarray(b, dtype=float)
     if inputs.shape[1] != W.shape[0] or W.shape[1] != b.size:
         raise ValueError(f"need inputs (q, d), W (d, n), b (n,); got {inputs.shape}, {W.shape}, {b.shape}")
-    bounded_activation_code(activation)
-    rho = (np.max(np.abs(b)) * SUP_DERIVATIVE[activation]) ** inputs.shape[0]
+    act = get_activation(activation, bounded=True)
+    rho = (np.max(np.abs(b)) * act.sup_derivative) ** inputs.shape[0]
     if rho >= 1:
         raise ValueError("max|b| * sup|sigma'| must be < 1 for the memory map to be a contraction")
     drive = inputs @ W  # (q, n)
 
     def period_S(S):
         for u in drive:
-            S = sigma_numpy(activation, u + b * S)
+            S = act(u + b * S)
         return S
 
     state = fixed_point(period_S, np.zeros(b.size), method=method, tol=tol, maxiter=maxiter, rho=rho)
@@ -228,8 +228,8 @@ def periodic_memory(inputs, W, b, activation="tanh", *, method="anderson", tol=1
     traj, S = [], S_star
     for u in drive:
         z = u + b * S
-        traj.append((S, derivative_numpy(activation, z)))
-        S = sigma_numpy(activation, z)
+        traj.append((S, act.derivative(z)))
+        S = act(z)
     n, d = b.size, W.shape[0]
 
     def period_J(J):
@@ -282,12 +282,12 @@ class LimitModel:
 
     @property
     def rho(self) -> float:
-        return self.beta * SUP_DERIVATIVE[self.activation]
+        return self.beta * get_activation(self.activation).sup_derivative
 
     @property
     def truncation_bound(self) -> float:
         """rho^L sup|sigma|: bound on the state error from truncating histories to the window."""
-        return self.rho**self.window * SUP_VALUE[self.activation]
+        return self.rho**self.window * get_activation(self.activation).sup_value
 
     def _kernel(self, X, Y, kind, error_estimate=False):
         return limit_kernel(X, Y, activation=self.activation, sigma_w=self.sigma_w, beta=self.beta,

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .activations import derivative_numpy, normal_rule, sigma_numpy
+from .activations import get_activation, normal_rule
 
 
 def train_reference(c, w, b, X, Y, alpha, activation="tanh", state=None):
@@ -21,6 +21,7 @@ def train_reference(c, w, b, X, Y, alpha, activation="tanh", state=None):
     alpha / N. ``state`` = (S, Jw, Jb) continues a run (default: zeros). Returns a dict with the final
     parameters, the final state and the errors e_k = Y_k - f^N_k.
     """
+    act = get_activation(activation)
     c, w, b = (np.array(a, dtype=float) for a in (c, w, b))
     N, d = w.shape
     if state is None:
@@ -32,7 +33,7 @@ def train_reference(c, w, b, X, Y, alpha, activation="tanh", state=None):
     for k in range(len(Y)):
         x = X[k]
         z = w @ x + b * S
-        s, ds = sigma_numpy(activation, z), derivative_numpy(activation, z)
+        s, ds = act(z), act.derivative(z)
         Jw = ds[:, None] * (x[None, :] + b[:, None] * Jw)
         Jb = ds * (S + b * Jb)
         S = s
@@ -47,6 +48,7 @@ def train_reference(c, w, b, X, Y, alpha, activation="tanh", state=None):
 
 def window_states_reference(windows, w, b, activation="tanh"):
     """S (M, N), J^w (M, N, d), J^b (M, N) after each window (M, L, d) from zero state."""
+    act = get_activation(activation)
     windows = np.asarray(windows, dtype=float)
     M, L, d = windows.shape
     N = b.size
@@ -54,10 +56,10 @@ def window_states_reference(windows, w, b, activation="tanh"):
     for t in range(L):
         x = windows[:, t, :]  # (M, d)
         z = x @ w.T + b * S
-        ds = derivative_numpy(activation, z)
+        ds = act.derivative(z)
         Jw = ds[:, :, None] * (x[:, None, :] + b[None, :, None] * Jw)
         Jb = ds * (S + b * Jb)
-        S = sigma_numpy(activation, z)
+        S = act(z)
     return S, Jw, Jb
 
 
@@ -70,11 +72,8 @@ def gaussian_dual_reference(s11, s12, s22, activation, order=128):
     u = a * x[:, None] + 0 * x[None, :]
     v = c * x[:, None] + d * x[None, :]
     ww = np.outer(w, w)
-    if activation == "relu":
-        phi, dphi = (lambda z: np.maximum(z, 0)), (lambda z: (z > 0).astype(float))
-    else:
-        phi, dphi = (lambda z: sigma_numpy(activation, z)), (lambda z: derivative_numpy(activation, z))
-    return float(np.sum(ww * phi(u) * phi(v))), float(np.sum(ww * dphi(u) * dphi(v)))
+    act = get_activation(activation)
+    return float(np.sum(ww * act(u) * act(v))), float(np.sum(ww * act.derivative(u) * act.derivative(v)))
 
 
 def rntk_reference(X, Y, *, layers=1, activation="relu", sigma_w=1.0, sigma_u=1.0, sigma_b=0.0,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +25,25 @@ def software_versions() -> dict:
                 platform=platform.platform(), cpu_count=os.cpu_count())
 
 
-def _plain(value):
+def available_memory() -> int:
+    """Bytes of memory available on this machine (MemAvailable, else physical memory)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return 2**34
+
+
+def plain(value):
+    """``value`` with NumPy types, tuples and paths turned into JSON types (non-finite floats: None)."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
+        return plain(value.tolist())
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, Path):
@@ -39,13 +53,24 @@ def _plain(value):
     return value
 
 
+def write_text(path, text: str) -> Path:
+    """Write ``text`` atomically: a temporary file of a unique name in the same folder, then a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def write_json(path, data) -> Path:
     """Write ``data`` (NumPy values allowed) as indented JSON, atomically."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_plain(data), indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return write_text(path, json.dumps(plain(data), indent=2) + "\n")
 
 
 def pyplot():

@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit, prange
 from tqdm.auto import tqdm
 
-from .activations import JIT, SUP_DERIVATIVE, activate_inplace, bounded_activation_code
+from .activations import JIT, activate_inplace, get_activation
 from .data import Task, WindowSet
 
 CHUNK = 512  # units per chunk: the chunk's scratch and state rows stay in L1
@@ -277,13 +277,13 @@ class DiagonalRNN:
                  seed=None):
         n_units = _int_arg(n_units, "n_units")
         input_dim = _int_arg(input_dim, "input_dim")
-        self._code = bounded_activation_code(activation)
+        self._code = get_activation(activation, bounded=True).code
         self.activation = activation
         self.sigma_w = _finite_arg(sigma_w, "sigma_w", nonnegative=True)
         self.beta = _finite_arg(beta, "beta", nonnegative=True)
-        if self.beta * SUP_DERIVATIVE[activation] >= 1:
+        if self.beta * get_activation(activation).sup_derivative >= 1:
             raise ValueError(f"beta * sup|sigma'| must be < 1 for a contraction; with {activation} "
-                             f"beta must be < {1 / SUP_DERIVATIVE[activation]:.6g}, got {beta!r}")
+                             f"beta must be < {1 / get_activation(activation).sup_derivative:.6g}, got {beta!r}")
         if symmetric and n_units % 2:
             raise ValueError(f"n_units must be even for the symmetric initialisation, got {n_units}")
         self.symmetric = bool(symmetric)
@@ -308,7 +308,7 @@ class DiagonalRNN:
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"{name} must be finite")
         model = cls.__new__(cls)
-        model.activation, model._code = activation, bounded_activation_code(activation)
+        model.activation, model._code = activation, get_activation(activation, bounded=True).code
         model.sigma_w, model.beta, model.symmetric = float(sigma_w), float(beta), bool(symmetric)
         model.c, model.W, model.b = c, np.ascontiguousarray(w.T), b
         return model
@@ -333,7 +333,7 @@ class DiagonalRNN:
     @property
     def rho(self) -> float:
         """Contraction modulus of the memory map at initialisation: max|b| sup|sigma'| <= beta sup|sigma'|."""
-        return float(np.max(np.abs(self.b))) * SUP_DERIVATIVE[self.activation]
+        return float(np.max(np.abs(self.b))) * get_activation(self.activation).sup_derivative
 
     def memory_states(self, windows, jacobian=True):
         """S (M, N), J^w (M, N, d) and J^b (M, N) at the end of each window, from S = 0, J = 0."""

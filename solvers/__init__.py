@@ -1,1 +1,2 @@
-"""Generic numerical solvers (fixed points, ODEs, self-consistent equations); nothing RNN-specific."""
+"""Generic numerical solvers (fixed points, ODEs, self-consistent equations): numpy and scipy only, nothing
+about networks. Installed as ``meanfield.solvers`` (see setup.py)."""

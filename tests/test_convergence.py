@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from meanfield.convergence import fit_rate, gaussian_moment_errors, memory_state_errors, trajectory_errors
 from meanfield.data import make_task
+from meanfield.estimators import gaussian_moment_errors, memory_state_errors, trajectory_errors
+from meanfield.stats import fit_rate
 
 
 def synthetic(slope, widths, seeds, rng, noise=0.3):

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from meanfield.featurelearning import MuPNetwork, geweke_z, integrated_autocorrelation, langevin
+from meanfield.architectures.mup.network import MuPNetwork, langevin
+from meanfield.stats import geweke_z, integrated_autocorrelation
 
 
 @pytest.mark.parametrize("shared", [True, False])

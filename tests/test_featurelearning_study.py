@@ -3,9 +3,11 @@ import json
 import pytest
 
 from meanfield.cli import main
-from meanfield.studies.featurelearning import load_config
+from meanfield.studies.featurelearning import FeatureLearningConfig
 
 SMALL = """
+[study]
+task = "endpoint"
 [model]
 g = 1.0
 g_u = 1.0
@@ -77,10 +79,17 @@ def test_featurelearning_config_validation(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text(SMALL.replace("supervised = [1, 2, 3]", "supervised = [1, 2, 3, 4, 5]"))
     assert main(["featurelearning", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
-    assert "'supervised'" in capsys.readouterr().err
+    assert "'sequence.supervised'" in capsys.readouterr().err
     bad.write_text(SMALL.replace("target = 4.0", "target = 2.0"))
-    with pytest.raises(ValueError, match="'target'"):
-        load_config(bad)
+    with pytest.raises(ValueError, match="'endpoint.target'"):
+        FeatureLearningConfig.load(bad)
+    for old, new, field in (("n_steps = 3000", "n_steps = 3000\nnsteps = 2", "sampler.nsteps"),
+                            ("seed = 11", "seed = true", "sweep.seed"),
+                            ("width = 64", "width = 100000000", "sequence.width")):
+        bad.write_text(SMALL.replace(old, new))
+        assert main(["featurelearning", "--task", "sequence", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"'{field}'" in err, err
 
 
 def test_an_output_folder_holds_one_configuration(reports, tmp_path, capsys):
@@ -88,4 +97,8 @@ def test_an_output_folder_holds_one_configuration(reports, tmp_path, capsys):
     other = tmp_path / "other.toml"
     other.write_text(SMALL.replace("n_steps = 3000", "n_steps = 3001"))
     assert main(["featurelearning", "--config", str(other), "--out", str(out), "--workers", "0"]) == 2
-    assert "different configuration" in capsys.readouterr().err
+    assert "another configuration" in capsys.readouterr().err
+    # the two tasks into one folder: they used to overwrite each other's report
+    assert main(["featurelearning", "--task", "sequence", "--config", str(out.parent / "small.toml"), "--out",
+                 str(out), "--workers", "0"]) == 2
+    assert "another configuration" in capsys.readouterr().err

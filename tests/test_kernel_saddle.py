@@ -1,13 +1,19 @@
-"""The saddle-point theory of Bayesian muP RNNs/DNNs (solvers/kernel_saddle.py)."""
+"""The saddle-point theory of Bayesian muP RNNs/DNNs (meanfield/architectures/mup/theory.py)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from meanfield.featurelearning import MuPNetwork, endpoint_readout, langevin
+from meanfield.architectures.mup.network import MuPNetwork, endpoint_readout, langevin
+from meanfield.architectures.mup.theory import (
+    KernelSaddle,
+    critical_signal,
+    critical_signal_t2,
+    cross_time_correlation,
+    solve_path,
+)
 from meanfield.studies.featurelearning import ALLOWANCE_COEFFICIENT, agreement_problem
-from solvers.kernel_saddle import KernelSaddle, critical_signal, critical_signal_t2, cross_time_correlation, solve_path
 
 
 def endpoint_problem(P=2, T=2, d=3, seed=0):
@@ -163,7 +169,7 @@ def test_validation():
         KernelSaddle(X, y, R[:, :1], shared=True, beta=1.0)
     with pytest.raises(ValueError, match="activation"):
         KernelSaddle(X, y, R, shared=True, beta=1.0, activation="relu")
-    with pytest.raises(ValueError, match="X must be"):
+    with pytest.raises(ValueError, match="X must"):
         KernelSaddle(X[0], y, R, shared=True, beta=1.0)
     with pytest.raises(ValueError, match="linearly independent"):
         KernelSaddle(np.zeros_like(X), y, R, shared=True, beta=1.0)

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from meanfield.activations import activation_code
-from meanfield.convergence import fit_rate
+from meanfield.activations import get_activation
 from meanfield.data import make_task
 from meanfield.limit import LimitModel, limit_kernel, periodic_memory, quadrature_nodes
 from meanfield.rnn import DiagonalRNN, window_states_kernel
+from meanfield.stats import fit_rate
 
 SIGMA_W, BETA = 1.2, 0.6
 
@@ -26,7 +26,7 @@ def monte_carlo_kernel(windows, n_samples, seed, activation="tanh", chunk=200_00
         n = min(chunk, n_samples - lo)
         W = SIGMA_W * rng.standard_normal((1, n))
         b = rng.uniform(-BETA, BETA, n)
-        S, JW, Jb = window_states_kernel(windows, W, b, activation_code(activation), True)
+        S, JW, Jb = window_states_kernel(windows, W, b, get_activation(activation).code, True)
         nngp = S[:, None, :] * S[None, :, :]
         ntk = nngp + Jb[:, None, :] * Jb[None, :, :] + JW[:, 0][:, None, :] * JW[:, 0][None, :, :]
         for key, val in (("ntk", ntk), ("nngp", nngp)):
@@ -175,7 +175,7 @@ def test_gaussian_initialisation_matches_the_limit_mean_and_covariance():
     (about 0.05 at N = 2048 in the convergence study), which adds O(1/N) ~ 0.0025 to the variance
     (allowance 0.01) and averages out of the mean up to an O(1/N) bias (allowance 0.02).
     """
-    from meanfield.convergence import gaussian_moment_errors
+    from meanfield.estimators import gaussian_moment_errors
     from meanfield.rnn import train_online
 
     task = make_task("delay1")

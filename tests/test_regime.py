@@ -36,7 +36,27 @@ def test_regime_config_validation(tmp_path, capsys):
     text = resources.files("meanfield.studies").joinpath("regime_default.toml").read_text()
     bad.write_text(text.replace("lengths = [4, 16, 64]", "lengths = [16, 4]"))
     assert main(["regime", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
-    assert "'lengths'" in capsys.readouterr().err
+    assert "'width_length.lengths'" in capsys.readouterr().err
+    for toml, field in (("[training]\nlr = 1000000.0\n", "training.lr"),  # diverged to 1e58 and reported
+                        ("[training]\ncheckpoints = 0\n", "training.checkpoints"),  # was a ZeroDivisionError
+                        ("[training]\nlr2 = 0.1\n", "training.lr2"),
+                        ("[quick.width_length]\nlenghts = [4]\n", "quick.width_length.lenghts"),
+                        ("[sweep]\nseed = true\n", "sweep.seed"),
+                        ("[width_length]\nwidths = [64, 1000000000]\n", "width_length.widths")):
+        bad.write_text(toml)
+        assert main(["regime", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"'{field}'" in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_quick_runs_are_never_reused_by_the_full_study(quick_regime, capsys):
+    """The same --out for --quick and the full study: refused in one line (it used to mix the quick runs,
+    200 steps, into the full report, 400 steps, since run files were named by width and seed only)."""
+    _, out = quick_regime
+    assert main(["regime", "--out", str(out), "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "another configuration" in err and "--overwrite" in err, err
 
 
 def test_continual_learning_matches_the_kernel_regime_at_the_largest_width(quick_regime):

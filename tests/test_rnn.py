@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from meanfield import rnn
-from meanfield.activations import activation_code
+from meanfield.activations import get_activation
 from meanfield.data import MarkovChain, Task, make_task
 from meanfield.reference import train_reference, window_states_reference
 from meanfield.rnn import DiagonalRNN, TrainResult, train_online
@@ -193,4 +193,4 @@ def test_invalid_training_arguments_are_refused():
         train_online(model, task, 1.0, 1.0, np.full((3, 2, 1), np.nan))
     with pytest.raises(ValueError, match="input_dim"):
         train_online(DiagonalRNN(8, 2), task, 1.0, 1.0, probes)
-    assert activation_code("tanh") == model._code
+    assert get_activation("tanh").code == model._code

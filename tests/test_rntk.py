@@ -5,10 +5,10 @@ import pytest
 from helpers import finite_difference_jacobian
 
 from meanfield.activations import ERF, RELU, TANH, gaussian_dual, normal_rule
-from meanfield.convergence import fit_rate
 from meanfield.elman import ElmanRNN
 from meanfield.kernels import rntk
 from meanfield.reference import gaussian_dual_reference, rntk_reference
+from meanfield.stats import fit_rate
 
 RULE = normal_rule()
 
@@ -149,7 +149,7 @@ def test_gradient_descent_follows_the_rntk_kernel_flow():
     """Full-batch GD with step lr on (1/2M) sum (f - y)^2 is, for wide networks, the flow
     f' = -(1/M) Theta (f - y) in time t = lr * steps, solved by solvers.ode with the analytic RNTK and
     the network's own f_0. The relative gap must shrink with the width (fitted slope below 0)."""
-    from solvers.ode import LinearKernelFlow
+    from meanfield.solvers.ode import LinearKernelFlow
 
     rng = np.random.default_rng(6)
     X_train = [rng.normal(size=(T, 2)) for T in (3, 4, 5, 4, 3, 5, 2, 4)]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from solvers.self_consistent import solve_self_consistent
+from meanfield.solvers.self_consistent import solve_self_consistent
 
 
 def ising(beta):

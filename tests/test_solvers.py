@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from solvers.fixed_point import FixedPointError, fixed_point
-from solvers.ode import LinearKernelFlow, integrate_ode, linear_flow_rhs
+from meanfield.solvers.fixed_point import FixedPointError, fixed_point
+from meanfield.solvers.ode import LinearKernelFlow, integrate_ode, linear_flow_rhs
 
 
 def contraction(rho, n=50, seed=0):

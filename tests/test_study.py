@@ -3,12 +3,13 @@ import json
 import pytest
 
 from meanfield.cli import main
-from meanfield.studies.convergence import ConfigError, StudyConfig
+from meanfield.studies.convergence import StudyConfig
+from meanfield.studies.framework import ConfigError
 
 
 def stable(report):
     """The report without what legitimately changes between runs (timings, software)."""
-    return {k: v for k, v in report.items() if k not in ("seconds", "versions")}
+    return {k: v for k, v in report.items() if k not in ("seconds", "versions", "wall_seconds")}
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,8 @@ def test_quick_study_recovers_the_n_to_the_minus_half_rate(quick_study):
     for name in ("report.md", "error_vs_width.png", "trajectories.png", "kernel_error_vs_width.png",
                  "memory_state.png"):
         assert (quick_study / name).stat().st_size > 0, name
-    cfg = StudyConfig.from_toml(quick=True)
-    assert len(list((quick_study / "runs").glob("*.npz"))) == len(cfg.widths) * cfg.seeds
+    cfg = StudyConfig.load(quick=True)
+    assert len(list((quick_study / "runs").glob("*.npz"))) == len(cfg.sweep.widths) * cfg.sweep.seeds
 
 
 def test_resumed_study_gives_the_same_report(quick_study):
@@ -47,17 +48,29 @@ def test_a_folder_of_another_configuration_is_refused(quick_study, tmp_path, cap
     cfg = tmp_path / "other.toml"
     cfg.write_text('[training]\nalpha = 3.0\n[sweep]\nwidths = [64, 128]\nseeds = 2\n')
     assert main(["study", "--config", str(cfg), "--out", str(quick_study), "--no-progress"]) == 2
-    assert "different configuration" in capsys.readouterr().err
+    assert "another configuration" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("toml, field", [
-    ('[sweep]\nwidths = [128, -256]\n', "widths"),
+    ('[sweep]\nwidths = [128, -256]\n', "sweep.widths[1]"),
     ('[task]\nname = "parity9"\n', "task.name"),
-    ('[training]\nalpha = 0.0\n', "alpha"),
-    ('[training]\nalpha = -1.0\n', "alpha"),
-    ('[sweep]\nwidths = [512, 256, 1024]\n', "widths"),
-    ('[model]\nbeta = 1.5\n', "beta"),
+    ('[training]\nalpha = 0.0\n', "training.alpha"),
+    ('[training]\nalpha = -1.0\n', "training.alpha"),
+    ('[sweep]\nwidths = [512, 256, 1024]\n', "sweep.widths"),
+    ('[model]\nbeta = 1.5\n', "model.beta"),
     ('[sweep]\nspeed = 3\n', "sweep.speed"),
+    ('[swep]\nseeds = 3\n', "swep"),
+    ('[quick.sweep]\nwidth = [64, 128]\n', "quick.sweep.width"),  # a misspelled [quick] key, even without --quick
+    ('[model]\nactivation = "relu"\n', "model.activation"),  # was a KeyError traceback (two activation tables)
+    ('[sweep]\nseed = true\n', "sweep.seed"),
+    ('[sweep]\nseeds = 2.0\n', "sweep.seeds"),
+    ('[training]\nn_records = 0\n', "training.n_records"),
+    ('[training]\nalpha = "fast"\n', "training.alpha"),
+    ('[memory]\nnodes = 10000000000\n', "memory.nodes"),  # would exhaust the memory
+    ('[limit]\norder = [1000000, 24]\n', "limit.order"),  # failed only after the whole sweep
+    ('[limit]\nwindow = 1000000\n', "limit.window"),
+    ('[sweep]\nwidths = [1000000000000, 2000000000000]\n', "sweep.widths"),
+    ('[training\nalpha = 1\n', "bad.toml"),  # not TOML
 ])
 def test_bad_config_values_are_refused_before_any_work(tmp_path, capsys, toml, field):
     cfg = tmp_path / "bad.toml"
@@ -65,16 +78,25 @@ def test_bad_config_values_are_refused_before_any_work(tmp_path, capsys, toml, f
     out = tmp_path / "out"
     assert main(["study", "--config", str(cfg), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and f"'{field}'" in err, err
+    assert len(err.splitlines()) == 1 and (f"'{field}'" in err or field == "bad.toml" and field in err), err
     assert not out.exists()
 
 
 def test_default_config_is_valid_and_quick_is_smaller():
-    full, quick = StudyConfig.from_toml(), StudyConfig.from_toml(quick=True)
-    assert full.widths == tuple(2**k for k in range(7, 15)) and full.seeds == 8
-    assert max(quick.widths) < max(full.widths)
-    with pytest.raises(ConfigError, match="'seeds'"):
-        StudyConfig(seeds=1)
+    full, quick = StudyConfig.load(), StudyConfig.load(quick=True)
+    assert full.sweep.widths == tuple(2**k for k in range(7, 15)) and full.sweep.seeds == 8
+    assert max(quick.sweep.widths) < max(full.sweep.widths)
+    with pytest.raises(ConfigError, match="'sweep.seeds'"):
+        full.replace(**{"sweep.seeds": 1})
+    assert full.replace(**{"training.alpha": 3.0}).training.alpha == 3.0
+
+
+def test_a_missing_config_file_is_one_line(tmp_path, capsys):
+    for study in ("study", "regime", "featurelearning", "demo", "rntk"):
+        assert main([study, "--config", str(tmp_path / "missing.toml"), "--out", str(tmp_path / study)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "missing.toml" in err and "No such file" in err, err
+        assert not (tmp_path / study).exists()
 
 
 def test_study_runs_on_an_existing_dask_scheduler(tmp_path):

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -55,19 +57,51 @@ def test_mlp_ntk_is_the_rntk_of_the_flattened_sequence():
     np.testing.assert_allclose(G, K + (np.pi - theta) / (2 * np.pi) * S, rtol=1e-12, atol=1e-12)
 
 
-def test_shipped_dataset_end_to_end(tmp_path):
+def test_shipped_dataset_end_to_end_and_resumed(tmp_path):
     pytest.importorskip("aeon")
     from meanfield.cli import main
 
-    assert main(["rntk", "--dataset", "ItalyPowerDemand", "--kernel", "rbf", "--kernel", "ntk-mlp",
-                 "--out", str(tmp_path)]) == 0
-    import json
-
-    report = json.loads((tmp_path / "report.json").read_text())
+    args = ["rntk", "--dataset", "ItalyPowerDemand", "--kernel", "rbf", "--kernel", "ntk-mlp", "--out", str(tmp_path),
+            "--no-progress"]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "report.json").read_text())["datasets"][0]
     assert report["n_train"] == 67 and report["n_test"] == 1029
     for res in report["results"]:
         assert res["test_accuracy"] > 0.9, res  # published accuracies on this set are 0.95-0.97
-    assert "| ItalyPowerDemand |" in (tmp_path / "table.md").read_text()
+    assert "| ItalyPowerDemand |" in (tmp_path / "report.md").read_text()
+    # each (dataset, kernel) is kept as soon as it is done: a rerun computes nothing and reports the same
+    (tmp_path / "runs" / "ItalyPowerDemand_rbf.npz").unlink()
+    assert main(args) == 0
+    again = json.loads((tmp_path / "report.json").read_text())["datasets"][0]
+    for new, old in zip(again["results"], report["results"]):
+        new.pop("seconds"), old.pop("seconds")
+        assert new == old
+
+
+@pytest.mark.parametrize("args, field", [(["--folds", "0"], "rntk.folds"),  # silently became 2
+                                         (["--dataset", "Mnist"], "rntk.datasets[0]"),
+                                         (["--kernel", "rbf", "--folds", "1"], "rntk.folds")])
+def test_bad_options_are_refused_before_work(tmp_path, capsys, args, field):
+    from meanfield.cli import main
+
+    assert main(["rntk", *args, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"'{field}'" in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_mean_readout_refuses_what_cannot_fit_in_memory(monkeypatch):
+    """A (T + 1)^2 grid per pair and thread: an allocation failure inside the parallel kernel used to
+    leave an all-zero Gram."""
+    import importlib
+
+    module = importlib.import_module("meanfield.kernels.rntk")  # the package exports the function under this name
+
+    monkeypatch.setattr(module, "available_memory", lambda: 2**20)
+    X = [np.ones((200, 1)), np.ones((150, 1))]
+    with pytest.raises(ValueError, match="readout='mean'"):
+        rntk(X, readout="mean")
+    assert np.all(rntk(X, readout="last") > 0)
 
 
 def test_dataset_errors(monkeypatch):

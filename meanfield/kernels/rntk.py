@@ -23,12 +23,13 @@ O(L min(T, T')) plus the variances Sigma^l(t,t) of each sequence, computed once 
 
 from __future__ import annotations
 
-import math
-
+import numba
 import numpy as np
 from numba import njit, prange
 
-from ..activations import ERF, JIT, RELU, activation_code, gaussian_dual, gaussian_dual_rows, normal_rule
+from .. import checks
+from ..activations import ERF, JIT, LINEAR, RELU, gaussian_dual, gaussian_dual_rows, get_activation, normal_rule
+from ..report import available_memory
 
 KINDS = ("ntk", "nngp", "both")
 READOUTS = ("last", "mean")
@@ -253,24 +254,23 @@ def rntk(X, Y=None, *, layers=1, activation="relu", sigma_w=1.0, sigma_u=1.0, si
     kind : {"ntk", "nngp", "both"}
         What to return; "both" gives the pair (nngp, ntk).
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if readout not in READOUTS:
-        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
-    if isinstance(layers, bool) or not isinstance(layers, (int, np.integer)) or layers < 1:
-        raise ValueError(f"layers must be a positive integer, got {layers!r}")
-    code = activation_code(activation)
-    sig = []
-    for name, value in (("sigma_w", sigma_w), ("sigma_u", sigma_u), ("sigma_b", sigma_b), ("sigma_v", sigma_v),
-                        ("sigma_h", sigma_h)):
-        if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and value >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        sig.append(float(value) ** 2)
-    p = np.array(sig)
+    checks.choice(kind, "kind", KINDS)
+    checks.choice(readout, "readout", READOUTS)
+    layers = checks.integer(layers, "layers", 1)
+    code = get_activation(activation).code
+    p = np.array([checks.real(value, name, 0) ** 2 for name, value in (
+        ("sigma_w", sigma_w), ("sigma_u", sigma_u), ("sigma_b", sigma_b), ("sigma_v", sigma_v), ("sigma_h", sigma_h))])
     fx, ox = pack_sequences(X, "X")
     symmetric = Y is None
     fy, oy = (fx, ox) if symmetric else pack_sequences(Y, "Y", input_dim=fx.shape[1])
-    zx, zw = normal_rule() if code not in (RELU, ERF) else (np.zeros(1), np.ones(1))
+    zx, zw = normal_rule() if code not in (RELU, ERF, LINEAR) else (np.zeros(1), np.ones(1))
+    if readout == "mean":  # each thread holds six (T + 1) x (T' + 1) grids of one pair
+        t_max = int(max(np.diff(ox).max(), np.diff(oy).max()))
+        need = 6 * 8 * (t_max + 1) ** 2 * numba.get_num_threads()
+        if need > available_memory():
+            raise ValueError(f"readout='mean' on sequences of length {t_max} needs about {need / 2**30:.3g} GiB "
+                             f"(six (T + 1)^2 grids per thread), more than the {available_memory() / 2**30:.3g} GiB "
+                             f"available; use readout='last' or shorter sequences")
     vx, _ = _own_variances(fx, ox, layers, p, code, zx, zw)
     vy = vx if symmetric else _own_variances(fy, oy, layers, p, code, zx, zw)[0]
     nngp, ntk = _gram(fx, ox, vx, fy, oy, vy, symmetric, readout == "mean", layers, p, code, zx, zw)

@@ -9,178 +9,156 @@ task for T N steps, recording f^N_t on fixed probe windows; the limit f_t is sol
 - the empirical NTK at initialisation against the limit kernel on the probes, and its rate;
 - the memory state against the number of steps k (a geometric rate, compared with rho = beta sup|sigma'|).
 
-The (width, seed) runs are independent tasks on the Dask runner of :mod:`meanfield.sweep`; each run's
+The (width, seed) runs are independent tasks of :func:`meanfield.studies.framework.run_tasks`; each run's
 seed is the study seed's child number (width index x seeds + seed index) by ``SeedSequence``, so the
 results do not depend on the number of workers, and a finished run is on disk at once (resume).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
+import math
 import time
-from dataclasses import asdict, dataclass, field, fields
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..activations import CODES, SUP_DERIVATIVE
-from ..convergence import fit_rate, memory_state_errors, trajectory_errors
-from ..data import TASK_NAMES, make_task
+from .. import checks
+from ..activations import ACTIVATIONS, get_activation
+from ..data import TASK_NAMES, MarkovChain, make_task
+from ..estimators import memory_state_errors, trajectory_errors
 from ..limit import LimitModel, limit_kernel
-from ..report import pyplot, software_versions, write_json
+from ..report import pyplot
 from ..rnn import DiagonalRNN, train_online
-from ..sweep import load_result, run_tasks
+from ..stats import fit_rate
+from .framework import (
+    Config,
+    ConfigError,
+    Section,
+    StudyFolder,
+    refuse_if_larger,
+    register,
+    run_tasks,
+    spec,
+    worker_threads,
+    write_report,
+)
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
-
-class ConfigError(ValueError):
-    """A bad value in a study configuration; the message names the field."""
+NS_PER_UNIT_STEP = 3.0  # the simulator's speed on one core (benchmarks/bench_simulator.py), for estimates
 
 
 @dataclass(frozen=True)
-class StudyConfig:
-    """The parameters of a convergence study (the TOML sections flattened; see the default config)."""
+class TaskSection(Section, name="task"):
+    name: str = spec(checks.choice, options=TASK_NAMES)
+    noise_std: float = spec(checks.real, minimum=0)
+    stay: object = None  # parity2, delay1: stay probabilities (checked by make_task)
+    a: object = None  # ar1-sin: AR coefficient (checked by make_task)
 
-    task: str = "delay1"
-    task_options: dict = field(default_factory=dict)
-    activation: str = "tanh"
-    sigma_w: float = 1.0
-    beta: float = 0.5
-    alpha: float = 4.0
-    horizon: float = 2.0
-    n_records: int = 20
-    window: int = 10
-    order: tuple = (256, 24)
-    n_probes: int = 16
-    widths: tuple = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
-    seeds: int = 8
-    seed: int = 2026
-    memory_nodes: int = 4000
-    memory_steps: int = 20
-    memory_sequences: int = 8
+    def options(self) -> dict:
+        return {k: v for k, v in (("noise_std", self.noise_std), ("stay", self.stay), ("a", self.a)) if v is not None}
 
-    def __post_init__(self):
-        def bad(name, why):
-            raise ConfigError(f"config field '{name}': {why}")
 
-        def positive_int(name, value):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                bad(name, f"must be a positive integer, got {value!r}")
+@dataclass(frozen=True)
+class ModelSection(Section, name="model"):
+    activation: str = spec(checks.choice, options=[n for n, a in ACTIVATIONS.items() if a.bounded])
+    sigma_w: float = spec(checks.positive)
+    beta: float = spec(checks.real, minimum=0)
 
-        def positive_float(name, value):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-                bad(name, f"must be a finite number > 0, got {value!r}")
 
-        if self.task not in TASK_NAMES:
-            bad("task.name", f"unknown task {self.task!r}; named tasks are {list(TASK_NAMES)}")
+@dataclass(frozen=True)
+class TrainingSection(Section, name="training"):
+    alpha: float = spec(checks.positive)
+    horizon: float = spec(checks.positive)
+    n_records: int = spec(checks.integer, minimum=1)
+
+
+@dataclass(frozen=True)
+class LimitSection(Section, name="limit"):
+    window: int = spec(checks.integer, minimum=2)
+    order: tuple = spec(checks.integer_list, minimum=1, min_length=2)
+
+
+@dataclass(frozen=True)
+class ProbesSection(Section, name="probes"):
+    count: int = spec(checks.integer, minimum=1)
+
+
+@dataclass(frozen=True)
+class SweepSection(Section, name="sweep"):
+    widths: tuple = spec(checks.integer_list, minimum=2, min_length=2, increasing=True)
+    seeds: int = spec(checks.integer, minimum=2)
+    seed: int = spec(checks.integer, minimum=0)
+
+
+@dataclass(frozen=True)
+class MemorySection(Section, name="memory"):
+    nodes: int = spec(checks.integer, minimum=1)
+    steps: int = spec(checks.integer, minimum=2)
+    sequences: int = spec(checks.integer, minimum=2)
+
+
+@dataclass(frozen=True)
+class StudyConfig(Config):
+    """The convergence study's configuration (``meanfield/studies/convergence_default.toml``)."""
+
+    DEFAULT = "convergence_default.toml"
+    task: TaskSection
+    model: ModelSection
+    training: TrainingSection
+    limit: LimitSection
+    probes: ProbesSection
+    sweep: SweepSection
+    memory: MemorySection
+
+    def validate(self):
         try:
-            make_task(self.task, **dict(self.task_options))
+            self.make_task()
         except ValueError as err:
-            bad("task", str(err))
-        for name in ("alpha", "horizon", "sigma_w"):
-            positive_float(name, getattr(self, name))
-        if not (isinstance(self.beta, (int, float)) and np.isfinite(self.beta) and self.beta >= 0):
-            bad("beta", f"must be a finite number >= 0, got {self.beta!r}")
-        for name in ("n_records", "window", "n_probes", "seeds", "memory_nodes", "memory_steps",
-                     "memory_sequences"):
-            positive_int(name, getattr(self, name))
-        if not isinstance(self.seed, int) or self.seed < 0:
-            bad("seed", f"must be a non-negative integer, got {self.seed!r}")
-        if len(self.order) != 2:
-            bad("order", f"must be two positive integers, got {self.order!r}")
-        for o in self.order:
-            positive_int("order", o)
-        if len(self.widths) < 2:
-            bad("widths", "need at least two widths to fit a rate")
-        for N in self.widths:
-            positive_int("widths", N)
-            if N % 2:
-                bad("widths", f"must be even (symmetric initialisation), got {N}")
-        if any(b <= a for a, b in zip(self.widths, self.widths[1:])):
-            bad("widths", f"must be strictly increasing, got {list(self.widths)}")
-        if self.seeds < 2:
-            bad("seeds", "need at least two seeds for a confidence interval")
-        if self.horizon * self.widths[0] < self.n_records:
-            bad("n_records", f"horizon * smallest width = {self.horizon * self.widths[0]:g} steps is fewer "
-                             f"than n_records = {self.n_records}")
-        if self.activation not in CODES:
-            bad("activation", f"must be one of {sorted(CODES)}, got {self.activation!r}")
-        if self.beta * SUP_DERIVATIVE[self.activation] >= 1:
-            bad("beta", f"beta * sup|sigma'| must be < 1 (a contraction), got beta = {self.beta}")
+            raise ConfigError(f"config field 'task': {err}") from None
+        if len(self.limit.order) != 2:
+            raise ConfigError(f"config field 'limit.order': must be two positive integers, got "
+                              f"{list(self.limit.order)}")
+        odd = [N for N in self.sweep.widths if N % 2]
+        if odd:
+            raise ConfigError(f"config field 'sweep.widths': must be even (symmetric initialisation), got {odd[0]}")
+        if self.training.horizon * self.sweep.widths[0] < self.training.n_records:
+            raise ConfigError(f"config field 'training.n_records': horizon * smallest width = "
+                              f"{self.training.horizon * self.sweep.widths[0]:g} steps is fewer than n_records = "
+                              f"{self.training.n_records}")
+        if self.model.beta * get_activation(self.model.activation).sup_derivative >= 1:
+            raise ConfigError(f"config field 'model.beta': beta * sup|sigma'| must be < 1 (a contraction), got beta = "
+                              f"{self.model.beta}")
 
-    @classmethod
-    def from_toml(cls, path=None, quick=False) -> StudyConfig:
-        """Read a config (default: the one shipped in the package); ``quick`` applies its [quick] table."""
-        if path is None:
-            text = resources.files("meanfield.studies").joinpath("convergence_default.toml").read_text()
-        else:
-            try:
-                text = Path(path).read_text()
-            except OSError as err:
-                raise ConfigError(f"cannot read config {path}: {err}") from None
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"config {path or 'default'} is not valid TOML: {err}") from None
-        return cls.from_dict(raw, quick=quick)
+    def check_size(self, memory_bytes):
+        task = self.make_task()
+        d, n_probes = task.input_dim, self.probes.count
+        N = self.sweep.widths[-1]
+        refuse_if_larger("sweep.widths", 8.0 * N * (8 + 4 * d + 2 * n_probes * (d + 2)), memory_bytes,
+                         f"a network of width {N}")
+        chain = task.chain
+        grid = (chain.n_states ** self.limit.window if isinstance(chain, MarkovChain)
+                and math.log(chain.n_states) * self.limit.window <= math.log(4096) else 4096)
+        refuse_if_larger("limit.window", 8.0 * grid * (self.limit.window * d + 4 * grid), memory_bytes,
+                         f"the limit on {grid} windows of length {self.limit.window}")
+        n_w, n_b = self.limit.order
+        if n_w**d * n_b > 2**24:
+            raise ConfigError(f"config field 'limit.order': {n_w}^{d} x {n_b} quadrature nodes are more than 2^24")
+        refuse_if_larger("memory.nodes", 8.0 * self.memory.nodes * (d + 4 + 2 * self.memory.steps), memory_bytes,
+                         f"{self.memory.nodes} memory-state nodes")
+        refuse_if_larger("memory.steps", 8.0 * (200 + self.memory.steps) * d * (1 + self.memory.steps), memory_bytes,
+                         f"{self.memory.steps} memory steps")
 
-    @classmethod
-    def from_dict(cls, raw: dict, quick=False) -> StudyConfig:
-        raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-        quick_table = raw.pop("quick", {})
-        layout = {"task": {"name": "task"}, "model": {"activation": "activation", "sigma_w": "sigma_w",
-                                                        "beta": "beta"},
-                  "training": {"alpha": "alpha", "horizon": "horizon", "n_records": "n_records"},
-                  "limit": {"window": "window", "order": "order"}, "probes": {"count": "n_probes"},
-                  "sweep": {"widths": "widths", "seeds": "seeds", "seed": "seed"},
-                  "memory": {"nodes": "memory_nodes", "steps": "memory_steps", "sequences": "memory_sequences"}}
-        values = {}
-        for section, table in raw.items():
-            if section not in layout:
-                raise ConfigError(f"config field '{section}': unknown section (known: {sorted(layout)} and quick)")
-            if not isinstance(table, dict):
-                raise ConfigError(f"config field '{section}': must be a table")
-            for key, value in table.items():
-                if section == "task" and key != "name":
-                    values.setdefault("task_options", {})[key] = value
-                elif key in layout[section]:
-                    values[layout[section][key]] = value
-                else:
-                    raise ConfigError(f"config field '{section}.{key}': unknown key")
-        if quick:
-            names = {f.name for f in fields(cls)}
-            for key, value in quick_table.items():
-                if key not in names:
-                    raise ConfigError(f"config field 'quick.{key}': unknown key")
-                values[key] = value
-        for key in ("widths", "order"):
-            if key in values:
-                if not isinstance(values[key], (list, tuple)):
-                    raise ConfigError(f"config field '{key}': must be a list, got {values[key]!r}")
-                values[key] = tuple(values[key])
-        return cls(**values)
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["order"], d["widths"] = list(self.order), list(self.widths)
-        return d
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    def estimated_seconds(self):
+        unit_steps = sum(self.sweep.seeds * self.training.horizon * N * N * (self.make_task().input_dim + 2)
+                         for N in self.sweep.widths)
+        return unit_steps * NS_PER_UNIT_STEP * 1e-9
 
     def make_task(self):
-        return make_task(self.task, **dict(self.task_options))
+        return make_task(self.task.name, **self.task.options())
 
-    def probes(self, task) -> np.ndarray:
-        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(2**31,)))
-        return task.chain.sample_windows(self.window, self.n_probes, rng=rng).values
+    def probes_for(self, task) -> np.ndarray:
+        rng = np.random.default_rng(np.random.SeedSequence(self.sweep.seed, spawn_key=(2**31,)))
+        return task.chain.sample_windows(self.limit.window, self.probes.count, rng=rng).values
 
 
 def simulate_run(config: dict, n_units: int, index: int, threads: int = 1) -> dict:
@@ -188,124 +166,113 @@ def simulate_run(config: dict, n_units: int, index: int, threads: int = 1) -> di
     import numba
 
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    cfg = StudyConfig(**{**config, "order": tuple(config["order"]), "widths": tuple(config["widths"])})
+    cfg = StudyConfig.from_dict(config)
     task = cfg.make_task()
-    probes = cfg.probes(task)
-    model_seed, data_seed = np.random.SeedSequence(cfg.seed, spawn_key=(index,)).spawn(2)
-    model = DiagonalRNN(n_units, task.input_dim, cfg.activation, cfg.sigma_w, cfg.beta, symmetric=True,
-                        seed=model_seed)
+    probes = cfg.probes_for(task)
+    model_seed, data_seed = np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)).spawn(2)
+    m = cfg.model
+    model = DiagonalRNN(n_units, task.input_dim, m.activation, m.sigma_w, m.beta, symmetric=True, seed=model_seed)
     ntk0 = model.ntk(probes)
     t0 = time.perf_counter()
-    res = train_online(model, task, cfg.horizon, cfg.alpha, probes, cfg.n_records, seed=data_seed,
-                       progress=False)
+    res = train_online(model, task, cfg.training.horizon, cfg.training.alpha, probes, cfg.training.n_records,
+                       seed=data_seed, progress=False)
     return dict(n_units=n_units, index=index, times=res.times, outputs=res.outputs, losses=res.losses,
                 ntk0=ntk0, seconds=time.perf_counter() - t0)
 
 
-def _check_out_dir(out: Path, cfg: StudyConfig):
-    """Refuse to mix runs of different configurations in one folder."""
-    marker = out / "study.json"
-    if marker.exists():
-        old = json.loads(marker.read_text())
-        if old.get("digest") != cfg.digest():
-            raise ConfigError(f"config: {out} holds runs of a different configuration "
-                              f"(digest {old.get('digest')} != {cfg.digest()}); use another --out")
-    else:
-        write_json(marker, dict(digest=cfg.digest(), config=cfg.as_dict()))
-
-
-def run_study(cfg: StudyConfig, out, *, workers=None, scheduler=None, progress=True) -> Path:
+@register("study", "convergence study of wide RNNs against their limit (report + plots)", config=StudyConfig,
+          parallel=True)
+def run_study(cfg: StudyConfig, out, *, workers=None, scheduler=None, progress=True, overwrite=False) -> Path:
     """Run (or resume) the study into ``out``; return the path of report.md."""
     start = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_out_dir(out, cfg)
-    task = cfg.make_task()
-    probes = cfg.probes(task)
+    with StudyFolder(out, "convergence", cfg, overwrite=overwrite) as folder:
+        task = cfg.make_task()
+        probes = cfg.probes_for(task)
+        m, tr, sw = cfg.model, cfg.training, cfg.sweep
+        limit_start = time.perf_counter()
+        lim = LimitModel(task, m.activation, m.sigma_w, m.beta, cfg.limit.window, tr.alpha, cfg.limit.order)
+        K_probes = limit_kernel(probes, activation=m.activation, sigma_w=m.sigma_w, beta=m.beta, order=cfg.limit.order,
+                                kind="ntk", error_estimate=False).ntk
+        limit_seconds = time.perf_counter() - limit_start
 
-    n_workers = workers if workers is not None else os.cpu_count()
-    threads = max(1, (os.cpu_count() or 1) // max(1, n_workers)) if scheduler is None else 1
-    tasks = {f"N{N}_s{s}": dict(config=cfg.as_dict(), n_units=N, index=i * cfg.seeds + s, threads=threads)
-             for i, N in enumerate(cfg.widths) for s in range(cfg.seeds)}
-    sweep_start = time.perf_counter()
-    paths = run_tasks(simulate_run, tasks, out / "runs", workers=workers, scheduler=scheduler,
-                      progress=progress, desc="runs")
-    sweep_seconds = time.perf_counter() - sweep_start
+        threads = worker_threads(workers, scheduler)
+        tasks = {f"N{N}_s{s}": dict(config=cfg.as_dict(), n_units=N, index=i * sw.seeds + s, threads=threads)
+                 for i, N in enumerate(sw.widths) for s in range(sw.seeds)}
+        sweep_start = time.perf_counter()
+        runs = run_tasks(simulate_run, tasks, folder.runs, workers=workers, scheduler=scheduler, progress=progress,
+                         unkeyed=("threads",))
+        sweep_seconds = time.perf_counter() - sweep_start
 
-    limit_start = time.perf_counter()
-    lim = LimitModel(task, cfg.activation, cfg.sigma_w, cfg.beta, cfg.window, cfg.alpha, cfg.order)
-    K_probes = limit_kernel(probes, activation=cfg.activation, sigma_w=cfg.sigma_w, beta=cfg.beta, order=cfg.order,
-                            kind="ntk", error_estimate=False).ntk
-    runs = {name: load_result(path) for name, path in paths.items()}
-    limit_cache = {}
-    for run in runs.values():  # the limit at each run's own record times (t = k/N, rounded steps)
-        key = run["times"].tobytes()
-        if key not in limit_cache:
-            limit_cache[key] = lim.predict(run["times"], probes)
-        run["limit"] = limit_cache[key]
-    limit_seconds = time.perf_counter() - limit_start
+        limit_start = time.perf_counter()
+        limit_cache = {}
+        for run in runs.values():  # the limit at each run's own record times (t = k/N, rounded steps)
+            key = run["times"].tobytes()
+            if key not in limit_cache:
+                limit_cache[key] = lim.predict(run["times"], probes)
+            run["limit"] = limit_cache[key]
+        limit_seconds += time.perf_counter() - limit_start
 
-    sup_err = {N: [] for N in cfg.widths}
-    l2_err = {N: [] for N in cfg.widths}
-    ker_err = {N: [] for N in cfg.widths}
-    for run in runs.values():
-        N = int(run["n_units"])
-        sup, l2 = trajectory_errors(run["outputs"], run["limit"])
-        sup_err[N].append(sup)
-        l2_err[N].append(l2)
-        ker_err[N].append(np.linalg.norm(run["ntk0"] - K_probes) / np.linalg.norm(K_probes))
-    widths = np.array(cfg.widths)
-    rate = fit_rate(widths, [sup_err[N] for N in cfg.widths], seed=cfg.seed)
-    kernel_rate = fit_rate(widths, [ker_err[N] for N in cfg.widths], seed=cfg.seed)
+        sup_err = {N: [] for N in sw.widths}
+        l2_err = {N: [] for N in sw.widths}
+        ker_err = {N: [] for N in sw.widths}
+        for run in runs.values():
+            N = int(run["n_units"])
+            sup, l2 = trajectory_errors(run["outputs"], run["limit"])
+            sup_err[N].append(sup)
+            l2_err[N].append(l2)
+            ker_err[N].append(np.linalg.norm(run["ntk0"] - K_probes) / np.linalg.norm(K_probes))
+        widths = np.array(sw.widths)
+        rate = fit_rate(widths, [sup_err[N] for N in sw.widths], seed=sw.seed)
+        kernel_rate = fit_rate(widths, [ker_err[N] for N in sw.widths], seed=sw.seed)
 
-    rho = lim.rho
-    rng = np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(2**31 + 1,)))
-    W = cfg.sigma_w * rng.standard_normal((task.input_dim, cfg.memory_nodes))
-    b = rng.uniform(-cfg.beta, cfg.beta, cfg.memory_nodes)
-    mem = memory_state_errors(task.chain, W, b, cfg.activation, cfg.memory_steps, cfg.memory_sequences, seed=rng)
-    steps = np.arange(1, cfg.memory_steps + 1)
-    memory_rate = fit_rate(steps, list(mem.T), scale="linear", seed=cfg.seed)
+        rho = lim.rho
+        mc = cfg.memory
+        rng = np.random.default_rng(np.random.SeedSequence(sw.seed, spawn_key=(2**31 + 1,)))
+        W = m.sigma_w * rng.standard_normal((task.input_dim, mc.nodes))
+        b = rng.uniform(-m.beta, m.beta, mc.nodes)
+        mem = memory_state_errors(task.chain, W, b, m.activation, mc.steps, mc.sequences, seed=rng)
+        steps = np.arange(1, mc.steps + 1)
+        memory_rate = fit_rate(steps, list(mem.T), scale="linear", seed=sw.seed)
 
-    times_lim = np.linspace(0, cfg.horizon, 41)
-    grid_loss = 0.5 * (lim.flow.on_grid(times_lim) - lim.ybar) ** 2 @ lim.grid.weights
-    report = dict(
-        study="convergence", config=cfg.as_dict(), digest=cfg.digest(), versions=software_versions(),
-        widths=cfg.widths, seeds=cfg.seeds,
-        errors={str(N): dict(sup_per_seed=sup_err[N], mean=float(np.mean(sup_err[N])),
-                             std=float(np.std(sup_err[N], ddof=1)),
-                             l2_by_time_mean=np.mean(l2_err[N], axis=0)) for N in cfg.widths},
-        rate=rate.as_dict(),
-        kernel_errors={str(N): dict(per_seed=ker_err[N], mean=float(np.mean(ker_err[N]))) for N in cfg.widths},
-        kernel_rate=kernel_rate.as_dict(),
-        memory_rate=dict(**memory_rate.as_dict(), rate=float(np.exp(memory_rate.slope)),
-                         rate_ci=[float(np.exp(memory_rate.ci_low)), float(np.exp(memory_rate.ci_high))],
-                         rho=rho, mean_error_by_step=mem.mean(axis=0)),
-        limit=dict(grid_windows=len(lim.grid), kernel_quadrature_error=lim.kernel_error,
-                   truncation_bound=lim.truncation_bound, loss_initial=float(grid_loss[0]),
-                   loss_at_horizon=float(grid_loss[-1]), loss_ratio=float(grid_loss[-1] / grid_loss[0])),
-        seconds=dict(sweep=sweep_seconds, limit=limit_seconds, total=time.perf_counter() - start))
-    _figures(out, cfg, runs, sup_err, rate, ker_err, kernel_rate, mem, memory_rate, rho, times_lim, grid_loss,
-             len(lim.grid))
-    report["seconds"]["total"] = time.perf_counter() - start
-    write_json(out / "report.json", report)
-    (out / "report.md").write_text(_markdown(report, cfg))
-    return out / "report.md"
+        times_lim = np.linspace(0, tr.horizon, 41)
+        grid_loss = 0.5 * (lim.flow.on_grid(times_lim) - lim.ybar) ** 2 @ lim.grid.weights
+        report = dict(
+            study="convergence", config=cfg.as_dict(), widths=sw.widths, seeds=sw.seeds,
+            errors={str(N): dict(sup_per_seed=sup_err[N], mean=float(np.mean(sup_err[N])),
+                                 std=float(np.std(sup_err[N], ddof=1)),
+                                 l2_by_time_mean=np.mean(l2_err[N], axis=0)) for N in sw.widths},
+            rate=rate.as_dict(),
+            kernel_errors={str(N): dict(per_seed=ker_err[N], mean=float(np.mean(ker_err[N]))) for N in sw.widths},
+            kernel_rate=kernel_rate.as_dict(),
+            memory_rate=dict(**memory_rate.as_dict(), rate=float(np.exp(memory_rate.slope)),
+                             rate_ci=[float(np.exp(memory_rate.ci_low)), float(np.exp(memory_rate.ci_high))],
+                             rho=rho, mean_error_by_step=mem.mean(axis=0)),
+            limit=dict(grid_windows=len(lim.grid), kernel_quadrature_error=lim.kernel_error,
+                       truncation_bound=lim.truncation_bound, loss_initial=float(grid_loss[0]),
+                       loss_at_horizon=float(grid_loss[-1]), loss_ratio=float(grid_loss[-1] / grid_loss[0])),
+            seconds=dict(sweep=sweep_seconds, limit=limit_seconds))
+        _figures(folder.path, cfg, runs, sup_err, rate, ker_err, kernel_rate, mem, memory_rate, rho, times_lim,
+                 grid_loss, len(lim.grid))
+        report["seconds"]["total"] = time.perf_counter() - start
+        return write_report(folder, report, _markdown(report, cfg), start)
 
 
 def _figures(out, cfg, runs, sup_err, rate, ker_err, kernel_rate, mem, memory_rate, rho, times_lim, grid_loss,
              n_grid):
     plt = pyplot()
-    widths = np.array(cfg.widths, dtype=float)
+    widths = np.array(cfg.sweep.widths, dtype=float)
     xs = np.geomspace(widths[0], widths[-1], 100)
-    subtitle = f"{cfg.task}, alpha = {cfg.alpha:g}, T = {cfg.horizon:g}, {cfg.seeds} seeds per width"
+    subtitle = (f"{cfg.task.name}, alpha = {cfg.training.alpha:g}, T = {cfg.training.horizon:g}, "
+                f"{cfg.sweep.seeds} seeds per width")
 
     for name, errs, fit, ylabel in (
             ("error_vs_width.png", sup_err, rate, "sup over t <= T and probes of |f^N_t - f_t|"),
             ("kernel_error_vs_width.png", ker_err, kernel_rate, "|NTK_N(init) - K|_F / |K|_F on the probes")):
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        for N in cfg.widths:
+        for N in cfg.sweep.widths:
             ax.scatter(np.full(len(errs[N]), N), errs[N], s=10, color="0.6", zorder=2)
-        ax.plot(widths, [np.mean(errs[N]) for N in cfg.widths], "o", color="C0", label="mean over seeds", zorder=3)
+        ax.plot(widths, [np.mean(errs[N]) for N in cfg.sweep.widths], "o", color="C0", label="mean over seeds",
+                zorder=3)
         lo, hi = fit.band(xs)
         ax.fill_between(xs, lo, hi, color="C1", alpha=0.25, label="95% bootstrap band")
         ax.plot(xs, fit.predict(xs), color="C1",
@@ -318,10 +285,10 @@ def _figures(out, cfg, runs, sup_err, rate, ker_err, kernel_rate, mem, memory_ra
         plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    shown = [cfg.widths[0], cfg.widths[len(cfg.widths) // 2], cfg.widths[-1]]
+    shown = [cfg.sweep.widths[0], cfg.sweep.widths[len(cfg.sweep.widths) // 2], cfg.sweep.widths[-1]]
     colors = plt.cm.viridis(np.linspace(0, 0.85, len(shown)))
-    for p, ls in zip(range(min(3, cfg.n_probes)), ("-", "--", "-.")):
-        run0 = runs[f"N{cfg.widths[-1]}_s0"]
+    for p, ls in zip(range(min(3, cfg.probes.count)), ("-", "--", "-.")):
+        run0 = runs[f"N{cfg.sweep.widths[-1]}_s0"]
         axes[0].plot(run0["times"], run0["limit"][:, p], color="k", lw=2.2, ls=ls,
                      label="limit f_t" if p == 0 else None)
         for color, N in zip(colors, shown):
@@ -329,7 +296,7 @@ def _figures(out, cfg, runs, sup_err, rate, ker_err, kernel_rate, mem, memory_ra
             axes[0].plot(run["times"], run["outputs"][:, p], color=color, lw=1, ls=ls,
                          label=f"N = {N} (seed 0)" if p == 0 else None)
     axes[0].set(xlabel="training time t = k/N", ylabel="output on probe window",
-                title=f"f^N_t against f_t on 3 probes ({cfg.task})")
+                title=f"f^N_t against f_t on 3 probes ({cfg.task.name})")
     axes[0].legend(fontsize=8)
     axes[1].plot(times_lim, grid_loss / grid_loss[0], color="k")
     axes[1].set(xlabel="training time t", ylabel="limit loss / initial loss",
@@ -347,7 +314,7 @@ def _figures(out, cfg, runs, sup_err, rate, ker_err, kernel_rate, mem, memory_ra
                 label=f"fit: rate {np.exp(memory_rate.slope):.3f} per step")
     ax.semilogy(k, rho**k, "k:", label=f"bound rho^k, rho = {rho:.3f}")
     ax.set(xlabel="steps k", ylabel="mean over nodes of |S_k - S(theta; history)|",
-           title=f"memory state: {cfg.memory_nodes} nodes, {cfg.memory_sequences} sequences")
+           title=f"memory state: {cfg.memory.nodes} nodes, {cfg.memory.sequences} sequences")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "memory_state.png", dpi=120)
@@ -357,12 +324,12 @@ def _figures(out, cfg, runs, sup_err, rate, ker_err, kernel_rate, mem, memory_ra
 def _markdown(report, cfg) -> str:
     r, kr, mr, lim = report["rate"], report["kernel_rate"], report["memory_rate"], report["limit"]
     lines = [
-        f"# Convergence study: {cfg.task}",
+        f"# Convergence study: {cfg.task.name}",
         "",
-        f"Diagonal RNNs (tanh, sigma_w = {cfg.sigma_w:g}, beta = {cfg.beta:g}, symmetric initialisation) of widths "
-        f"{list(cfg.widths)}, {cfg.seeds} seeds each, trained by online SGD with learning rate alpha/N, "
-        f"alpha = {cfg.alpha:g}, for training time T = {cfg.horizon:g} (T N steps), compared with the kernel limit "
-        f"on {cfg.n_probes} probe windows of length {cfg.window}.",
+        f"Diagonal RNNs ({cfg.model.activation}, sigma_w = {cfg.model.sigma_w:g}, beta = {cfg.model.beta:g}, symmetric "
+        f"initialisation) of widths {list(cfg.sweep.widths)}, {cfg.sweep.seeds} seeds each, trained by online SGD with "
+        f"learning rate alpha/N, alpha = {cfg.training.alpha:g}, for training time T = {cfg.training.horizon:g} (T N "
+        f"steps), compared with the kernel limit on {cfg.probes.count} probe windows of length {cfg.limit.window}.",
         "",
         "## Results",
         "",
@@ -381,7 +348,7 @@ def _markdown(report, cfg) -> str:
         "| N | mean sup error | std over seeds | kernel error |",
         "|---|---|---|---|",
     ]
-    for N in cfg.widths:
+    for N in cfg.sweep.widths:
         e, k = report["errors"][str(N)], report["kernel_errors"][str(N)]
         lines.append(f"| {N} | {e['mean']:.4g} | {e['std']:.2g} | {k['mean']:.4g} |")
     lines += ["", "## Figures", "",
@@ -393,5 +360,5 @@ def _markdown(report, cfg) -> str:
               "![kernel error](kernel_error_vs_width.png)", "",
               "Memory state against the number of steps, with the contraction bound:", "",
               "![memory state](memory_state.png)", "",
-              f"Configuration digest {report['digest']}; full numbers in report.json; runs in runs/.", ""]
+              "Full numbers and the configuration in report.json; runs in runs/.", ""]
     return "\n".join(lines)

@@ -10,20 +10,21 @@
 ``--task sequence``: inputs at every step, target y_t = w* . x_{t-1}, supervised at some steps; the
 posterior-mean error at the other steps (theory and sampling) shows what weight sharing buys.
 
-Sampling runs go through the Dask runner of :mod:`meanfield.sweep` (resume skips finished runs).
+Sampling runs go through :func:`meanfield.studies.framework.run_tasks` (resume skips finished runs).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from solvers.kernel_saddle import (
+from .. import checks
+from ..architectures.mup.network import MuPNetwork, endpoint_readout, langevin
+from ..architectures.mup.theory import (
     KernelSaddle,
     critical_signal,
     critical_signal_t2,
@@ -31,61 +32,126 @@ from solvers.kernel_saddle import (
     posterior_solution,
     solve_path,
 )
-
-from ..featurelearning import MuPNetwork, endpoint_readout, integrated_autocorrelation, langevin
-from ..report import pyplot, software_versions, write_json
-from ..sweep import load_result, run_tasks
-from .convergence import ConfigError, tomllib
+from ..report import pyplot
+from ..stats import chain_mean_se
+from .framework import (
+    Config,
+    ConfigError,
+    Section,
+    StudyFolder,
+    refuse_if_larger,
+    register,
+    run_tasks,
+    spec,
+    write_report,
+)
 
 TASKS = ("endpoint", "sequence")
 # theory vs sampling: allowed |sampled - theory| = 4 se + ALLOWANCE_COEFFICIENT sqrt(C_aa C_bb) / N; the 1/N
 # coefficient measured with long chains at N = 64 and 128 is at most 1.8 (theory_notes/feature_learning.md 6)
 ALLOWANCE_COEFFICIENT = 4.0
 MAX_CHAIN_SCALE = 4.0  # longest chain, relative to the configured n_steps, when the step has to be reduced
+SECONDS_PER_FLOP = 1e-10  # BLAS on one core, for estimates
 
 
-def load_config(path=None, quick=False) -> dict:
-    """The feature-learning config as a dict of sections (default: the shipped one), validated."""
-    text = (resources.files("meanfield.studies").joinpath("featurelearning_default.toml").read_text() if path is None
-            else Path(path).read_text())
-    try:
-        raw = tomllib.loads(text)
-        cfg = {k: dict(raw[k]) for k in ("model", "sampler", "endpoint", "sequence")}
-        cfg["seed"] = raw["sweep"]["seed"]
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config {path or 'default'} is not valid TOML: {err}") from None
-    except KeyError as err:
-        raise ConfigError(f"config field {err}: missing (see the shipped featurelearning_default.toml)") from None
-    if quick:
-        for key, value in raw.get("quick", {}).items():
-            for section in ("sampler", "endpoint", "sequence"):
-                if key in cfg[section]:
-                    cfg[section][key] = value
-    for key in ("g", "g_u", "g_v"):
-        _positive(cfg["model"], key)
-    _positive(cfg["sampler"], "step_size")
-    s = cfg["sampler"]
-    if not all(isinstance(s[k], int) for k in ("n_steps", "burn_in", "thin")) or not s["n_steps"] > s["burn_in"] >= 0:
-        raise ConfigError(f"config fields 'n_steps', 'burn_in', 'thin': integers with n_steps > burn_in >= 0, got {s}")
-    e, q = cfg["endpoint"], cfg["sequence"]
-    for section, key in ((e, "widths"), (e, "depths")):
-        v = section[key]
-        if not v or any(not isinstance(x, int) or x < 1 for x in v) or any(b <= a for a, b in zip(v, v[1:])):
-            raise ConfigError(f"config field '{key}': must be increasing positive integers, got {v!r}")
-    if not 0 < e["beta_min"] < e["beta_max"]:
-        raise ConfigError(f"config fields 'beta_min', 'beta_max': need 0 < beta_min < beta_max, got {e}")
-    if e["target"] ** 2 <= 8 * cfg["model"]["g_v"] ** 2 * cfg["model"]["g"] ** 4:
-        raise ConfigError("config field 'target': need target^2 > 8 g_v^2 g^4, else the T = 2 chain has no transition")
-    if not set(q["supervised"]) < set(range(1, q["depth"] + 1)):
-        raise ConfigError(f"config field 'supervised': a proper subset of the steps 1..depth, got {q['supervised']}")
-    if q["patterns"] > q["input_dim"]:
-        raise ConfigError("config field 'patterns': at most input_dim (the inputs x_0 must be independent)")
-    return cfg
+@dataclass(frozen=True)
+class StudySection(Section, name="study"):
+    task: str = spec(checks.choice, options=TASKS)
 
 
-def _positive(section, key):
-    if not (isinstance(section[key], (int, float)) and section[key] > 0):
-        raise ConfigError(f"config field '{key}': must be > 0, got {section[key]!r}")
+@dataclass(frozen=True)
+class ModelSection(Section, name="model"):
+    g: float = spec(checks.positive)
+    g_u: float = spec(checks.positive)
+    g_v: float = spec(checks.positive)
+
+
+@dataclass(frozen=True)
+class SamplerSection(Section, name="sampler"):
+    step_size: float = spec(checks.positive)
+    n_steps: int = spec(checks.integer, minimum=2)
+    burn_in: int = spec(checks.integer, minimum=0)
+    thin: int = spec(checks.integer, minimum=1)
+
+
+@dataclass(frozen=True)
+class EndpointSection(Section, name="endpoint"):
+    target: float = spec(checks.real)
+    depths: tuple = spec(checks.integer_list, minimum=2, increasing=True)
+    beta_min: float = spec(checks.positive)
+    beta_max: float = spec(checks.positive)
+    n_beta: int = spec(checks.integer, minimum=2)
+    transition_ratios: tuple = spec(checks.real_list, minimum=0, exclusive_minimum=True, increasing=True)
+    transition_width: int = spec(checks.integer, minimum=2)
+    widths: tuple = spec(checks.integer_list, minimum=2, increasing=True)
+
+
+@dataclass(frozen=True)
+class SequenceSection(Section, name="sequence"):
+    patterns: int = spec(checks.integer, minimum=1)
+    depth: int = spec(checks.integer, minimum=2)
+    input_dim: int = spec(checks.integer, minimum=1)
+    supervised: tuple = spec(checks.integer_list, minimum=1, increasing=True)
+    betas: tuple = spec(checks.real_list, minimum=0, exclusive_minimum=True, increasing=True)
+    sampled_betas: tuple = spec(checks.real_list, minimum=0, exclusive_minimum=True)
+    width: int = spec(checks.integer, minimum=2)
+
+
+@dataclass(frozen=True)
+class SweepSection(Section, name="sweep"):
+    seed: int = spec(checks.integer, minimum=0)
+
+
+@dataclass(frozen=True)
+class FeatureLearningConfig(Config):
+    """The feature-learning study's configuration (``meanfield/studies/featurelearning_default.toml``)."""
+
+    DEFAULT = "featurelearning_default.toml"
+    study: StudySection
+    model: ModelSection
+    sampler: SamplerSection
+    endpoint: EndpointSection
+    sequence: SequenceSection
+    sweep: SweepSection
+
+    def validate(self):
+        s, e, q, m = self.sampler, self.endpoint, self.sequence, self.model
+        if not s.n_steps > s.burn_in:
+            raise ConfigError(f"config field 'sampler.burn_in': must be < n_steps = {s.n_steps}, got {s.burn_in}")
+        if not e.beta_min < e.beta_max:
+            raise ConfigError(f"config field 'endpoint.beta_max': must be > beta_min = {e.beta_min}, got {e.beta_max}")
+        if e.target**2 <= 8 * m.g_v**2 * m.g**4:
+            raise ConfigError("config field 'endpoint.target': need target^2 > 8 g_v^2 g^4, else the T = 2 chain "
+                              "has no transition")
+        if not set(q.supervised) < set(range(1, q.depth + 1)):
+            raise ConfigError(f"config field 'sequence.supervised': a proper subset of the steps 1..depth, got "
+                              f"{list(q.supervised)}")
+        if q.patterns > q.input_dim:
+            raise ConfigError("config field 'sequence.patterns': at most input_dim (the inputs x_0 must be "
+                              "independent)")
+        missing = sorted(set(q.sampled_betas) - set(q.betas))
+        if missing:
+            raise ConfigError(f"config field 'sequence.sampled_betas': each must be one of sequence.betas, got "
+                              f"{missing}")
+
+    def _samplers(self):
+        """(field, width, depth, patterns, count) of the sampled networks, for size and time estimates."""
+        e, q = self.endpoint, self.sequence
+        if self.study.task == "endpoint":
+            return ([("endpoint.widths", n, 2, 2, 2) for n in e.widths]
+                    + [("endpoint.transition_width", e.transition_width, 2, 1, 2 * len(e.transition_ratios))])
+        return [("sequence.width", q.width, q.depth, q.patterns, 2 * len(q.sampled_betas))]
+
+    def check_size(self, memory_bytes):
+        s = self.sampler
+        for name, n, T, P, _ in self._samplers():
+            entries = ((T + 1) * P) ** 2
+            refuse_if_larger(name, 8.0 * (6 * T * n * n + MAX_CHAIN_SCALE * s.n_steps / s.thin * entries), memory_bytes,
+                             f"a Langevin chain of width {n} and depth {T}")
+
+    def estimated_seconds(self):
+        steps = self.sampler.n_steps * MAX_CHAIN_SCALE
+        return sum(count * steps * 8 * T * P * n * n for _, n, T, P, count in self._samplers()) * SECONDS_PER_FLOP
 
 
 # --- problems (rebuilt identically in the workers) -----------------------------------------------
@@ -111,13 +177,13 @@ def agreement_problem(activation):
 def sequence_problem(q, seed):
     """Inputs x_t ~ N(0, I_d) at every step, y_t = w* . x_{t-1} (|w*| = 1), readout at the supervised steps."""
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(99,)))
-    P, T, d = q["patterns"], q["depth"], q["input_dim"]
+    P, T, d = q.patterns, q.depth, q.input_dim
     X = rng.normal(size=(P, T + 1, d))
     w = rng.normal(size=d)
     y = np.zeros((T + 1, P))
     y[1:] = (X[:, :-1] @ (w / np.linalg.norm(w))).T
     readout = np.zeros((T + 1, P), dtype=bool)
-    readout[q["supervised"]] = True
+    readout[list(q.supervised)] = True
     test = np.zeros_like(readout)
     test[1:] = ~readout[1:]
     return X, y, readout, test
@@ -131,32 +197,30 @@ def _relative_error(f, y, mask):
 def sample_run(config, problem, shared, width, beta, index, activation="linear", g=None):
     """Langevin samples of one posterior; returns mean kernels, outputs and order parameter with errors.
     ``g``, if given, replaces both g and g_u of the config (the agreement problems set their own)."""
-    m, s = config["model"], config["sampler"]
-    g, g_u = (m["g"], m["g_u"]) if g is None else (g, g)
+    cfg = FeatureLearningConfig.from_dict(config)
+    m, s = cfg.model, cfg.sampler
+    g, g_u = (m.g, m.g_u) if g is None else (g, g)
     if problem == "transition":
-        X, y, readout = transition_problem(2, config["endpoint"]["target"])
+        X, y, readout = transition_problem(2, cfg.endpoint.target)
     elif problem == "agreement":
         X, y, readout, _, _ = agreement_problem(activation)
     else:
-        X, y, readout, _ = sequence_problem(config["sequence"], config["seed"])
+        X, y, readout, _ = sequence_problem(cfg.sequence, cfg.sweep.seed)
     theory = posterior_solution(lambda b: KernelSaddle(X, y, readout, shared=shared, beta=b, activation=activation,
-                                                       g=g, g_u=g_u, g_v=m["g_v"]), beta, stability=False).C
-    step = langevin_step(s["step_size"], beta, m["g_v"], theory, readout)
-    seeds = np.random.SeedSequence(config["seed"], spawn_key=(index,)).spawn(2)
+                                                       g=g, g_u=g_u, g_v=m.g_v), beta, stability=False).C
+    step = langevin_step(s.step_size, beta, m.g_v, theory, readout)
+    seeds = np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)).spawn(2)
     net = MuPNetwork(width, X.shape[2], X.shape[1] - 1, shared=shared, activation=activation, g=g, g_u=g_u,
-                     g_v=m["g_v"], seed=seeds[0])
+                     g_v=m.g_v, seed=seeds[0])
     # a smaller step covers less time: lengthen the chain by the same factor, up to MAX_CHAIN_SCALE
-    scale = min(MAX_CHAIN_SCALE, s["step_size"] / step)
+    scale = min(MAX_CHAIN_SCALE, s.step_size / step)
     start = time.perf_counter()
-    smp = langevin(net, X, y, readout, beta=beta, step_size=step, n_steps=round(s["n_steps"] * scale),
-                   burn_in=round(s["burn_in"] * scale), thin=max(1, round(s["thin"] * scale)), seed=seeds[1])
+    smp = langevin(net, X, y, readout, beta=beta, step_size=step, n_steps=round(s.n_steps * scale),
+                   burn_in=round(s.burn_in * scale), thin=max(1, round(s.thin * scale)), seed=seeds[1])
     C, C_se = smp.kernel_estimate()
     order = np.array([cross_time_correlation(c) for c in smp.kernels])
-    tau_f = np.array([integrated_autocorrelation(smp.outputs[:, a, b]) for a, b in np.ndindex(smp.outputs.shape[1:])])
-    f_se = smp.outputs.std(axis=0, ddof=1) * np.sqrt(tau_f.reshape(smp.outputs.shape[1:]) / len(smp.outputs))
-    return dict(kernel=C, kernel_se=C_se, outputs=smp.outputs.mean(axis=0), outputs_se=f_se,
-                order=order.mean(), order_se=order.std(ddof=1) * math.sqrt(integrated_autocorrelation(order)
-                                                                            / order.size),
+    return dict(kernel=C, kernel_se=C_se, outputs=smp.outputs.mean(axis=0), outputs_se=chain_mean_se(smp.outputs),
+                order=order.mean(), order_se=chain_mean_se(order),
                 seconds=time.perf_counter() - start, width=width, beta=beta, shared=shared, step_size=step,
                 burn_in_z=smp.burn_in_z())
 
@@ -177,64 +241,65 @@ def langevin_step(step_size, beta, g_v, C, readout):
     return float(min(step_size, 0.25 / stiffness)) if stiffness > 0 else float(step_size)
 
 
-def _tasks(cfg, task, beta_c):
+def _tasks(cfg: FeatureLearningConfig, beta_c):
     tasks, index = {}, 0
-    e, q = cfg["endpoint"], cfg["sequence"]
-    if task == "endpoint":
+    e, q = cfg.endpoint, cfg.sequence
+    if cfg.study.task == "endpoint":
         for act in ("linear", "tanh"):
             _, _, _, beta, g = agreement_problem(act)
-            for n in e["widths"]:
+            for n in e.widths:
                 tasks[f"agree_{act}_n{n}"] = dict(problem="agreement", shared=True, width=n, beta=beta,
                                                   activation=act, g=g, index=index)
                 index += 1
-        for r in e["transition_ratios"]:
+        for r in e.transition_ratios:
             for net in ("rnn", "dnn"):
                 tasks[f"transition_{net}_r{r:g}"] = dict(problem="transition", shared=net == "rnn",
-                                                         width=e["transition_width"], beta=r * beta_c, index=index)
+                                                         width=e.transition_width, beta=r * beta_c, index=index)
                 index += 1
     else:
-        for b in q["sampled_betas"]:
+        for b in q.sampled_betas:
             for net in ("rnn", "dnn"):
-                tasks[f"sequence_{net}_b{b:g}"] = dict(problem="sequence", shared=net == "rnn", width=q["width"],
+                tasks[f"sequence_{net}_b{b:g}"] = dict(problem="sequence", shared=net == "rnn", width=q.width,
                                                        beta=b, index=index)
                 index += 1
-    return {k: dict(config=cfg, **v) for k, v in tasks.items()}
+    config = cfg.as_dict()
+    return {k: dict(config=config, **v) for k, v in tasks.items()}
 
 
 # --- the study -------------------------------------------------------------------------------------
-def run_featurelearning(cfg: dict, task: str, out, *, workers=None, scheduler=None, progress=True) -> Path:
-    """Run (or resume) the study for ``task`` into ``out``; return the path of report.md."""
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+def _arguments(parser):
+    parser.add_argument("--task", choices=TASKS, default=None,
+                        help="endpoint: phase transition and theory vs sampling; sequence: supervised subset of "
+                             "steps (default: the config's study.task)")
+
+
+@register("featurelearning", "Bayesian muP RNN vs DNN: saddle-point kernels against Langevin sampling (phase "
+          "transition; generalisation across time)", config=FeatureLearningConfig, parallel=True,
+          arguments=_arguments, overrides=lambda args: {"study.task": args.task} if args.task else {},
+          default_out=lambda args: f"results/featurelearning-{args.task or 'endpoint'}")
+def run_featurelearning(cfg: FeatureLearningConfig, out, *, workers=None, scheduler=None, progress=True,
+                        overwrite=False) -> Path:
+    """Run (or resume) the study for the config's ``study.task`` into ``out``; return the path of report.md."""
     start = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    marker = out / "study.json"  # runs of one configuration per folder, so that a resume never mixes two
-    if marker.exists() and json.loads(marker.read_text()) != json.loads(json.dumps(cfg)):
-        raise ConfigError(f"config: {out} holds runs of a different configuration; use another --out")
-    marker.write_text(json.dumps(cfg, indent=1))
-    m = cfg["model"]
-    kw = dict(g=m["g"], g_u=m["g_u"], g_v=m["g_v"])
-    target = cfg["endpoint"]["target"]
-    beta_c = critical_signal_t2(target, m["g_u"] ** 2, g=m["g"], g_v=m["g_v"])
-    paths = run_tasks(sample_run, _tasks(cfg, task, beta_c), out / "runs", workers=workers, scheduler=scheduler,
-                      progress=progress, desc=f"{task} sampling")
-    runs = {name: load_result(p) for name, p in paths.items()}
-    if task == "endpoint":
-        report = dict(task=task, **_endpoint(cfg, kw, beta_c, runs))
-    else:
-        report = dict(task=task, **_sequence(cfg, kw, runs))
-    report.update(study="featurelearning", config=cfg, versions=software_versions(),
-                  seconds=time.perf_counter() - start)
-    _figures(out, report)
-    write_json(out / "report.json", report)
-    (out / "report.md").write_text(_markdown(report))
-    return out / "report.md"
+    task = cfg.study.task
+    with StudyFolder(out, "featurelearning", cfg, overwrite=overwrite) as folder:
+        m = cfg.model
+        kw = dict(g=m.g, g_u=m.g_u, g_v=m.g_v)
+        beta_c = critical_signal_t2(cfg.endpoint.target, m.g_u**2, g=m.g, g_v=m.g_v)
+        runs = run_tasks(sample_run, _tasks(cfg, beta_c), folder.runs, workers=workers, scheduler=scheduler,
+                         progress=progress, desc=f"{task} sampling")
+        if task == "endpoint":
+            report = dict(task=task, **_endpoint(cfg, kw, beta_c, runs))
+        else:
+            report = dict(task=task, **_sequence(cfg, kw, runs))
+        report.update(study="featurelearning", config=cfg.as_dict(), seconds=time.perf_counter() - start)
+        _figures(folder.path, report)
+        return write_report(folder, report, _markdown(report), start)
 
 
 def _endpoint(cfg, kw, beta_c, runs):
-    e = cfg["endpoint"]
-    target = e["target"]
+    e = cfg.endpoint
+    target = e.target
 
     def problem(T, shared):
         X, y, R = transition_problem(T, target)
@@ -242,9 +307,9 @@ def _endpoint(cfg, kw, beta_c, runs):
 
     # the T = 2 critical point from the solver, and the scan of the order parameter for each T
     found, kind, evaluations = critical_signal(problem(2, True), 0.5 * beta_c, 2 * beta_c)
-    betas = np.geomspace(e["beta_min"], e["beta_max"], e["n_beta"])
+    betas = np.geomspace(e.beta_min, e.beta_max, e.n_beta)
     scan, critical = {}, {}
-    for T in e["depths"]:
+    for T in e.depths:
         path = solve_path(problem(T, True), betas, stability=False)
         rnn = [s[0] for s in path]
         dnn = [s[0] for s in solve_path(problem(T, False), betas, n_random=0, stability=False)]
@@ -262,7 +327,7 @@ def _endpoint(cfg, kw, beta_c, runs):
     transition = {}
     for net in ("rnn", "dnn"):
         rows = []
-        for r in e["transition_ratios"]:
+        for r in e.transition_ratios:
             run = runs[f"transition_{net}_r{r:g}"]
             theory = problem(2, net == "rnn")(r * beta_c).solve(stability=False)[0]
             rows.append(dict(ratio=r, beta=r * beta_c, sampled=run["order"], sampled_se=run["order_se"],
@@ -272,13 +337,13 @@ def _endpoint(cfg, kw, beta_c, runs):
     return dict(critical_t2=dict(closed_form=beta_c, solver=found, kind=kind, relative_error=found / beta_c - 1,
                                  solver_evaluations=evaluations),
                 critical=critical, scan=scan, transition=transition,
-                transition_width=e["transition_width"], agreement=_agreement(cfg, kw, runs))
+                transition_width=e.transition_width, agreement=_agreement(cfg, kw, runs))
 
 
 def _agreement(cfg, kw, runs):
     """Theory against sampled kernels per activation and width: z-scores and the 1/N coefficient."""
     out = {}
-    widths = cfg["endpoint"]["widths"]
+    widths = cfg.endpoint.widths
     for act in ("linear", "tanh"):
         X, y, R, beta, g = agreement_problem(act)
         ks = KernelSaddle(X, y, R, shared=True, beta=beta, activation=act, **{**kw, "g": g, "g_u": g})
@@ -304,17 +369,17 @@ def _agreement(cfg, kw, runs):
 
 
 def _sequence(cfg, kw, runs):
-    q = cfg["sequence"]
-    X, y, R, test = sequence_problem(q, cfg["seed"])
+    q = cfg.sequence
+    X, y, R, test = sequence_problem(q, cfg.sweep.seed)
     rows = {}
     for net in ("rnn", "dnn"):
         def problem(b, shared=net == "rnn"):
             return KernelSaddle(X, y, R, shared=shared, beta=b, **kw)
 
-        sols = [s[0] for s in solve_path(problem, q["betas"], n_random=0, stability=False)]
+        sols = [s[0] for s in solve_path(problem, q.betas, n_random=0, stability=False)]
         prior = problem(0.0).prior()
         r = []
-        for b, s in zip(q["betas"], sols):
+        for b, s in zip(q.betas, sols):
             f, f0 = problem(b).predict(s.C), problem(b).predict(prior)
             row = dict(beta=b, train_error=_relative_error(f, y, R), test_error=_relative_error(f, y, test),
                        test_error_prior_kernel=_relative_error(f0, y, test))
@@ -327,7 +392,7 @@ def _sequence(cfg, kw, runs):
                            burn_in_reference=_typical_max_z(run))
             r.append(row)
         rows[net] = r
-    return dict(sequence=rows, supervised=q["supervised"], width=q["width"])
+    return dict(sequence=rows, supervised=q.supervised, width=q.width)
 
 
 # --- outputs -------------------------------------------------------------------------------------------

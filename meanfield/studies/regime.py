@@ -1,7 +1,7 @@
 """Regime study: how wide must an RNN be for its kernel limit to hold, and how does that grow with T?
 
-Two parts, each a grid of independent (width, length or parameterisation, seed) runs on the Dask
-runner of :mod:`meanfield.sweep` (resume, seeds from ``SeedSequence`` by run index):
+Two parts, each a grid of independent (width, length or parameterisation, seed) runs of
+:func:`meanfield.studies.framework.run_tasks` (resume, seeds from ``SeedSequence`` by run index):
 
 - width x length: Elman RNNs (NTK parameterisation) trained by full-batch GD on windows of length T;
   the relative gap between the network and the RNTK kernel-flow prediction on held-out windows
@@ -19,110 +19,174 @@ runner of :mod:`meanfield.sweep` (resume, seeds from ``SeedSequence`` by run ind
 from __future__ import annotations
 
 import time
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from solvers.ode import LinearKernelFlow
-
-from ..convergence import fit_rate
+from .. import checks
+from ..activations import ACTIVATIONS
 from ..data import make_task
-from ..diagnostics import track_training
+from ..diagnostics import gd_stability, track_training
 from ..elman import ElmanRNN
 from ..kernels import rntk
-from ..report import pyplot, software_versions, write_json
-from ..sweep import load_result, run_tasks
-from .convergence import ConfigError, tomllib
+from ..report import pyplot
+from ..solvers.ode import LinearKernelFlow
+from ..stats import fit_rate, mean_interval
+from .framework import (
+    Config,
+    ConfigError,
+    Section,
+    StudyFolder,
+    refuse_if_larger,
+    register,
+    run_tasks,
+    spec,
+    write_report,
+)
+
+SECONDS_PER_FLOP = 1e-10  # BLAS on one core of this machine (the quick study: 105 s on 2 cores), for estimates
 
 
-def load_config(path=None, quick=False) -> dict:
-    """The regime config as a flat dict (default: the shipped one), validated."""
-    text = (resources.files("meanfield.studies").joinpath("regime_default.toml").read_text() if path is None
-            else Path(path).read_text())
-    try:
-        raw = tomllib.loads(text)
-        cfg = {**raw["model"], **raw["training"], "seed": raw["sweep"]["seed"],
-               "wl_widths": raw["width_length"]["widths"], "lengths": raw["width_length"]["lengths"],
-               "wl_seeds": raw["width_length"]["seeds"], "tolerance": raw["width_length"]["tolerance"],
-               "p_widths": raw["parameterisation"]["widths"], "p_length": raw["parameterisation"]["length"],
-               "p_seeds": raw["parameterisation"]["seeds"], "c_widths": raw["continual"]["widths"],
-               "c_length": raw["continual"]["length"], "c_seeds": raw["continual"]["seeds"],
-               "early_steps": raw["continual"]["early_steps"], "converged_steps": raw["continual"]["converged_steps"]}
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config {path or 'default'} is not valid TOML: {err}") from None
-    except KeyError as err:
-        raise ConfigError(f"config field {err}: missing (see the shipped regime_default.toml)") from None
-    if quick:
-        q = raw.get("quick", {})
-        cfg.update(wl_widths=q.get("width_length_widths", cfg["wl_widths"]), lengths=q.get("lengths", cfg["lengths"]),
-                   p_widths=q.get("parameterisation_widths", cfg["p_widths"]),
-                   c_widths=q.get("continual_widths", cfg["c_widths"]),
-                   converged_steps=q.get("converged_steps", cfg["converged_steps"]),
-                   wl_seeds=q.get("seeds", cfg["wl_seeds"]), p_seeds=q.get("seeds", cfg["p_seeds"]),
-                   c_seeds=q.get("seeds", cfg["c_seeds"]))
-    for key in ("wl_widths", "p_widths", "c_widths", "lengths"):
-        values = cfg[key]
-        if not values or any((not isinstance(v, int)) or v < 1 for v in values) or any(
-                b <= a for a, b in zip(values, values[1:])):
-            raise ConfigError(f"config field '{key}': must be increasing positive integers, got {values!r}")
-    for key in ("lr", "tolerance"):
-        if not (isinstance(cfg[key], (int, float)) and cfg[key] > 0):
-            raise ConfigError(f"config field '{key}': must be > 0, got {cfg[key]!r}")
-    return cfg
+@dataclass(frozen=True)
+class ModelSection(Section, name="model"):
+    activation: str = spec(checks.choice, options=tuple(ACTIVATIONS))
+    sigma_w: float = spec(checks.real, minimum=0)
+    sigma_u: float = spec(checks.real, minimum=0)
+    sigma_b: float = spec(checks.real, minimum=0)
+
+    def kwargs(self) -> dict:
+        return dict(activation=self.activation, sigma_w=self.sigma_w, sigma_u=self.sigma_u, sigma_b=self.sigma_b)
 
 
-def _windows(cfg, T):
+@dataclass(frozen=True)
+class TrainingSection(Section, name="training"):
+    lr: float = spec(checks.positive)
+    steps: int = spec(checks.integer, minimum=1)
+    checkpoints: int = spec(checks.integer, minimum=1)
+    n_train: int = spec(checks.integer, minimum=2)
+    n_heldout: int = spec(checks.integer, minimum=1)
+
+
+@dataclass(frozen=True)
+class WidthLengthSection(Section, name="width_length"):
+    widths: tuple = spec(checks.integer_list, minimum=1, min_length=2, increasing=True)
+    lengths: tuple = spec(checks.integer_list, minimum=3, increasing=True)
+    seeds: int = spec(checks.integer, minimum=2)
+    tolerance: float = spec(checks.positive)
+
+
+@dataclass(frozen=True)
+class ParameterisationSection(Section, name="parameterisation"):
+    widths: tuple = spec(checks.integer_list, minimum=1, min_length=2, increasing=True)
+    length: int = spec(checks.integer, minimum=1)
+    seeds: int = spec(checks.integer, minimum=2)
+
+
+@dataclass(frozen=True)
+class ContinualSection(Section, name="continual"):
+    widths: tuple = spec(checks.integer_list, minimum=1, increasing=True)
+    length: int = spec(checks.integer, minimum=3)
+    seeds: int = spec(checks.integer, minimum=2)
+    early_steps: int = spec(checks.integer, minimum=1)
+    converged_steps: int = spec(checks.integer, minimum=1)
+
+
+@dataclass(frozen=True)
+class SweepSection(Section, name="sweep"):
+    seed: int = spec(checks.integer, minimum=0)
+
+
+@dataclass(frozen=True)
+class RegimeConfig(Config):
+    """The regime study's configuration (``meanfield/studies/regime_default.toml``)."""
+
+    DEFAULT = "regime_default.toml"
+    model: ModelSection
+    training: TrainingSection
+    width_length: WidthLengthSection
+    parameterisation: ParameterisationSection
+    continual: ContinualSection
+    sweep: SweepSection
+
+    def validate(self):
+        if self.training.checkpoints > self.training.steps:
+            raise ConfigError(f"config field 'training.checkpoints': at most training.steps = {self.training.steps}, "
+                              f"got {self.training.checkpoints}")
+
+    def _nets(self):
+        """(width, length, count) of the networks the study trains, for the size and time estimates."""
+        wl, p, c = self.width_length, self.parameterisation, self.continual
+        return ([("width_length.widths", n, T, wl.seeds) for T in wl.lengths for n in wl.widths]
+                + [("parameterisation.widths", n, p.length, 2 * p.seeds) for n in p.widths]
+                + [("continual.widths", n, c.length, 2 * c.seeds) for n in c.widths])
+
+    def check_size(self, memory_bytes):
+        M = self.training.n_train + self.training.n_heldout
+        for name, n, T, _ in self._nets():  # weights, and the activations kept for backpropagation
+            refuse_if_larger(name, 8.0 * (4 * n * n + 6 * M * T * n), memory_bytes,
+                             f"an Elman RNN of width {n} on {M} sequences of length {T}")
+
+    def estimated_seconds(self):
+        t = self.training
+        flops = sum(count * (t.steps + 2 * t.checkpoints) * 6 * t.n_train * T * n * n
+                    for _, n, T, count in self._nets())
+        flops += sum(2 * self.continual.seeds * 2 * self.continual.converged_steps * 6 * t.n_train
+                     * self.continual.length * n * n for n in self.continual.widths)
+        return flops * SECONDS_PER_FLOP
+
+
+def _windows(cfg: RegimeConfig, T):
     """Train and held-out windows of length T from the delay1 chain, with their targets."""
     task = make_task("delay1", noise_std=0.0)
-    rng = np.random.default_rng(np.random.SeedSequence(cfg["seed"], spawn_key=(10**6 + T,)))
-    ws = task.chain.sample_windows(T, cfg["n_train"] + cfg["n_heldout"], rng=rng)
+    rng = np.random.default_rng(np.random.SeedSequence(cfg.sweep.seed, spawn_key=(10**6 + T,)))
+    ws = task.chain.sample_windows(T, cfg.training.n_train + cfg.training.n_heldout, rng=rng)
     X = list(ws.values)
     y = task.conditional_mean(ws)
-    n = cfg["n_train"]
+    n = cfg.training.n_train
     return X[:n], y[:n], X[n:]
 
 
 def regime_run(config: dict, part: str, width: int, length: int, parameterisation: str, index: int) -> dict:
     """One run: train an Elman RNN and record the diagnostics."""
-    X, y, X_held = _windows(config, length)
-    kw = dict(activation=config["activation"], sigma_w=config["sigma_w"], sigma_u=config["sigma_u"],
-              sigma_b=config["sigma_b"])
-    net = ElmanRNN(width, 1, parameterisation=parameterisation, seed=np.random.SeedSequence(config["seed"],
-                                                                                           spawn_key=(index,)), **kw)
+    cfg = RegimeConfig.from_dict(config)
+    X, y, X_held = _windows(cfg, length)
+    kw = cfg.model.kwargs()
+    net = ElmanRNN(width, 1, parameterisation=parameterisation,
+                   seed=np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)), **kw)
     K = K_cross = None
     if part == "width_length":  # the infinite-width prediction
         K, K_cross = rntk(X, **kw), rntk(X_held, X, **kw)
     start = time.perf_counter()
-    d = track_training(net, X, y, X_held, lr=config["lr"], steps=config["steps"],
-                       checkpoints=config["checkpoints"], K=K, K_cross=K_cross, kernels=part == "parameterisation")
+    t = cfg.training
+    d = track_training(net, X, y, X_held, lr=t.lr, steps=t.steps, checkpoints=t.checkpoints, K=K, K_cross=K_cross,
+                       kernels=part == "parameterisation")
     return dict(**d.as_dict(), width=width, length=length, index=index, seconds=time.perf_counter() - start)
 
 
 def continual_run(config: dict, width: int, steps: int, index: int) -> dict:
     """Task A then task B on the same windows: measured and kernel-predicted forgetting of A."""
-    T = config["c_length"]
+    cfg = RegimeConfig.from_dict(config)
+    T, n, lr = cfg.continual.length, cfg.training.n_train, cfg.training.lr
     task = make_task("delay1", noise_std=0.0)
-    rng = np.random.default_rng(np.random.SeedSequence(config["seed"], spawn_key=(2 * 10**6 + T,)))
-    values = task.chain.sample_windows(T, config["n_train"] + config["n_heldout"], rng=rng).values
-    n = config["n_train"]
+    rng = np.random.default_rng(np.random.SeedSequence(cfg.sweep.seed, spawn_key=(2 * 10**6 + T,)))
+    values = task.chain.sample_windows(T, n + cfg.training.n_heldout, rng=rng).values
     y_a, y_b = values[:, -2, 0], values[:, -3, 0]  # recall x_{-1}, then x_{-2}
     X, X_held = list(values[:n]), list(values[n:])
-    kw = dict(activation=config["activation"], sigma_w=config["sigma_w"], sigma_u=config["sigma_u"],
-              sigma_b=config["sigma_b"])
-    net = ElmanRNN(width, 1, seed=np.random.SeedSequence(config["seed"], spawn_key=(index,)), **kw)
+    kw = cfg.model.kwargs()
+    net = ElmanRNN(width, 1, seed=np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)), **kw)
     f0_train, f0_held = net(X), net(X_held)
 
     def loss_a(f_held):
         return 0.5 * float(np.mean((f_held - y_a[n:]) ** 2))
 
-    net.train(X, y_a[:n], config["lr"], steps, record_every=steps + 1)
+    net.train(X, y_a[:n], lr, steps, record_every=steps + 1)
     after_a = loss_a(net(X_held))
-    net.train(X, y_b[:n], config["lr"], steps, record_every=steps + 1)
+    net.train(X, y_b[:n], lr, steps, record_every=steps + 1)
     after_b = loss_a(net(X_held))
     # kernel regime: the flow for A, then the flow for B started where A ended (RNTK, own f_0)
     K, K_cross = rntk(X, **kw), rntk(X_held, X, **kw)
-    t = config["lr"] * steps
+    t = lr * steps
     w = np.full(n, 1.0 / n)
     flow_a = LinearKernelFlow(K, w, y_a[:n], 1.0, f0_train)
     fa_train, fa_held = flow_a.on_grid([t])[0], flow_a.at([t], K_cross, f0_held)[0]
@@ -131,38 +195,41 @@ def continual_run(config: dict, width: int, steps: int, index: int) -> dict:
                 forgetting=after_b - after_a, kernel_forgetting=loss_a(fb_held) - loss_a(fa_held))
 
 
-def _tasks(cfg):
+def check_learning_rate(cfg: RegimeConfig):
+    """Refuse (before any run) a learning rate at which GD on the RNTK flow is unstable: lr lambda_max / M < 2."""
+    for T in sorted({*cfg.width_length.lengths, cfg.parameterisation.length, cfg.continual.length}):
+        X, _, _ = _windows(cfg, T)
+        ratio = gd_stability(rntk(X, **cfg.model.kwargs()), cfg.training.lr)
+        if ratio >= 2:
+            raise ConfigError(f"config field 'training.lr': gradient descent is unstable at lr = {cfg.training.lr:g} "
+                              f"(lr lambda_max(K) / n_train = {ratio:.3g} >= 2 at length {T}); use lr < "
+                              f"{2 * cfg.training.lr / ratio:.3g}")
+
+
+def _tasks(cfg: RegimeConfig):
+    config = cfg.as_dict()
+    wl, pa, co = cfg.width_length, cfg.parameterisation, cfg.continual
     tasks = {}
     index = 0
-    for T in cfg["lengths"]:
-        for n in cfg["wl_widths"]:
-            for s in range(cfg["wl_seeds"]):
-                tasks[f"wl_T{T}_n{n}_s{s}"] = dict(config=cfg, part="width_length", width=n, length=T,
+    for T in wl.lengths:
+        for n in wl.widths:
+            for s in range(wl.seeds):
+                tasks[f"wl_T{T}_n{n}_s{s}"] = dict(config=config, part="width_length", width=n, length=T,
                                                     parameterisation="ntk", index=index)
                 index += 1
     for param in ("ntk", "mup"):
-        for n in cfg["p_widths"]:
-            for s in range(cfg["p_seeds"]):
-                tasks[f"p_{param}_n{n}_s{s}"] = dict(config=cfg, part="parameterisation", width=n,
-                                                      length=cfg["p_length"], parameterisation=param, index=index)
+        for n in pa.widths:
+            for s in range(pa.seeds):
+                tasks[f"p_{param}_n{n}_s{s}"] = dict(config=config, part="parameterisation", width=n,
+                                                      length=pa.length, parameterisation=param, index=index)
                 index += 1
     continual = {}
-    for regime in ("early", "converged"):
-        for n in cfg["c_widths"]:
-            for s in range(cfg["c_seeds"]):
-                continual[f"cl_{regime}_n{n}_s{s}"] = dict(config=cfg, width=n, steps=cfg[f"{regime}_steps"],
-                                                           index=index)
+    for regime, steps in (("early", co.early_steps), ("converged", co.converged_steps)):
+        for n in co.widths:
+            for s in range(co.seeds):
+                continual[f"cl_{regime}_n{n}_s{s}"] = dict(config=config, width=n, steps=steps, index=index)
                 index += 1
     return tasks, continual
-
-
-def _interval(values, level=0.95, n_boot=2000, seed=0):
-    """Mean and percentile bootstrap interval of the mean."""
-    values = np.asarray(values, float)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, (n_boot, values.size))].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(values.mean()), float(lo), float(hi)
 
 
 def _exponent(lengths, smallest):
@@ -173,86 +240,85 @@ def _exponent(lengths, smallest):
     return float(np.polyfit(np.log([T for T, _ in found]), np.log([w for _, w in found]), 1)[0])
 
 
-def _width_exponent(cfg, table, n_boot=1000):
+def _width_exponent(cfg: RegimeConfig, table, n_boot=1000):
     """Exponent of the smallest width in T, with a bootstrap interval over the seeds.
 
     The point estimate uses each T's smallest width whose 95% upper bound is under the tolerance. Each
     bootstrap replicate resamples the seeds of every (T, width) cell and takes the smallest width whose
     resampled mean is under the tolerance.
     """
-    point = _exponent(cfg["lengths"], [table[T]["smallest_width"] for T in cfg["lengths"]])
-    rng = np.random.default_rng(cfg["seed"])
+    lengths, tolerance = cfg.width_length.lengths, cfg.width_length.tolerance
+    point = _exponent(lengths, [table[T]["smallest_width"] for T in lengths])
+    rng = np.random.default_rng(cfg.sweep.seed)
     reps = []
     for _ in range(n_boot):
         smallest = []
-        for T in cfg["lengths"]:
-            ok = [r["width"] for r in table[T]["rows"]
-                  if np.mean(rng.choice(r["gaps"], len(r["gaps"]))) < cfg["tolerance"]]
+        for T in lengths:
+            ok = [r["width"] for r in table[T]["rows"] if np.mean(rng.choice(r["gaps"], len(r["gaps"]))) < tolerance]
             smallest.append(ok[0] if ok else None)
-        e = _exponent(cfg["lengths"], smallest)
+        e = _exponent(lengths, smallest)
         if e is not None:
             reps.append(e)
     interval = [float(q) for q in np.quantile(reps, [0.025, 0.975])] if len(reps) > n_boot // 2 else None
     return dict(exponent=point, ci=interval, replicates_with_estimate=len(reps))
 
 
-def run_regime(cfg: dict, out, *, workers=None, scheduler=None, progress=True) -> Path:
+@register("regime", "distance of finite Elman RNNs from the kernel regime (width x length, NTK vs muP)",
+          config=RegimeConfig, parallel=True)
+def run_regime(cfg: RegimeConfig, out, *, workers=None, scheduler=None, progress=True, overwrite=False) -> Path:
     """Run (or resume) the regime study into ``out``; return the path of report.md."""
     start = time.perf_counter()
-    out = Path(out)
-    tasks, continual = _tasks(cfg)
-    paths = run_tasks(regime_run, tasks, out / "runs", workers=workers, scheduler=scheduler,
-                      progress=progress, desc="regime runs")
-    paths.update(run_tasks(continual_run, continual, out / "runs", workers=workers, scheduler=scheduler,
-                           progress=progress, desc="continual runs"))
-    runs = {name: load_result(p) for name, p in paths.items()}
+    check_learning_rate(cfg)
+    with StudyFolder(out, "regime", cfg, overwrite=overwrite) as folder:
+        tasks, continual = _tasks(cfg)
+        runs = run_tasks(regime_run, tasks, folder.runs, workers=workers, scheduler=scheduler, progress=progress,
+                         desc="regime runs")
+        runs.update(run_tasks(continual_run, continual, folder.runs, workers=workers, scheduler=scheduler,
+                              progress=progress, desc="continual runs"))
+        wl, pa, co, seed = cfg.width_length, cfg.parameterisation, cfg.continual, cfg.sweep.seed
 
-    # width x length: the gap (max over checkpoints) per seed; smallest width under the tolerance
-    table = {}
-    for T in cfg["lengths"]:
-        rows = []
-        for n in cfg["wl_widths"]:
-            gaps = [float(np.max(runs[f"wl_T{T}_n{n}_s{s}"]["prediction_gap"])) for s in range(cfg["wl_seeds"])]
-            mean, lo, hi = _interval(gaps, seed=cfg["seed"])
-            rows.append(dict(width=n, gaps=gaps, mean=mean, ci_low=lo, ci_high=hi))
-        ok = [r["width"] for r in rows if r["ci_high"] < cfg["tolerance"]]
-        table[T] = dict(rows=rows, smallest_width=ok[0] if ok else None)
-    exponent = _width_exponent(cfg, table)
-    gap_rates = {T: fit_rate(cfg["wl_widths"], [r["gaps"] for r in table[T]["rows"]], seed=cfg["seed"]).as_dict()
-                 for T in cfg["lengths"]}
+        # width x length: the gap (max over checkpoints) per seed; smallest width under the tolerance
+        table = {}
+        for T in wl.lengths:
+            rows = []
+            for n in wl.widths:
+                gaps = [float(np.max(runs[f"wl_T{T}_n{n}_s{s}"]["prediction_gap"])) for s in range(wl.seeds)]
+                mean, lo, hi = mean_interval(gaps, seed=seed)
+                rows.append(dict(width=n, gaps=gaps, mean=mean, ci_low=lo, ci_high=hi))
+            ok = [r["width"] for r in rows if r["ci_high"] < wl.tolerance]
+            table[T] = dict(rows=rows, smallest_width=ok[0] if ok else None)
+        exponent = _width_exponent(cfg, table)
+        gap_rates = {T: fit_rate(wl.widths, [r["gaps"] for r in table[T]["rows"]], seed=seed).as_dict()
+                     for T in wl.lengths}
 
-    # parameterisation: kernel distance after training against the width
-    param = {}
-    for p in ("ntk", "mup"):
-        dists = [[float(runs[f"p_{p}_n{n}_s{s}"]["kernel_distance"][-1]) for s in range(cfg["p_seeds"])]
-                 for n in cfg["p_widths"]]
-        dists_pos = [np.maximum(d, 1e-300) for d in dists]
-        param[p] = dict(widths=cfg["p_widths"], distance=dists, mean=[float(np.mean(d)) for d in dists],
-                        rate=fit_rate(cfg["p_widths"], dists_pos, seed=cfg["seed"]).as_dict(),
-                        weight_change=[float(np.mean([runs[f"p_{p}_n{n}_s{s}"]["weight_change"][-1]
-                                                      for s in range(cfg["p_seeds"])])) for n in cfg["p_widths"]],
-                        stability_constant=[float(np.mean([runs[f"p_{p}_n{n}_s{s}"]["stability_constant"]
-                                                           for s in range(cfg["p_seeds"])])) for n in cfg["p_widths"]])
+        # parameterisation: kernel distance after training against the width
+        param = {}
+        for p in ("ntk", "mup"):
+            cells = [[runs[f"p_{p}_n{n}_s{s}"] for s in range(pa.seeds)] for n in pa.widths]
+            dists = [[float(r["kernel_distance"][-1]) for r in cell] for cell in cells]
+            dists_pos = [np.maximum(d, 1e-300) for d in dists]
+            param[p] = dict(widths=pa.widths, distance=dists, mean=[float(np.mean(d)) for d in dists],
+                            rate=fit_rate(pa.widths, dists_pos, seed=seed).as_dict(),
+                            weight_change=[float(np.mean([r["weight_change"][-1] for r in cell])) for cell in cells],
+                            stability_constant=[float(np.mean([r["stability_constant"] for r in cell]))
+                                                for cell in cells])
 
-    forgetting = {}
-    for regime in ("early", "converged"):
-        rows = []
-        for n in cfg["c_widths"]:
-            rs = [runs[f"cl_{regime}_n{n}_s{s}"] for s in range(cfg["c_seeds"])]
-            mean, lo, hi = _interval([r["forgetting"] for r in rs], seed=cfg["seed"])
-            rows.append(dict(width=n, forgetting=[r["forgetting"] for r in rs], mean=mean, ci_low=lo, ci_high=hi,
-                             kernel_prediction=float(np.mean([r["kernel_forgetting"] for r in rs])),
-                             loss_a_after_a=float(np.mean([r["loss_a_after_a"] for r in rs]))))
-        forgetting[regime] = dict(steps=cfg[f"{regime}_steps"], rows=rows)
+        forgetting = {}
+        for regime, steps in (("early", co.early_steps), ("converged", co.converged_steps)):
+            rows = []
+            for n in co.widths:
+                rs = [runs[f"cl_{regime}_n{n}_s{s}"] for s in range(co.seeds)]
+                mean, lo, hi = mean_interval([r["forgetting"] for r in rs], seed=seed)
+                rows.append(dict(width=n, forgetting=[r["forgetting"] for r in rs], mean=mean, ci_low=lo, ci_high=hi,
+                                 kernel_prediction=float(np.mean([r["kernel_forgetting"] for r in rs])),
+                                 loss_a_after_a=float(np.mean([r["loss_a_after_a"] for r in rs]))))
+            forgetting[regime] = dict(steps=steps, rows=rows)
 
-    report = dict(study="regime", config=cfg, versions=software_versions(),
-                  width_length={str(T): v for T, v in table.items()}, exponent=exponent,
-                  gap_rates={str(T): r for T, r in gap_rates.items()}, parameterisation=param,
-                  continual=forgetting, seconds=time.perf_counter() - start)
-    _figures(out, cfg, table, param, forgetting)
-    write_json(out / "report.json", report)
-    (out / "report.md").write_text(_markdown(report, cfg))
-    return out / "report.md"
+        report = dict(study="regime", config=cfg.as_dict(), width_length={str(T): v for T, v in table.items()},
+                      exponent=exponent, gap_rates={str(T): r for T, r in gap_rates.items()}, parameterisation=param,
+                      continual=forgetting, seconds=time.perf_counter() - start)
+        _figures(folder.path, cfg, table, param, forgetting)
+        return write_report(folder, report, _markdown(report, cfg), start)
 
 
 def _figures(out, cfg, table, param, forgetting):
@@ -263,17 +329,17 @@ def _figures(out, cfg, table, param, forgetting):
         m = np.array([r["mean"] for r in v["rows"]])
         lo, hi = np.array([r["ci_low"] for r in v["rows"]]), np.array([r["ci_high"] for r in v["rows"]])
         axes[0].errorbar(w, m, yerr=[m - lo, hi - m], marker="o", capsize=3, label=f"T = {T}")
-    axes[0].axhline(cfg["tolerance"], color="k", ls=":", label=f"tolerance {cfg['tolerance']}")
+    axes[0].axhline(cfg.width_length.tolerance, color="k", ls=":", label=f"tolerance {cfg.width_length.tolerance}")
     axes[0].set(xscale="log", yscale="log", xlabel="width n",
                 ylabel="max_t gap to the RNTK flow / its movement",
-                title=f"Elman RNN ({cfg['activation']}) vs kernel flow, {cfg['wl_seeds']} seeds, 95% CI")
+                title=f"Elman RNN ({cfg.model.activation}) vs kernel flow, {cfg.width_length.seeds} seeds, 95% CI")
     axes[0].legend(fontsize=8)
     for p, style in (("ntk", "o-"), ("mup", "s--")):
         axes[1].plot(param[p]["widths"], param[p]["mean"], style,
                      label=f"{p}: slope {param[p]['rate']['slope']:.2f} "
                            f"[{param[p]['rate']['ci_low']:.2f}, {param[p]['rate']['ci_high']:.2f}]")
     axes[1].set(xscale="log", yscale="log", xlabel="width n", ylabel="kernel distance S(G_0, G_T)",
-                title=f"NTK vs muP (T = {cfg['p_length']}, {cfg['p_seeds']} seeds)")
+                title=f"NTK vs muP (T = {cfg.parameterisation.length}, {cfg.parameterisation.seeds} seeds)")
     axes[1].legend(fontsize=8)
     for (regime, v), color in zip(forgetting.items(), ("C0", "C3")):
         w = [r["width"] for r in v["rows"]]
@@ -284,7 +350,7 @@ def _figures(out, cfg, table, param, forgetting):
         axes[2].plot(w, [r["kernel_prediction"] for r in v["rows"]], ls=":", color=color,
                      label=f"{regime}: kernel-regime prediction")
     axes[2].set(xscale="log", xlabel="width n", ylabel="forgetting of A (held-out loss after B - after A)",
-                title=f"continual learning, T = {cfg['c_length']}, {cfg['c_seeds']} seeds, 95% CI")
+                title=f"continual learning, T = {cfg.continual.length}, {cfg.continual.seeds} seeds, 95% CI")
     axes[2].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "regime.png", dpi=120)
@@ -293,12 +359,13 @@ def _figures(out, cfg, table, param, forgetting):
 
 def _markdown(report, cfg) -> str:
     lines = ["# Regime study: distance of Elman RNNs from the kernel regime", "",
-             f"Full-batch GD (lr {cfg['lr']}, {cfg['steps']} steps) on {cfg['n_train']} windows of the delay1 chain; "
-             f"gap = max over checkpoints of |f_net - f_flow| / max |f_flow - f_0| on {cfg['n_heldout']} held-out "
+             f"Full-batch GD (lr {cfg.training.lr}, {cfg.training.steps} steps) on {cfg.training.n_train} windows "
+             f"of the delay1 chain; gap = max over checkpoints of |f_net - f_flow| / max |f_flow - f_0| on "
+             f"{cfg.training.n_heldout} held-out "
              f"windows, f_flow from the RNTK kernel flow.", "",
-             "## Width x length", "", "| T | " + " | ".join(f"n={n}" for n in cfg["wl_widths"])
-             + " | smallest width with gap < " + f"{cfg['tolerance']} |",
-             "|---|" + "---|" * (len(cfg["wl_widths"]) + 1)]
+             "## Width x length", "", "| T | " + " | ".join(f"n={n}" for n in cfg.width_length.widths)
+             + " | smallest width with gap < " + f"{cfg.width_length.tolerance} |",
+             "|---|" + "---|" * (len(cfg.width_length.widths) + 1)]
     for T, v in report["width_length"].items():
         cells = [f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" for r in v["rows"]]
         lines.append(f"| {T} | " + " | ".join(cells) + f" | {v['smallest_width'] or 'none'} |")
@@ -314,8 +381,8 @@ def _markdown(report, cfg) -> str:
         lines.append(f"- {p}: kernel distance slope in n {r['slope']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]; "
                      f"mean distances {', '.join(f'{m:.3g}' for m in v['mean'])}")
     lines += ["", "## Continual learning (task A: recall x_{-1}; then task B: recall x_{-2})", "",
-              "| regime | " + " | ".join(f"n={n}" for n in cfg["c_widths"]) + " |",
-              "|---|" + "---|" * len(cfg["c_widths"])]
+              "| regime | " + " | ".join(f"n={n}" for n in cfg.continual.widths) + " |",
+              "|---|" + "---|" * len(cfg.continual.widths)]
     for regime, v in report["continual"].items():
         cells = [f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] (kernel {r['kernel_prediction']:.3f})"
                  for r in v["rows"]]

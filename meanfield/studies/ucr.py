@@ -18,12 +18,14 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .. import checks
 from ..kernels import rntk
-from ..report import software_versions, write_json
+from .framework import Config, ConfigError, Section, StudyFolder, register, run_tasks, spec, write_report
 
 DATASETS = {
     "ArrowHead": "load_arrow_head",
@@ -134,37 +136,77 @@ def evaluate_kernel(kernel, X_train, y_train, X_test, y_test, *, folds=5, seed=0
                 seconds=time.perf_counter() - start)
 
 
-def run_ucr(dataset, out, kernels=KERNELS, *, folds=5, seed=0) -> Path:
-    """Evaluate the kernels on one shipped dataset; write DIR/report.json and return its path."""
-    unknown = set(kernels) - set(KERNELS)
-    if unknown:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {sorted(unknown)}")
+@dataclass(frozen=True)
+class RntkSection(Section, name="rntk"):
+    datasets: tuple = spec(checks.choice_list, options=(*DATASETS, "all"))
+    kernels: tuple = spec(checks.choice_list, options=KERNELS)
+    folds: int = spec(checks.integer, minimum=2, maximum=100)
+    seed: int = spec(checks.integer, minimum=0)
+
+
+@dataclass(frozen=True)
+class RntkConfig(Config):
+    """The UCR/UEA study's settings (``meanfield/studies/rntk_default.toml``; the CLI's options override them)."""
+
+    DEFAULT = "rntk_default.toml"
+    rntk: RntkSection
+
+    def validate(self):
+        if "all" in self.rntk.datasets and len(self.rntk.datasets) > 1:
+            raise ConfigError("config field 'rntk.datasets': 'all' must be the only entry")
+
+    def dataset_names(self):
+        return sorted(DATASETS) if self.rntk.datasets == ("all",) else list(self.rntk.datasets)
+
+
+def evaluate_run(dataset: str, kernel: str, folds: int, seed: int) -> dict:
+    """One (dataset, kernel) evaluation, as a run of the framework (its result dict as JSON text)."""
     X_train, y_train, X_test, y_test = load_dataset(dataset)
     X_train, X_test = standardise(X_train, X_test)
-    results = [evaluate_kernel(k, X_train, y_train, X_test, y_test, folds=folds, seed=seed) for k in kernels]
+    result = evaluate_kernel(kernel, X_train, y_train, X_test, y_test, folds=folds, seed=seed)
     lengths = sorted({x.shape[0] for x in X_train + X_test})
-    report = dict(study="ucr", dataset=dataset, n_train=len(X_train), n_test=len(X_test),
-                  channels=X_train[0].shape[1], lengths=[lengths[0], lengths[-1]], classes=len(set(y_train)),
-                  folds=folds, seed=seed, results=results, versions=software_versions())
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return write_json(out / "report.json", report)
+    info = dict(dataset=dataset, n_train=len(X_train), n_test=len(X_test), channels=X_train[0].shape[1],
+                lengths=[lengths[0], lengths[-1]], classes=len(set(y_train)))
+    return dict(json=json.dumps(dict(info=info, result=result)))
 
 
-def run_ucr_datasets(dataset, out, kernels=KERNELS, *, folds=5, seed=0) -> Path:
-    """One shipped dataset, or ``"all"`` of them (each in its own folder); returns the path of table.md."""
-    if dataset != "all" and dataset not in DATASETS:
-        raise ValueError(f"--dataset must be 'all' or one of {sorted(DATASETS)}, got {dataset!r}")
-    names = sorted(DATASETS) if dataset == "all" else [dataset]
-    out = Path(out)
-    reports = []
-    for name in names:
-        path = run_ucr(name, out / name if len(names) > 1 else out, kernels, folds=folds, seed=seed)
-        reports.append(json.loads(path.read_text()))
-        print(f"{name}: " + ", ".join(f"{r['kernel']} {r.get('test_accuracy', 'n/a')}" for r in reports[-1]["results"]))
-    table = out / "table.md"
-    table.write_text(accuracy_table(reports))
-    return table
+def _arguments(parser):
+    parser.add_argument("--dataset", help="ArrowHead, BasicMotions, GunPoint, ItalyPowerDemand, JapaneseVowels, "
+                                          "PickupGestureWiimoteZ, or all (default: the config's)")
+    parser.add_argument("--kernel", action="append", choices=list(KERNELS),
+                        help="kernel to evaluate (repeatable; default: the config's, all four)")
+    parser.add_argument("--folds", type=int, help="cross-validation folds on the training split (>= 2)")
+
+
+def _overrides(args):
+    out = {}
+    if args.dataset is not None:
+        out["rntk.datasets"] = [args.dataset]
+    if args.kernel:
+        out["rntk.kernels"] = args.kernel
+    if args.folds is not None:
+        out["rntk.folds"] = args.folds
+    return out
+
+
+@register("rntk", "SVM with the RNTK and baselines on UCR/UEA datasets shipped with aeon", config=RntkConfig,
+          arguments=_arguments, overrides=_overrides)
+def run_ucr(cfg: RntkConfig, out, *, progress=True, overwrite=False) -> Path:
+    """Evaluate the kernels on the datasets (each (dataset, kernel) saved as soon as it is done, so an
+    interrupted run resumes); report.json holds one report per dataset, report.md the accuracy table."""
+    _need_data_extra()
+    start = time.perf_counter()
+    r = cfg.rntk
+    with StudyFolder(out, "rntk", cfg, overwrite=overwrite) as folder:
+        names = cfg.dataset_names()
+        tasks = {f"{name}_{kernel}": dict(dataset=name, kernel=kernel, folds=r.folds, seed=r.seed)
+                 for name in names for kernel in r.kernels}
+        runs = run_tasks(evaluate_run, tasks, folder.runs, workers=0, progress=progress, desc="kernels")
+        reports = []
+        for name in names:
+            parts = [json.loads(runs[f"{name}_{kernel}"]["json"]) for kernel in r.kernels]
+            reports.append(dict(**parts[0]["info"], folds=r.folds, seed=r.seed, results=[p["result"] for p in parts]))
+        return write_report(folder, dict(study="ucr", datasets=reports), accuracy_table(reports), start)
 
 
 def accuracy_table(reports) -> str:

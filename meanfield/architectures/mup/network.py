@@ -13,7 +13,7 @@ W ~ N(0, g^2/N), v ~ N(0, g_v^2), entries independent. Posterior, over the super
 
 ``beta`` is the signal strength per unit: the inverse temperature N beta makes the data term O(N), as
 large as the prior's, which is the mean-field (muP) scaling in which the kernels move as N -> infinity
-(``solvers.kernel_saddle`` solves that limit). Sampler: Langevin dynamics preconditioned by the prior
+(:mod:`meanfield.architectures.mup.theory` solves that limit). Sampler: Langevin dynamics preconditioned by the prior
 variances M, in the Leimkuhler-Matthews discretisation (the noise of a step is the mean of two
 consecutive draws):
 
@@ -40,17 +40,11 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from .activations import derivative_numpy, sigma_numpy
+from ... import checks
+from ...activations import get_activation
+from ...stats import chain_mean_se, geweke_z
 
-ACTIVATIONS = ("linear", "tanh", "erf")
-
-
-def phi(name, z):
-    return z if name == "linear" else sigma_numpy(name, z)
-
-
-def dphi(name, z):
-    return np.ones_like(z) if name == "linear" else derivative_numpy(name, z)
+ACTIVATIONS = ("linear", "tanh", "erf")  # the rows of meanfield.activations that the muP networks support
 
 
 def endpoint_readout(steps, patterns):
@@ -68,16 +62,11 @@ class MuPNetwork:
 
     def __init__(self, width, input_dim, depth, *, shared=True, activation="linear", g=1.0, g_u=1.0, g_v=1.0,
                  seed=None):
-        for name, value in (("width", width), ("input_dim", input_dim), ("depth", depth)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        for name, value in (("g", g), ("g_u", g_u), ("g_v", g_v)):
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-        self.N, self.d, self.T = int(width), int(input_dim), int(depth)
-        self.shared, self.activation = bool(shared), activation
+        self.N, self.d, self.T = (checks.integer(v, name, 1) for name, v in (
+            ("width", width), ("input_dim", input_dim), ("depth", depth)))
+        g, g_u, g_v = (checks.positive(v, name) for name, v in (("g", g), ("g_u", g_u), ("g_v", g_v)))
+        self.shared, self.activation = checks.boolean(shared, "shared"), activation
+        self._act = get_activation(activation, allowed=ACTIVATIONS)
         self.prior_var = dict(U=g_u**2 / input_dim, W=g**2 / width, v=g_v**2)
         rng = np.random.default_rng(seed)
         n_w = 1 if shared else self.T
@@ -101,8 +90,8 @@ class MuPNetwork:
         h = np.empty_like(inputs)
         h[0] = inputs[0]
         for t in range(1, self.T + 1):
-            h[t] = phi(self.activation, h[t - 1]) @ self._W(t).T + inputs[t]
-        return h, phi(self.activation, h) @ self.params["v"] / self.N
+            h[t] = self._act(h[t - 1]) @ self._W(t).T + inputs[t]
+        return h, self._act(h) @ self.params["v"] / self.N
 
     def __call__(self, X):
         return self.forward(X)[1]
@@ -115,12 +104,12 @@ class MuPNetwork:
         X = np.asarray(X, dtype=float)
         v = self.params["v"]
         r = np.where(readout, self.N * beta * (f - y), 0.0)  # dPhi/df_t, (T + 1, P)
-        a = phi(self.activation, h)
+        a = self._act(h)
         grads = {"U": np.zeros_like(self.params["U"]), "W": np.zeros_like(self.params["W"]),
                  "v": np.einsum("tp,tpn->n", r, a) / self.N}
         carry = np.zeros_like(h[0])  # dPhi/dh_{t+1} W_{t+1}
         for t in range(self.T, -1, -1):
-            delta = dphi(self.activation, h[t]) * (carry + r[t][:, None] * v[None, :] / self.N)  # dPhi/dh_t
+            delta = self._act.derivative(h[t]) * (carry + r[t][:, None] * v[None, :] / self.N)  # dPhi/dh_t
             grads["U"] += delta.T @ X[:, t]
             if t > 0:
                 grads["W"][0 if self.shared else t - 1] += delta.T @ a[t - 1]
@@ -130,7 +119,7 @@ class MuPNetwork:
 
     def kernels(self, X, h=None):
         """C_{t,t'}^{mu,nu} = (1/N) phi(h^mu_t) . phi(h^nu_t'), shape (T + 1, P, T + 1, P) (h: from forward)."""
-        a = phi(self.activation, self.forward(X)[0] if h is None else h)
+        a = self._act(self.forward(X)[0] if h is None else h)
         return np.einsum("apn,bqn->apbq", a, a) / self.N
 
 
@@ -146,41 +135,12 @@ class LangevinSamples:
 
     def kernel_estimate(self):
         """Mean kernel and its standard error from the integrated autocorrelation of each entry."""
-        flat = self.kernels.reshape(self.kernels.shape[0], -1)
-        tau = np.array([integrated_autocorrelation(flat[:, j]) for j in range(flat.shape[1])])
-        se = flat.std(axis=0, ddof=1) * np.sqrt(tau / flat.shape[0])
-        return flat.mean(axis=0).reshape(self.kernels.shape[1:]), se.reshape(self.kernels.shape[1:])
+        return self.kernels.mean(axis=0), chain_mean_se(self.kernels)
 
     def burn_in_z(self):
         """Largest |Geweke z| over the data term and the kernel entries (see :func:`geweke_z`)."""
         flat = self.kernels.reshape(self.kernels.shape[0], -1)
         return max(abs(geweke_z(self.energy)), *(abs(geweke_z(flat[:, j])) for j in range(flat.shape[1])))
-
-
-def geweke_z(x, first=0.1, last=0.5):
-    """Burn-in diagnostic: (mean of the first 10% - mean of the last 50%) / its standard error, the standard
-    errors from integrated autocorrelation times. |z| of a few or more says the chain was still drifting."""
-    x = np.asarray(x, dtype=float)
-    a, b = x[: max(int(first * x.size), 4)], x[-max(int(last * x.size), 4):]
-    var = sum(np.var(part, ddof=1) * integrated_autocorrelation(part) / part.size for part in (a, b))
-    return float((a.mean() - b.mean()) / np.sqrt(var)) if var > 0 else 0.0
-
-
-def integrated_autocorrelation(x, c=5.0):
-    """Integrated autocorrelation time with Sokal's automatic window (smallest W >= c tau(W))."""
-    x = np.asarray(x, dtype=float) - np.mean(x)
-    n = x.size
-    if n < 4 or np.allclose(x, 0):
-        return 1.0
-    f = np.fft.rfft(x, 2 * n)
-    acf = np.fft.irfft(f * np.conj(f))[:n]
-    acf /= acf[0]
-    tau = 1.0
-    for w in range(1, n):
-        tau = 1.0 + 2.0 * np.sum(acf[1:w + 1])
-        if w >= c * tau:
-            break
-    return float(max(tau, 1.0))
 
 
 def _targets(net, X, y, readout):

@@ -1,6 +1,6 @@
 """Saddle-point equations for the representational kernels of Bayesian muP RNNs and DNNs ([BFHP]).
 
-Derivation: ``theory_notes/feature_learning.md``. Network (``meanfield.featurelearning``), t = 0..T:
+Derivation: ``theory_notes/feature_learning.md``. Network (:mod:`meanfield.architectures.mup.network`), t = 0..T:
 
     h_0 = U x_0,   h_t = W_t phi(h_{t-1}) + U x_t,   f_t = v . phi(h_t) / N   (W_t = W in the RNN),
 
@@ -34,10 +34,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from meanfield.activations import normal_rule
-from meanfield.featurelearning import ACTIVATIONS, phi
-
-from .self_consistent import solve_self_consistent
+from ... import checks
+from ...activations import get_activation, normal_rule
+from ...solvers.self_consistent import solve_self_consistent
+from .network import ACTIVATIONS
 
 
 def critical_signal_t2(y, k, *, g=1.0, g_v=1.0):
@@ -97,9 +97,7 @@ class KernelSaddle:
 
     def __init__(self, X, y, readout, *, shared, beta, activation="linear", g=1.0, g_u=1.0, g_v=1.0,
                  single_site="auto", nodes=None, seed=0):
-        X = np.asarray(X, dtype=float)
-        if X.ndim != 3 or not np.all(np.isfinite(X)):
-            raise ValueError(f"X must be a finite array (P, T + 1, d), got shape {X.shape}")
+        X = checks.finite_array(X, "X", ndim=3)
         self.P, T1, self.d = X.shape
         self.T = T1 - 1
         readout = np.asarray(readout, dtype=bool)
@@ -109,15 +107,10 @@ class KernelSaddle:
                              f"{y.shape}")
         if not readout.any() or not np.all(np.isfinite(y[readout])):
             raise ValueError("readout must select at least one entry and y must be finite there")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        for name, value in (("g", g), ("g_u", g_u), ("g_v", g_v)):
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-        if not (math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta must be finite and >= 0, got {beta!r}")
-        self.shared, self.activation, self.beta = bool(shared), activation, float(beta)
-        self.g, self.g_u, self.g_v = float(g), float(g_u), float(g_v)
+        self._act = get_activation(activation, allowed=ACTIVATIONS)
+        self.g, self.g_u, self.g_v = (checks.positive(v, name) for name, v in (("g", g), ("g_u", g_u), ("g_v", g_v)))
+        self.beta = checks.real(beta, "beta", 0)
+        self.shared, self.activation = checks.boolean(shared, "shared"), activation
         self.n = T1 * self.P
         self.R = np.flatnonzero(readout.ravel())  # entry a = t * P + mu
         self.y = y.ravel()[self.R]
@@ -191,7 +184,7 @@ class KernelSaddle:
             return S, S, float(log_z), 1.0
         L = np.linalg.cholesky(K)
         h = self._z @ L.T
-        a = phi(self.activation, h)
+        a = self._act(h)
         psi = np.einsum("ka,ab,kb->k", a, Chat, a)
         lw = self._logw + psi
         log_z = special.logsumexp(lw)

@@ -1,0 +1,19 @@
+"""Bayesian muP RNNs and DNNs ([BFHP]): the network and Langevin sampler (``network``) and the
+N = infinity saddle-point theory of their representational kernels (``theory``);
+derivation in ``theory_notes/feature_learning.md``."""
+
+from .network import ACTIVATIONS, LangevinSamples, MuPNetwork, endpoint_readout, langevin
+from .theory import (
+    KernelSaddle,
+    SaddlePointError,
+    SaddleSolution,
+    critical_signal,
+    critical_signal_t2,
+    cross_time_correlation,
+    posterior_solution,
+    solve_path,
+)
+
+__all__ = ["ACTIVATIONS", "KernelSaddle", "LangevinSamples", "MuPNetwork", "SaddlePointError", "SaddleSolution",
+           "critical_signal", "critical_signal_t2", "cross_time_correlation", "endpoint_readout", "langevin",
+           "posterior_solution", "solve_path"]

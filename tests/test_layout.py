@@ -1,0 +1,36 @@
+"""The import rules of the layout (docs/architecture.md): solvers/ is numerics that knows nothing of networks."""
+
+import ast
+import sys
+from pathlib import Path
+
+import meanfield.solvers
+
+ROOT = Path(__file__).resolve().parents[1]
+ALLOWED = {"numpy", "scipy", "__future__"} | set(sys.stdlib_module_names)
+
+
+def imported_roots(path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from (alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            yield node.module.split(".")[0]
+
+
+def test_solvers_import_only_numpy_scipy_and_the_standard_library():
+    files = sorted((ROOT / "solvers").glob("*.py"))
+    assert len(files) >= 4
+    bad = {f"{p.name}: {name}" for p in files for name in imported_roots(p) if name not in ALLOWED}
+    assert not bad, bad
+
+
+def test_the_rule_catches_a_meanfield_import(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("import numpy as np\nfrom meanfield.activations import ACTIVATIONS\n")
+    assert [n for n in imported_roots(probe) if n not in ALLOWED] == ["meanfield"]
+
+
+def test_solvers_install_inside_the_meanfield_namespace():
+    assert Path(meanfield.solvers.__file__).parent.name == "solvers"
+    from meanfield.solvers.ode import LinearKernelFlow  # noqa: F401
