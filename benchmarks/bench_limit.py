@@ -28,11 +28,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_simulator import best_of, compile_c  # noqa: E402
 
+from meanfield.architectures.diagonal.limit import _kernels_at_nodes, limit_kernel, quadrature_nodes  # noqa: E402
+from meanfield.architectures.diagonal.network import window_states_kernel  # noqa: E402
 from meanfield.data import make_task  # noqa: E402
-from meanfield.limit import _kernels_at_nodes, limit_kernel, quadrature_nodes  # noqa: E402
 from meanfield.reference import window_states_reference  # noqa: E402
 from meanfield.report import software_versions  # noqa: E402
-from meanfield.rnn import window_states_kernel  # noqa: E402
 from meanfield.solvers.ode import LinearKernelFlow  # noqa: E402
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from meanfield.kernels import rntk
+from meanfield.architectures.elman import rntk
 from meanfield.report import software_versions
 
 

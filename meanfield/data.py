@@ -1,6 +1,6 @@
 """Data sequences: ergodic Markov chains, Gaussian AR(1) inputs, and regression tasks on them.
 
-Notation (``shared/reference/models.md`` section 1, ``theory_notes/model.md``): a finite chain on the
+Notation (``theory_notes/model.md`` section 1): a finite chain on the
 states xi_1..xi_m in R^d with transition matrix P, irreducible and aperiodic, stationary law pi
 (pi P = pi); or the continuous chain X_{k+1} = A X_k + chol(Q) eps_k with spectral radius of A below 1.
 A *history window* of length L is (x_{-L+1}, ..., x_0), stored oldest first as an array (L, d); under

@@ -1,6 +1,6 @@
 """How far is a finite network from the kernel regime? Diagnostics of [WDK] (arXiv:2310.00137).
 
-Definitions (``shared/reference/models.md`` section 5). For a network with Jacobian J(theta) on a probe
+Definitions (``theory_notes/regime.md`` sections 1-3). For a network with Jacobian J(theta) on a probe
 set and G = J J^T its empirical NTK Gram:
 
 - kernel distance S(G_0, G_t) = 1 - <G_0, G_t>_F / (|G_0|_F |G_t|_F) (0 for a constant kernel);

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import get_activation
-from .rnn import window_states_kernel
+from .architectures.diagonal.network import window_states_kernel
 
 
 def trajectory_errors(outputs, limit, weights=None):

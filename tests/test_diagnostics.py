@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from helpers import finite_difference_jacobian
 
+from meanfield.architectures.elman.network import ElmanRNN
 from meanfield.diagnostics import alignment, jacobian_change_norm, kernel_distance, track_training
-from meanfield.elman import ElmanRNN
 
 
 class LinearModel:
@@ -76,8 +76,8 @@ def test_kernel_distance_and_alignment_closed_cases():
 
 def test_diagonal_rnn_and_mlp_follow_the_diagnostics_protocol():
     """DiagonalRNN (windows) and an MLP (the Elman RNN on one flattened step) under the same diagnostics."""
+    from meanfield.architectures.diagonal.network import DiagonalRNN
     from meanfield.data import make_task
-    from meanfield.rnn import DiagonalRNN
 
     task = make_task("delay1")
     ws = task.chain.sample_windows(5, 20, rng=3)

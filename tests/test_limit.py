@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from meanfield.activations import get_activation
+from meanfield.architectures.diagonal.limit import LimitModel, limit_kernel, periodic_memory, quadrature_nodes
+from meanfield.architectures.diagonal.network import DiagonalRNN, window_states_kernel
 from meanfield.data import make_task
-from meanfield.limit import LimitModel, limit_kernel, periodic_memory, quadrature_nodes
-from meanfield.rnn import DiagonalRNN, window_states_kernel
 from meanfield.stats import fit_rate
 
 SIGMA_W, BETA = 1.2, 0.6
@@ -175,8 +175,8 @@ def test_gaussian_initialisation_matches_the_limit_mean_and_covariance():
     (about 0.05 at N = 2048 in the convergence study), which adds O(1/N) ~ 0.0025 to the variance
     (allowance 0.01) and averages out of the mean up to an O(1/N) bias (allowance 0.02).
     """
+    from meanfield.architectures.diagonal.network import train_online
     from meanfield.estimators import gaussian_moment_errors
-    from meanfield.rnn import train_online
 
     task = make_task("delay1")
     lim = LimitModel(task, window=8, alpha=4.0)

@@ -3,11 +3,11 @@ import math
 import numpy as np
 import pytest
 
-from meanfield import rnn
 from meanfield.activations import get_activation
+from meanfield.architectures.diagonal import network as rnn
+from meanfield.architectures.diagonal.network import DiagonalRNN, TrainResult, train_online
 from meanfield.data import MarkovChain, Task, make_task
 from meanfield.reference import train_reference, window_states_reference
-from meanfield.rnn import DiagonalRNN, TrainResult, train_online
 
 
 def mean_of_two_inputs(h):

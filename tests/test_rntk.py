@@ -5,8 +5,8 @@ import pytest
 from helpers import finite_difference_jacobian
 
 from meanfield.activations import ERF, RELU, TANH, gaussian_dual, normal_rule
-from meanfield.elman import ElmanRNN
-from meanfield.kernels import rntk
+from meanfield.architectures.elman import rntk
+from meanfield.architectures.elman.network import ElmanRNN
 from meanfield.reference import gaussian_dual_reference, rntk_reference
 from meanfield.stats import fit_rate
 

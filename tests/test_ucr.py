@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from meanfield.kernels import rntk
+from meanfield.architectures.elman import rntk
 from meanfield.studies import ucr
 
 pytest.importorskip("sklearn")
@@ -95,7 +95,7 @@ def test_mean_readout_refuses_what_cannot_fit_in_memory(monkeypatch):
     leave an all-zero Gram."""
     import importlib
 
-    module = importlib.import_module("meanfield.kernels.rntk")  # the package exports the function under this name
+    module = importlib.import_module("meanfield.architectures.elman.kernel")
 
     monkeypatch.setattr(module, "available_memory", lambda: 2**20)
     X = [np.ones((200, 1)), np.ones((150, 1))]

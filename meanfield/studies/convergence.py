@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import checks
-from ..activations import ACTIVATIONS, get_activation
+from ..activations import ACTIVATIONS
+from ..architectures.diagonal import Diagonal, train_online
 from ..data import TASK_NAMES, MarkovChain, make_task
 from ..estimators import memory_state_errors, trajectory_errors
-from ..limit import LimitModel, limit_kernel
 from ..report import pyplot
-from ..rnn import DiagonalRNN, train_online
 from ..stats import fit_rate
 from .framework import (
     Config,
@@ -125,9 +124,10 @@ class StudyConfig(Config):
             raise ConfigError(f"config field 'training.n_records': horizon * smallest width = "
                               f"{self.training.horizon * self.sweep.widths[0]:g} steps is fewer than n_records = "
                               f"{self.training.n_records}")
-        if self.model.beta * get_activation(self.model.activation).sup_derivative >= 1:
-            raise ConfigError(f"config field 'model.beta': beta * sup|sigma'| must be < 1 (a contraction), got beta = "
-                              f"{self.model.beta}")
+        try:
+            self.architecture()
+        except ValueError as err:
+            raise ConfigError(f"config field 'model.beta': {err}") from None
 
     def check_size(self, memory_bytes):
         task = self.make_task()
@@ -153,6 +153,9 @@ class StudyConfig(Config):
                          for N in self.sweep.widths)
         return unit_steps * NS_PER_UNIT_STEP * 1e-9
 
+    def architecture(self) -> Diagonal:
+        return Diagonal(self.model.activation, self.model.sigma_w, self.model.beta, symmetric=True)
+
     def make_task(self):
         return make_task(self.task.name, **self.task.options())
 
@@ -170,8 +173,7 @@ def simulate_run(config: dict, n_units: int, index: int, threads: int = 1) -> di
     task = cfg.make_task()
     probes = cfg.probes_for(task)
     model_seed, data_seed = np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)).spawn(2)
-    m = cfg.model
-    model = DiagonalRNN(n_units, task.input_dim, m.activation, m.sigma_w, m.beta, symmetric=True, seed=model_seed)
+    model = cfg.architecture().network(n_units, task.input_dim, seed=model_seed)
     ntk0 = model.ntk(probes)
     t0 = time.perf_counter()
     res = train_online(model, task, cfg.training.horizon, cfg.training.alpha, probes, cfg.training.n_records,
@@ -188,11 +190,10 @@ def run_study(cfg: StudyConfig, out, *, workers=None, scheduler=None, progress=T
     with StudyFolder(out, "convergence", cfg, overwrite=overwrite) as folder:
         task = cfg.make_task()
         probes = cfg.probes_for(task)
-        m, tr, sw = cfg.model, cfg.training, cfg.sweep
+        arch, tr, sw = cfg.architecture(), cfg.training, cfg.sweep
         limit_start = time.perf_counter()
-        lim = LimitModel(task, m.activation, m.sigma_w, m.beta, cfg.limit.window, tr.alpha, cfg.limit.order)
-        K_probes = limit_kernel(probes, activation=m.activation, sigma_w=m.sigma_w, beta=m.beta, order=cfg.limit.order,
-                                kind="ntk", error_estimate=False).ntk
+        lim = arch.limit(task, cfg.limit.window, tr.alpha, order=cfg.limit.order)
+        K_probes = arch.kernel(probes, order=cfg.limit.order, kind="ntk", error_estimate=False).ntk
         limit_seconds = time.perf_counter() - limit_start
 
         threads = worker_threads(workers, scheduler)
@@ -228,9 +229,8 @@ def run_study(cfg: StudyConfig, out, *, workers=None, scheduler=None, progress=T
         rho = lim.rho
         mc = cfg.memory
         rng = np.random.default_rng(np.random.SeedSequence(sw.seed, spawn_key=(2**31 + 1,)))
-        W = m.sigma_w * rng.standard_normal((task.input_dim, mc.nodes))
-        b = rng.uniform(-m.beta, m.beta, mc.nodes)
-        mem = memory_state_errors(task.chain, W, b, m.activation, mc.steps, mc.sequences, seed=rng)
+        W, b = arch.sample_hidden(rng, mc.nodes, task.input_dim)
+        mem = memory_state_errors(task.chain, W, b, arch.activation, mc.steps, mc.sequences, seed=rng)
         steps = np.arange(1, mc.steps + 1)
         memory_rate = fit_rate(steps, list(mem.T), scale="linear", seed=sw.seed)
 

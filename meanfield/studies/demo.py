@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import checks
+from ..architectures.diagonal import Diagonal, train_online
 from ..data import TASK_NAMES, make_task
 from ..report import pyplot
-from ..rnn import DiagonalRNN, train_online
 from .framework import Config, Section, StudyFolder, refuse_if_larger, register, run_tasks, spec, write_report
 
 
@@ -62,7 +62,7 @@ def demo_run(config: dict, width: int, index: int) -> dict:
     d = DemoConfig.from_dict(config).demo
     task = make_task(d.task)
     probes = task.chain.sample_windows(d.window, d.probes, rng=d.seed)
-    model = DiagonalRNN(width, task.input_dim, seed=[d.seed, index])
+    model = Diagonal().network(width, task.input_dim, seed=[d.seed, index])
     res = train_online(model, task, d.horizon, d.alpha, probes, n_records=d.n_records, seed=[d.seed, index, 1],
                        progress=False)
     return dict(times=res.times, outputs=res.outputs, losses=res.losses, steps=res.steps)

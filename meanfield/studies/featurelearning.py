@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import checks
-from ..architectures.mup.network import MuPNetwork, endpoint_readout, langevin
+from ..architectures.mup import MuP
+from ..architectures.mup.network import endpoint_readout, langevin
 from ..architectures.mup.theory import (
-    KernelSaddle,
     critical_signal,
     critical_signal_t2,
     cross_time_correlation,
@@ -64,6 +64,11 @@ class ModelSection(Section, name="model"):
     g: float = spec(checks.positive)
     g_u: float = spec(checks.positive)
     g_v: float = spec(checks.positive)
+
+    def architecture(self, shared, activation="linear", g=None) -> MuP:
+        """The RNN (``shared``) or DNN; ``g``, if given, replaces both g and g_u (the agreement problems)."""
+        g, g_u = (self.g, self.g_u) if g is None else (g, g)
+        return MuP(shared=shared, activation=activation, g=g, g_u=g_u, g_v=self.g_v)
 
 
 @dataclass(frozen=True)
@@ -198,20 +203,17 @@ def sample_run(config, problem, shared, width, beta, index, activation="linear",
     """Langevin samples of one posterior; returns mean kernels, outputs and order parameter with errors.
     ``g``, if given, replaces both g and g_u of the config (the agreement problems set their own)."""
     cfg = FeatureLearningConfig.from_dict(config)
-    m, s = cfg.model, cfg.sampler
-    g, g_u = (m.g, m.g_u) if g is None else (g, g)
+    s, arch = cfg.sampler, cfg.model.architecture(shared, activation, g)
     if problem == "transition":
         X, y, readout = transition_problem(2, cfg.endpoint.target)
     elif problem == "agreement":
         X, y, readout, _, _ = agreement_problem(activation)
     else:
         X, y, readout, _ = sequence_problem(cfg.sequence, cfg.sweep.seed)
-    theory = posterior_solution(lambda b: KernelSaddle(X, y, readout, shared=shared, beta=b, activation=activation,
-                                                       g=g, g_u=g_u, g_v=m.g_v), beta, stability=False).C
-    step = langevin_step(s.step_size, beta, m.g_v, theory, readout)
+    theory = posterior_solution(lambda b: arch.theory(X, y, readout, b), beta, stability=False).C
+    step = langevin_step(s.step_size, beta, arch.g_v, theory, readout)
     seeds = np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)).spawn(2)
-    net = MuPNetwork(width, X.shape[2], X.shape[1] - 1, shared=shared, activation=activation, g=g, g_u=g_u,
-                     g_v=m.g_v, seed=seeds[0])
+    net = arch.network(width, X.shape[2], X.shape[1] - 1, seed=seeds[0])
     # a smaller step covers less time: lengthen the chain by the same factor, up to MAX_CHAIN_SCALE
     scale = min(MAX_CHAIN_SCALE, s.step_size / step)
     start = time.perf_counter()
@@ -284,26 +286,25 @@ def run_featurelearning(cfg: FeatureLearningConfig, out, *, workers=None, schedu
     task = cfg.study.task
     with StudyFolder(out, "featurelearning", cfg, overwrite=overwrite) as folder:
         m = cfg.model
-        kw = dict(g=m.g, g_u=m.g_u, g_v=m.g_v)
         beta_c = critical_signal_t2(cfg.endpoint.target, m.g_u**2, g=m.g, g_v=m.g_v)
         runs = run_tasks(sample_run, _tasks(cfg, beta_c), folder.runs, workers=workers, scheduler=scheduler,
                          progress=progress, desc=f"{task} sampling")
         if task == "endpoint":
-            report = dict(task=task, **_endpoint(cfg, kw, beta_c, runs))
+            report = dict(task=task, **_endpoint(cfg, beta_c, runs))
         else:
-            report = dict(task=task, **_sequence(cfg, kw, runs))
+            report = dict(task=task, **_sequence(cfg, runs))
         report.update(study="featurelearning", config=cfg.as_dict(), seconds=time.perf_counter() - start)
         _figures(folder.path, report)
         return write_report(folder, report, _markdown(report), start)
 
 
-def _endpoint(cfg, kw, beta_c, runs):
+def _endpoint(cfg, beta_c, runs):
     e = cfg.endpoint
     target = e.target
 
     def problem(T, shared):
         X, y, R = transition_problem(T, target)
-        return lambda b: KernelSaddle(X, y, R, shared=shared, beta=b, **kw)
+        return lambda b: cfg.model.architecture(shared).theory(X, y, R, b)
 
     # the T = 2 critical point from the solver, and the scan of the order parameter for each T
     found, kind, evaluations = critical_signal(problem(2, True), 0.5 * beta_c, 2 * beta_c)
@@ -337,16 +338,16 @@ def _endpoint(cfg, kw, beta_c, runs):
     return dict(critical_t2=dict(closed_form=beta_c, solver=found, kind=kind, relative_error=found / beta_c - 1,
                                  solver_evaluations=evaluations),
                 critical=critical, scan=scan, transition=transition,
-                transition_width=e.transition_width, agreement=_agreement(cfg, kw, runs))
+                transition_width=e.transition_width, agreement=_agreement(cfg, runs))
 
 
-def _agreement(cfg, kw, runs):
+def _agreement(cfg, runs):
     """Theory against sampled kernels per activation and width: z-scores and the 1/N coefficient."""
     out = {}
     widths = cfg.endpoint.widths
     for act in ("linear", "tanh"):
         X, y, R, beta, g = agreement_problem(act)
-        ks = KernelSaddle(X, y, R, shared=True, beta=beta, activation=act, **{**kw, "g": g, "g_u": g})
+        ks = cfg.model.architecture(True, act, g).theory(X, y, R, beta)
         sol = ks.solve(stability=False)[0]
         C = sol.C
         d = np.sqrt(np.einsum("apap->ap", C))
@@ -368,13 +369,13 @@ def _agreement(cfg, kw, runs):
     return out
 
 
-def _sequence(cfg, kw, runs):
+def _sequence(cfg, runs):
     q = cfg.sequence
     X, y, R, test = sequence_problem(q, cfg.sweep.seed)
     rows = {}
     for net in ("rnn", "dnn"):
         def problem(b, shared=net == "rnn"):
-            return KernelSaddle(X, y, R, shared=shared, beta=b, **kw)
+            return cfg.model.architecture(shared).theory(X, y, R, b)
 
         sols = [s[0] for s in solve_path(problem, q.betas, n_random=0, stability=False)]
         prior = problem(0.0).prior()

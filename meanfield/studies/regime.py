@@ -26,10 +26,9 @@ import numpy as np
 
 from .. import checks
 from ..activations import ACTIVATIONS
+from ..architectures.elman import Elman
 from ..data import make_task
 from ..diagnostics import gd_stability, track_training
-from ..elman import ElmanRNN
-from ..kernels import rntk
 from ..report import pyplot
 from ..solvers.ode import LinearKernelFlow
 from ..stats import fit_rate, mean_interval
@@ -55,8 +54,8 @@ class ModelSection(Section, name="model"):
     sigma_u: float = spec(checks.real, minimum=0)
     sigma_b: float = spec(checks.real, minimum=0)
 
-    def kwargs(self) -> dict:
-        return dict(activation=self.activation, sigma_w=self.sigma_w, sigma_u=self.sigma_u, sigma_b=self.sigma_b)
+    def architecture(self) -> Elman:
+        return Elman(activation=self.activation, sigma_w=self.sigma_w, sigma_u=self.sigma_u, sigma_b=self.sigma_b)
 
 
 @dataclass(frozen=True)
@@ -151,12 +150,11 @@ def regime_run(config: dict, part: str, width: int, length: int, parameterisatio
     """One run: train an Elman RNN and record the diagnostics."""
     cfg = RegimeConfig.from_dict(config)
     X, y, X_held = _windows(cfg, length)
-    kw = cfg.model.kwargs()
-    net = ElmanRNN(width, 1, parameterisation=parameterisation,
-                   seed=np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)), **kw)
+    arch = cfg.model.architecture()
+    net = arch.network(width, 1, parameterisation, seed=np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)))
     K = K_cross = None
     if part == "width_length":  # the infinite-width prediction
-        K, K_cross = rntk(X, **kw), rntk(X_held, X, **kw)
+        K, K_cross = arch.kernel(X).ntk, arch.kernel(X_held, X).ntk
     start = time.perf_counter()
     t = cfg.training
     d = track_training(net, X, y, X_held, lr=t.lr, steps=t.steps, checkpoints=t.checkpoints, K=K, K_cross=K_cross,
@@ -173,8 +171,8 @@ def continual_run(config: dict, width: int, steps: int, index: int) -> dict:
     values = task.chain.sample_windows(T, n + cfg.training.n_heldout, rng=rng).values
     y_a, y_b = values[:, -2, 0], values[:, -3, 0]  # recall x_{-1}, then x_{-2}
     X, X_held = list(values[:n]), list(values[n:])
-    kw = cfg.model.kwargs()
-    net = ElmanRNN(width, 1, seed=np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)), **kw)
+    arch = cfg.model.architecture()
+    net = arch.network(width, 1, seed=np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)))
     f0_train, f0_held = net(X), net(X_held)
 
     def loss_a(f_held):
@@ -185,7 +183,7 @@ def continual_run(config: dict, width: int, steps: int, index: int) -> dict:
     net.train(X, y_b[:n], lr, steps, record_every=steps + 1)
     after_b = loss_a(net(X_held))
     # kernel regime: the flow for A, then the flow for B started where A ended (RNTK, own f_0)
-    K, K_cross = rntk(X, **kw), rntk(X_held, X, **kw)
+    K, K_cross = arch.kernel(X).ntk, arch.kernel(X_held, X).ntk
     t = lr * steps
     w = np.full(n, 1.0 / n)
     flow_a = LinearKernelFlow(K, w, y_a[:n], 1.0, f0_train)
@@ -199,7 +197,7 @@ def check_learning_rate(cfg: RegimeConfig):
     """Refuse (before any run) a learning rate at which GD on the RNTK flow is unstable: lr lambda_max / M < 2."""
     for T in sorted({*cfg.width_length.lengths, cfg.parameterisation.length, cfg.continual.length}):
         X, _, _ = _windows(cfg, T)
-        ratio = gd_stability(rntk(X, **cfg.model.kwargs()), cfg.training.lr)
+        ratio = gd_stability(cfg.model.architecture().kernel(X).ntk, cfg.training.lr)
         if ratio >= 2:
             raise ConfigError(f"config field 'training.lr': gradient descent is unstable at lr = {cfg.training.lr:g} "
                               f"(lr lambda_max(K) / n_train = {ratio:.3g} >= 2 at length {T}); use lr < "

@@ -4,7 +4,8 @@ For each kernel the hyperparameters (the kernel's own and the SVM's C) are chose
 k-fold cross-validation on the training split only; the chosen model is refitted on the whole
 training split and scored once on the official test split. Kernels:
 
-- ``rntk``: the recurrent NTK (``meanfield.kernels.rntk``, ReLU, last readout), sequences of any lengths;
+- ``rntk``: the recurrent NTK (:func:`meanfield.architectures.elman.kernel.rntk`, ReLU, last readout), sequences
+  of any lengths;
 - ``nngp``: its NNGP twin;
 - ``rbf``: the Gaussian kernel exp(-gamma |x - x'|^2) on the flattened sequence (equal lengths);
 - ``ntk-mlp``: the NTK of a fully connected ReLU network on the flattened sequence (equal lengths),
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import checks
-from ..kernels import rntk
+from ..architectures.elman import rntk
 from .framework import Config, ConfigError, Section, StudyFolder, register, run_tasks, spec, write_report
 
 DATASETS = {

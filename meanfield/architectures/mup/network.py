@@ -1,4 +1,4 @@
-"""Bayesian RNNs and DNNs in muP, sampled by Langevin dynamics ([BFHP], models.md section 6).
+"""Bayesian RNNs and DNNs in muP, sampled by Langevin dynamics ([BFHP], ``theory_notes/feature_learning.md`` 1).
 
 Network of width N and depth T on sequences x^mu = (x_0, ..., x_T) in R^d (mu = 1..P):
 
@@ -41,10 +41,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ... import checks
-from ...activations import get_activation
 from ...stats import chain_mean_se, geweke_z
-
-ACTIVATIONS = ("linear", "tanh", "erf")  # the rows of meanfield.activations that the muP networks support
+from ..settings import resolve
+from .settings import MuP
 
 
 def endpoint_readout(steps, patterns):
@@ -60,19 +59,20 @@ class MuPNetwork:
     Parameters live in ``params``: U (N, d), W (1, N, N) for the RNN or (T, N, N) for the DNN, v (N,).
     """
 
-    def __init__(self, width, input_dim, depth, *, shared=True, activation="linear", g=1.0, g_u=1.0, g_v=1.0,
-                 seed=None):
+    def __init__(self, width, input_dim, depth, *, seed=None, settings: MuP | None = None, **hyperparameters):
+        self.settings = s = resolve(MuP, settings, hyperparameters)
         self.N, self.d, self.T = (checks.integer(v, name, 1) for name, v in (
             ("width", width), ("input_dim", input_dim), ("depth", depth)))
-        g, g_u, g_v = (checks.positive(v, name) for name, v in (("g", g), ("g_u", g_u), ("g_v", g_v)))
-        self.shared, self.activation = checks.boolean(shared, "shared"), activation
-        self._act = get_activation(activation, allowed=ACTIVATIONS)
-        self.prior_var = dict(U=g_u**2 / input_dim, W=g**2 / width, v=g_v**2)
+        self.prior_var = dict(U=s.g_u**2 / self.d, W=s.g**2 / self.N, v=s.g_v**2)
         rng = np.random.default_rng(seed)
-        n_w = 1 if shared else self.T
+        n_w = 1 if s.shared else self.T
         self.params = dict(U=rng.normal(0, math.sqrt(self.prior_var["U"]), (self.N, self.d)),
                            W=rng.normal(0, math.sqrt(self.prior_var["W"]), (n_w, self.N, self.N)),
                            v=rng.normal(0, math.sqrt(self.prior_var["v"]), self.N))
+
+    shared = property(lambda self: self.settings.shared)
+    activation = property(lambda self: self.settings.activation)
+    _act = property(lambda self: self.settings.act)
 
     def _W(self, t):
         return self.params["W"][0 if self.shared else t - 1]

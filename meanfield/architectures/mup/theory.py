@@ -35,9 +35,10 @@ import numpy as np
 from scipy import special, stats
 
 from ... import checks
-from ...activations import get_activation, normal_rule
+from ...activations import normal_rule
 from ...solvers.self_consistent import solve_self_consistent
-from .network import ACTIVATIONS
+from ..settings import resolve
+from .settings import MuP
 
 
 def critical_signal_t2(y, k, *, g=1.0, g_v=1.0):
@@ -83,8 +84,6 @@ class KernelSaddle:
         Targets; only the entries in ``readout`` are used.
     readout : bool array (T + 1, P)
         Supervised entries R. Endpoint supervision is ``readout[-1] = True`` only.
-    shared : bool
-        RNN (one W) or DNN (a W_t per step).
     beta : float
         Signal strength per unit (>= 0; 0 is the prior).
     single_site : {"auto", "trapezoid", "hermite", "qmc"}
@@ -93,10 +92,12 @@ class KernelSaddle:
         importance-weighted scrambled Sobol with ``nodes`` points. "auto" takes the trapezoid (80 nodes)
         for n <= 3 and QMC (2^15 points) above. Gauss-Hermite converges slowly here, as for the memory
         states: tanh of a variance-2 field is analytic only in a thin strip (feature_learning.md section 5).
+    settings : MuP, or the keywords of :class:`MuP` (shared: RNN or DNN, activation, g, g_u, g_v)
     """
 
-    def __init__(self, X, y, readout, *, shared, beta, activation="linear", g=1.0, g_u=1.0, g_v=1.0,
-                 single_site="auto", nodes=None, seed=0):
+    def __init__(self, X, y, readout, *, beta, single_site="auto", nodes=None, seed=0, settings: MuP | None = None,
+                 **hyperparameters):
+        self.settings = s = resolve(MuP, settings, hyperparameters)
         X = checks.finite_array(X, "X", ndim=3)
         self.P, T1, self.d = X.shape
         self.T = T1 - 1
@@ -107,19 +108,18 @@ class KernelSaddle:
                              f"{y.shape}")
         if not readout.any() or not np.all(np.isfinite(y[readout])):
             raise ValueError("readout must select at least one entry and y must be finite there")
-        self._act = get_activation(activation, allowed=ACTIVATIONS)
-        self.g, self.g_u, self.g_v = (checks.positive(v, name) for name, v in (("g", g), ("g_u", g_u), ("g_v", g_v)))
         self.beta = checks.real(beta, "beta", 0)
-        self.shared, self.activation = checks.boolean(shared, "shared"), activation
+        self.shared, self.activation, self._act = s.shared, s.activation, s.act
+        self.g, self.g_u, self.g_v = s.g, s.g_u, s.g_v
         self.n = T1 * self.P
         self.R = np.flatnonzero(readout.ravel())  # entry a = t * P + mu
         self.y = y.ravel()[self.R]
         flat = X.transpose(1, 0, 2).reshape(self.n, self.d)
-        self.Kx = g_u**2 * flat @ flat.T / self.d
+        self.Kx = self.g_u**2 * flat @ flat.T / self.d
         if np.linalg.eigvalsh(self.Kx[:self.P, :self.P]).min() <= 1e-12 * max(1.0, np.abs(self.Kx).max()):
             raise ValueError("X: the inputs x_0 of the P sequences must be linearly independent (P <= d), else the "
                              "pre-activation covariance K is singular")
-        if activation != "linear":
+        if self.activation != "linear":
             self._set_nodes(single_site, nodes, seed)
 
     # --- time shift: where weight sharing enters -------------------------------------------------

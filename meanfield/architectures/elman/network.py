@@ -1,10 +1,10 @@
-"""The finite-width Elman RNN of ``shared/reference/models.md`` section 4 (NTK parameterisation).
+"""The finite-width Elman RNN of ``theory_notes/rntk.md`` section 1 (NTK parameterisation).
 
     g^{l,t} = (sigma_w/sqrt n) W^l h^{l,t-1} + (sigma_u/sqrt m_l) U^l h^{l-1,t} + sigma_b b^l,
     h^{l,t} = phi(g^{l,t}),  h^{0,t} = x_t,  h^{l,0} = sigma_h xi^l (fixed, not trained),
     f(x) = (sigma_v/sqrt n) V r(x),  r = h^{L,T} ("last") or (1/T) sum_t h^{L,t} ("mean"),
 
-all of W, U, b, V standard normal. Its infinite-width kernels are :func:`meanfield.kernels.rntk`.
+all of W, U, b, V standard normal. Its infinite-width kernels are :func:`meanfield.architectures.elman.kernel.rntk`.
 ``parameterisation="mup"`` scales the readout by sigma_v/n instead (the mean-field / muP readout) and
 multiplies the learning rate of :meth:`ElmanRNN.train` by n, so that f still moves O(1) per unit of
 training time while each hidden pre-activation moves O(1) instead of O(n^{-1/2}): features are learned
@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import checks
-from .activations import get_activation
-from .kernels.rntk import READOUTS, pack_sequences
+from ... import checks
+from ..settings import resolve
+from .kernel import pack_sequences
+from .settings import Elman
 
 
 @dataclass
@@ -51,26 +52,20 @@ class ElmanRNN:
 
     Parameters
     ----------
-    width, input_dim, layers : int
-    activation : {"relu", "erf", "tanh"}
-    sigma_w, sigma_u, sigma_b, sigma_v, sigma_h : float
-        Scales of the recurrent, input, bias, readout weights and of the (fixed) initial state.
-    readout : {"last", "mean"}
+    width, input_dim : int
     parameterisation : {"ntk", "mup"}
         Readout multiplier sigma_v/sqrt(n) ("ntk") or sigma_v/n ("mup", with the learning rate times n).
     seed : int, SeedSequence or None
+    settings : Elman, or the keywords of :class:`Elman`
+        (layers, activation, sigma_w, sigma_u, sigma_b, sigma_v, sigma_h, readout)
     """
 
-    def __init__(self, width, input_dim, layers=1, activation="relu", sigma_w=1.0, sigma_u=1.0, sigma_b=0.0,
-                 sigma_v=1.0, sigma_h=0.0, readout="last", parameterisation="ntk", seed=None):
-        self.width, self.input_dim, self.layers = (checks.integer(v, name, 1) for name, v in (
-            ("width", width), ("input_dim", input_dim), ("layers", layers)))
-        self.sigma_w, self.sigma_u, self.sigma_b, self.sigma_v, self.sigma_h = (
-            checks.real(v, name, 0) for name, v in (("sigma_w", sigma_w), ("sigma_u", sigma_u), ("sigma_b", sigma_b),
-                                                    ("sigma_v", sigma_v), ("sigma_h", sigma_h)))
-        self.readout = checks.choice(readout, "readout", READOUTS)
+    def __init__(self, width, input_dim, *, parameterisation="ntk", seed=None, settings: Elman | None = None,
+                 **hyperparameters):
+        self.settings = resolve(Elman, settings, hyperparameters)
+        self.width = checks.integer(width, "width", 1)
+        self.input_dim = checks.integer(input_dim, "input_dim", 1)
         self.parameterisation = checks.choice(parameterisation, "parameterisation", ("ntk", "mup"))
-        self.activation, self._act = activation, get_activation(activation)
         layers = self.layers
         rng = np.random.default_rng(seed)
         n = self.width
@@ -79,6 +74,16 @@ class ElmanRNN:
         self.b = [rng.standard_normal(n) for _ in range(layers)]
         self.V = rng.standard_normal(n)
         self.h0 = [self.sigma_h * rng.standard_normal(n) for _ in range(layers)]
+
+    layers = property(lambda self: self.settings.layers)
+    activation = property(lambda self: self.settings.activation)
+    readout = property(lambda self: self.settings.readout)
+    sigma_w = property(lambda self: self.settings.sigma_w)
+    sigma_u = property(lambda self: self.settings.sigma_u)
+    sigma_b = property(lambda self: self.settings.sigma_b)
+    sigma_v = property(lambda self: self.settings.sigma_v)
+    sigma_h = property(lambda self: self.settings.sigma_h)
+    _act = property(lambda self: self.settings.act)
 
     @property
     def readout_scale(self) -> float:

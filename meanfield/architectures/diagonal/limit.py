@@ -1,6 +1,6 @@
 """The infinite-width limit of the diagonal RNN: memory states, limit kernel, and the kernel flow.
 
-Equations: ``theory_notes/limit.md`` (after ``shared/reference/models.md`` section 3).
+Equations: ``theory_notes/limit.md``.
 
 Memory state. For frozen theta = (c, w, b) and a history x = (..., x_{-1}, x_0),
 S(theta; x) = sigma(w . x_0 + b S(theta; x_{<=-1})) has a unique bounded solution because
@@ -35,11 +35,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from .activations import get_activation, normal_rule
-from .data import MarkovChain, Task
-from .rnn import as_windows, window_states_kernel
-from .solvers.fixed_point import FixedPointResult, fixed_point
-from .solvers.ode import LinearKernelFlow
+from ... import checks
+from ...activations import get_activation, normal_rule
+from ...data import MarkovChain, Task
+from ...solvers.fixed_point import FixedPointResult, fixed_point
+from ...solvers.ode import LinearKernelFlow
+from ..settings import resolve
+from .network import as_windows, window_states_kernel
+from .settings import Diagonal
 
 NODE_CHUNK = 2048  # parameter nodes per pass: bounds the memory of the feature arrays
 
@@ -154,18 +157,17 @@ def _kernels_at_nodes(X, Y, nodes: Nodes, code: int, want_ntk: bool):
     return (None if jac is None else nngp + jac), nngp
 
 
-def limit_kernel(X, Y=None, *, activation="tanh", sigma_w=1.0, beta=0.5, order=(256, 24), rule="trapezoid",
-                 kind="both", error_estimate=True, seed=0) -> KernelResult:
+def limit_kernel(X, Y=None, *, order=(256, 24), rule="trapezoid", kind="both", error_estimate=True, seed=0,
+                 settings: Diagonal | None = None, **hyperparameters) -> KernelResult:
     """Limit kernel K and/or NNGP Sigma between windows X (M, L, d) and Y (M', L', d) (default Y = X).
 
     ``kind``: "ntk", "nngp" or "both". Windows of different lengths are allowed (each is run from S = 0).
+    ``settings``: a :class:`Diagonal`, or its keywords (activation, sigma_w, beta).
     """
+    arch = resolve(Diagonal, settings, hyperparameters)
     if kind not in ("ntk", "nngp", "both"):
         raise ValueError(f"kind must be 'ntk', 'nngp' or 'both', got {kind!r}")
-    act = get_activation(activation, bounded=True)
-    code = act.code
-    if beta * act.sup_derivative >= 1:
-        raise ValueError(f"beta * sup|sigma'| must be < 1 (a contraction), got beta = {beta!r}")
+    code, sigma_w, beta = arch.act.code, arch.sigma_w, arch.beta
     X = as_windows(X, None, "X")
     Y = X if Y is None else as_windows(Y, X.shape[2], "Y")
     d = X.shape[2]
@@ -253,7 +255,6 @@ class LimitModel:
     Parameters
     ----------
     task : Task
-    activation, sigma_w, beta : as for :class:`meanfield.rnn.DiagonalRNN`.
     window : int
         Length L of the history windows (truncation error at most rho^L sup|sigma|).
     alpha : float
@@ -262,14 +263,14 @@ class LimitModel:
     max_grid : int
         Use all m^L windows of a finite chain when there are at most this many; otherwise (and for
         continuous chains) ``max_grid`` windows sampled from the stationary chain with ``grid_seed``.
+    settings : Diagonal, or the keywords of :class:`Diagonal` (activation, sigma_w, beta)
     """
 
-    def __init__(self, task: Task, activation="tanh", sigma_w=1.0, beta=0.5, window=8, alpha=1.0,
-                 order=(256, 24), rule="trapezoid", max_grid=4096, grid_seed=0):
-        if not isinstance(window, (int, np.integer)) or window < task.lags + 1:
-            raise ValueError(f"window must be an integer >= lags + 1 = {task.lags + 1}, got {window!r}")
-        self.task, self.activation, self.sigma_w, self.beta = task, activation, float(sigma_w), float(beta)
-        self.alpha, self.order, self.rule, self.window = float(alpha), order, rule, int(window)
+    def __init__(self, task: Task, window=8, alpha=1.0, order=(256, 24), rule="trapezoid", max_grid=4096, grid_seed=0,
+                 *, settings: Diagonal | None = None, **hyperparameters):
+        self.settings = resolve(Diagonal, settings, hyperparameters)
+        self.window = checks.integer(window, "window", task.lags + 1)
+        self.task, self.alpha, self.order, self.rule = task, checks.positive(alpha, "alpha"), order, rule
         chain = task.chain
         if isinstance(chain, MarkovChain) and chain.n_states**window <= max_grid:
             self.grid = chain.windows(window)
@@ -282,16 +283,16 @@ class LimitModel:
 
     @property
     def rho(self) -> float:
-        return self.beta * get_activation(self.activation).sup_derivative
+        return self.settings.rho
 
     @property
     def truncation_bound(self) -> float:
         """rho^L sup|sigma|: bound on the state error from truncating histories to the window."""
-        return self.rho**self.window * get_activation(self.activation).sup_value
+        return self.settings.truncation_bound(self.window)
 
     def _kernel(self, X, Y, kind, error_estimate=False):
-        return limit_kernel(X, Y, activation=self.activation, sigma_w=self.sigma_w, beta=self.beta,
-                            order=self.order, rule=self.rule, kind=kind, error_estimate=error_estimate)
+        return limit_kernel(X, Y, order=self.order, rule=self.rule, kind=kind, error_estimate=error_estimate,
+                            settings=self.settings)
 
     def predict(self, times, probes) -> np.ndarray:
         """f_t on the probe windows for the symmetric initialisation (f_0 = 0), shape (T, P)."""

@@ -1,6 +1,6 @@
 """The recurrent neural tangent kernel (RNTK) and NNGP of the Elman RNN, for sequences of any lengths.
 
-Network (NTK parameterisation, ``shared/reference/models.md`` section 4, [RNTK] arXiv:2006.10246):
+Network (NTK parameterisation, ``theory_notes/rntk.md`` section 1, [RNTK] arXiv:2006.10246):
 
     g^{l,t} = (sigma_w/sqrt n) W^l h^{l,t-1} + (sigma_u/sqrt m_l) U^l h^{l-1,t} + sigma_b b^l,
     h^{l,t} = phi(g^{l,t}),  h^{0,t} = x_t,  h^{l,0} = sigma_h * (a fixed N(0, I) vector),
@@ -27,12 +27,13 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .. import checks
-from ..activations import ERF, JIT, LINEAR, RELU, gaussian_dual, gaussian_dual_rows, get_activation, normal_rule
-from ..report import available_memory
+from ... import checks
+from ...activations import ERF, JIT, LINEAR, RELU, gaussian_dual, gaussian_dual_rows, normal_rule
+from ...report import available_memory
+from ..settings import resolve
+from .settings import Elman
 
 KINDS = ("ntk", "nngp", "both")
-READOUTS = ("last", "mean")
 
 
 def pack_sequences(X, name="X", input_dim=None):
@@ -233,8 +234,7 @@ def _gram(fx, ox, vx, fy, oy, vy, symmetric, mean, L, p, code, zx, zw):
     return nngp, ntk
 
 
-def rntk(X, Y=None, *, layers=1, activation="relu", sigma_w=1.0, sigma_u=1.0, sigma_b=0.0, sigma_v=1.0,
-         sigma_h=0.0, readout="last", kind="ntk"):
+def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, **hyperparameters):
     """Gram matrix of the RNTK and/or NNGP between two lists of sequences.
 
     Parameters
@@ -242,24 +242,16 @@ def rntk(X, Y=None, *, layers=1, activation="relu", sigma_w=1.0, sigma_u=1.0, si
     X, Y : list of arrays (T_i, m), or arrays (M, T, m)
         Sequences, each with its own length, oldest step first; Y = None means Y = X (symmetric Gram,
         each pair computed once).
-    layers : int
-        Depth L of the RNN.
-    activation : {"relu", "erf", "tanh"}
-        Closed forms for ReLU and erf; a 96 x 96 trapezoidal rule in the Gaussian for tanh (about
-        1e-12 accurate).
-    sigma_w, sigma_u, sigma_b, sigma_v, sigma_h : float
-        Standard deviations of the recurrent, input, bias and readout weights and of the initial state.
-    readout : {"last", "mean"}
-        f from the last hidden state, or from the mean over time of the hidden states.
     kind : {"ntk", "nngp", "both"}
-        What to return; "both" gives the pair (nngp, ntk).
+        What to return; "both" gives the pair (nngp, ntk). :meth:`Elman.kernel` returns both as an object.
+    settings : Elman, or the keywords of :class:`Elman`
+        (layers, activation, sigma_w, sigma_u, sigma_b, sigma_v, sigma_h, readout). Closed-form duals for
+        linear, ReLU and erf; a 96 x 96 trapezoidal rule in the Gaussian for tanh (about 1e-12 accurate).
     """
+    arch = resolve(Elman, settings, hyperparameters)
     checks.choice(kind, "kind", KINDS)
-    checks.choice(readout, "readout", READOUTS)
-    layers = checks.integer(layers, "layers", 1)
-    code = get_activation(activation).code
-    p = np.array([checks.real(value, name, 0) ** 2 for name, value in (
-        ("sigma_w", sigma_w), ("sigma_u", sigma_u), ("sigma_b", sigma_b), ("sigma_v", sigma_v), ("sigma_h", sigma_h))])
+    layers, readout, code = arch.layers, arch.readout, arch.act.code
+    p = np.array([arch.sigma_w, arch.sigma_u, arch.sigma_b, arch.sigma_v, arch.sigma_h]) ** 2
     fx, ox = pack_sequences(X, "X")
     symmetric = Y is None
     fy, oy = (fx, ox) if symmetric else pack_sequences(Y, "Y", input_dim=fx.shape[1])

@@ -1,6 +1,6 @@
 """Wide RNN with the simplified (diagonal) weight matrix, trained by online SGD with exact RTRL.
 
-Model (``theory_notes/model.md`` sections 1-2; ``shared/reference/models.md`` section 2). Unit i has
+Model (``theory_notes/model.md`` sections 1-4). Unit i has
 parameters (c^i, w^i in R^d, b^i):
 
     z^i_k = w^i . X_k + b^i S^i_{k-1},   S^i_k = sigma(z^i_k),   S^i_{-1} = 0,
@@ -29,6 +29,7 @@ vectorises.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -38,29 +39,15 @@ import numpy as np
 from numba import njit, prange
 from tqdm.auto import tqdm
 
-from .activations import JIT, activate_inplace, get_activation
-from .data import Task, WindowSet
+from ... import checks
+from ...activations import JIT, activate_inplace
+from ...data import Task, WindowSet
+from ..settings import resolve
+from .settings import Diagonal
 
 CHUNK = 512  # units per chunk: the chunk's scratch and state rows stay in L1
 PARALLEL_MIN_UNITS = 8192  # below this the per-step cost of waking threads outweighs the work
 SEGMENT_UNIT_STEPS = 2**23  # unit-steps per compiled call (progress bar and data-block granularity)
-
-
-def _int_arg(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _finite_arg(value, name, positive=False, nonnegative=False):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, got {value!r}") from None
-    if not math.isfinite(value) or (positive and value <= 0) or (nonnegative and value < 0):
-        kind = " > 0" if positive else " >= 0" if nonnegative else ""
-        raise ValueError(f"{name} must be finite{kind}, got {value!r}")
-    return value
 
 
 def chunk_starts(n_units: int) -> tuple[np.ndarray, int]:
@@ -254,7 +241,7 @@ def _readout(S, c, starts, n_first, inv_sqrt_n):
 # ----------------------------------------------------------------------------------------------
 
 class DiagonalRNN:
-    """Width-N RNN with a diagonal hidden-to-hidden matrix (models.md section 2).
+    """Width-N RNN with a diagonal hidden-to-hidden matrix (``theory_notes/model.md`` section 2).
 
     Parameters
     ----------
@@ -262,43 +249,35 @@ class DiagonalRNN:
         Width N (even when ``symmetric``).
     input_dim : int
         Input dimension d.
-    activation : {"tanh", "erf"}
-    sigma_w : float
-        Standard deviation of the input weights: w ~ N(0, sigma_w^2 I_d).
-    beta : float
-        Recurrent weights b ~ Uniform[-beta, beta]; need beta * sup|sigma'| < 1 (a contraction).
-    symmetric : bool
-        Units in pairs (c, w, b), (-c, w, b), so that f^N_0 = 0 exactly.
     seed : int, SeedSequence or None
-        Seed of the initialisation; c ~ N(0, 1).
+        Seed of the initialisation; c ~ N(0, 1), (w, b) by :meth:`Diagonal.sample_hidden`.
+    settings : Diagonal, or the keywords of :class:`Diagonal` (activation, sigma_w, beta, symmetric)
     """
 
-    def __init__(self, n_units, input_dim=1, activation="tanh", sigma_w=1.0, beta=0.5, symmetric=True,
-                 seed=None):
-        n_units = _int_arg(n_units, "n_units")
-        input_dim = _int_arg(input_dim, "input_dim")
-        self._code = get_activation(activation, bounded=True).code
-        self.activation = activation
-        self.sigma_w = _finite_arg(sigma_w, "sigma_w", nonnegative=True)
-        self.beta = _finite_arg(beta, "beta", nonnegative=True)
-        if self.beta * get_activation(activation).sup_derivative >= 1:
-            raise ValueError(f"beta * sup|sigma'| must be < 1 for a contraction; with {activation} "
-                             f"beta must be < {1 / get_activation(activation).sup_derivative:.6g}, got {beta!r}")
-        if symmetric and n_units % 2:
+    def __init__(self, n_units, input_dim=1, *, seed=None, settings: Diagonal | None = None, **hyperparameters):
+        self.settings = resolve(Diagonal, settings, hyperparameters)
+        n_units = checks.integer(n_units, "n_units", 1)
+        input_dim = checks.integer(input_dim, "input_dim", 1)
+        if self.symmetric and n_units % 2:
             raise ValueError(f"n_units must be even for the symmetric initialisation, got {n_units}")
-        self.symmetric = bool(symmetric)
         rng = np.random.default_rng(seed)
-        half = n_units // 2 if symmetric else n_units
+        half = n_units // 2 if self.symmetric else n_units
         c = rng.standard_normal(half)
-        W = self.sigma_w * rng.standard_normal((input_dim, half))
-        b = rng.uniform(-self.beta, self.beta, half)
-        if symmetric:
+        W, b = self.settings.sample_hidden(rng, half, input_dim)
+        if self.symmetric:
             c, W, b = np.concatenate([c, -c]), np.concatenate([W, W], axis=1), np.concatenate([b, b])
         self.c, self.W, self.b = c, np.ascontiguousarray(W), b
 
+    activation = property(lambda self: self.settings.activation)
+    sigma_w = property(lambda self: self.settings.sigma_w)
+    beta = property(lambda self: self.settings.beta)
+    symmetric = property(lambda self: self.settings.symmetric)
+    _code = property(lambda self: self.settings.act.code)
+
     @classmethod
-    def from_parameters(cls, c, w, b, activation="tanh", sigma_w=1.0, beta=0.5, symmetric=False):
-        """A model with given parameters c (N,), w (N, d), b (N,) (e.g. the result of training)."""
+    def from_parameters(cls, c, w, b, *, settings: Diagonal | None = None, **hyperparameters):
+        """A model with given parameters c (N,), w (N, d), b (N,) (e.g. the result of training); its
+        settings as for the constructor, except that ``symmetric`` defaults to False."""
         c = np.array(c, dtype=float)
         w = np.array(w, dtype=float)
         b = np.array(b, dtype=float)
@@ -308,14 +287,12 @@ class DiagonalRNN:
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"{name} must be finite")
         model = cls.__new__(cls)
-        model.activation, model._code = activation, get_activation(activation, bounded=True).code
-        model.sigma_w, model.beta, model.symmetric = float(sigma_w), float(beta), bool(symmetric)
+        model.settings = resolve(Diagonal, settings, hyperparameters, symmetric=False)
         model.c, model.W, model.b = c, np.ascontiguousarray(w.T), b
         return model
 
     def copy(self) -> DiagonalRNN:
-        return DiagonalRNN.from_parameters(self.c, self.w, self.b, self.activation, self.sigma_w,
-                                           self.beta, self.symmetric)
+        return DiagonalRNN.from_parameters(self.c, self.w, self.b, settings=self.settings)
 
     @property
     def n_units(self) -> int:
@@ -333,7 +310,7 @@ class DiagonalRNN:
     @property
     def rho(self) -> float:
         """Contraction modulus of the memory map at initialisation: max|b| sup|sigma'| <= beta sup|sigma'|."""
-        return float(np.max(np.abs(self.b))) * get_activation(self.activation).sup_derivative
+        return float(np.max(np.abs(self.b))) * self.settings.act.sup_derivative
 
     def memory_states(self, windows, jacobian=True):
         """S (M, N), J^w (M, N, d) and J^b (M, N) at the end of each window, from S = 0, J = 0."""
@@ -426,16 +403,15 @@ class TrainResult:
         m = self.model
         np.savez(path, times=self.times, steps=self.steps, outputs=self.outputs, losses=self.losses,
                  probes=self.probes, c=m.c, w=m.w, b=m.b,
-                 config=json.dumps({**self.config, "activation": m.activation, "sigma_w": m.sigma_w,
-                                    "beta": m.beta, "symmetric": m.symmetric}))
+                 config=json.dumps({**self.config, **dataclasses.asdict(m.settings)}))
         return path
 
     @classmethod
     def load(cls, path) -> TrainResult:
         with np.load(path) as data:
             config = json.loads(str(data["config"]))
-            model = DiagonalRNN.from_parameters(data["c"], data["w"], data["b"], config["activation"],
-                                                config["sigma_w"], config["beta"], config["symmetric"])
+            settings = Diagonal(**{f.name: config[f.name] for f in dataclasses.fields(Diagonal)})
+            model = DiagonalRNN.from_parameters(data["c"], data["w"], data["b"], settings=settings)
             return cls(data["times"], data["steps"], data["outputs"], data["losses"], data["probes"],
                        model, config)
 
@@ -471,9 +447,9 @@ def train_online(model: DiagonalRNN, task: Task, horizon: float, alpha: float, p
         raise TypeError(f"model must be a DiagonalRNN, got {type(model).__name__}")
     if task.input_dim != model.input_dim:
         raise ValueError(f"task input_dim {task.input_dim} != model input_dim {model.input_dim}")
-    horizon = _finite_arg(horizon, "horizon", positive=True)
-    alpha = _finite_arg(alpha, "alpha", positive=True)
-    n_records = _int_arg(n_records, "n_records")
+    horizon = checks.positive(horizon, "horizon")
+    alpha = checks.positive(alpha, "alpha")
+    n_records = checks.integer(n_records, "n_records", 1)
     probes = as_windows(probes, model.input_dim, "probes")
     N = model.n_units
     n_steps = int(round(horizon * N))
