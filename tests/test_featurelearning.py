@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from meanfield.architectures.mup.network import MuPNetwork, langevin
-from meanfield.stats import geweke_z, integrated_autocorrelation
+from meanfield.architectures.mup.network import LangevinSamples, MuPNetwork, langevin
+from meanfield.stats import chain_mean_se, geweke_z, integrated_autocorrelation
 
 
 @pytest.mark.parametrize("shared", [True, False])
@@ -38,6 +38,40 @@ def test_integrated_autocorrelation_of_an_ar1_series():
     for k in range(1, n):
         x[k] = rho * x[k - 1] + eps[k]
     assert integrated_autocorrelation(x) == pytest.approx((1 + rho) / (1 - rho), rel=0.1)  # 9
+
+
+def _ar1_columns(rhos, n, rng):
+    """Stationary AR(1) series x_k = rho x_{k-1} + eps_k (unit innovations), one column per rho."""
+    from scipy.signal import lfilter
+
+    eps = rng.standard_normal((n, len(rhos)))
+    eps[0] /= np.sqrt(1 - np.square(rhos))  # x_0 from the stationary law N(0, 1 / (1 - rho^2))
+    return np.stack([lfilter([1.0], [1.0, -r], eps[:, j]) for j, r in enumerate(rhos)], axis=1)
+
+
+def test_chain_mean_se_of_ar1_series_against_the_closed_form():
+    """The standard error of the mean of a stationary AR(1) series of n steps is exactly
+    sqrt(sigma^2/n (1 + 2 sum_{k<n} (1 - k/n) rho^k)), sigma^2 = 1/(1 - rho^2), about 1/((1 - rho) sqrt n):
+    the autocorrelation time (1 + rho)/(1 - rho) multiplies the i.i.d. variance. Tolerance: 4 standard
+    deviations of the estimate, from Sokal's var(tau_hat)/tau^2 = 2 (2W + 1)/n with window W = 5 tau and
+    from the sample variance (whose series x^2 has autocorrelation time (1 + rho^2)/(1 - rho^2)).
+    LangevinSamples.kernel_estimate must report the same standard errors, entry by entry."""
+    rng = np.random.default_rng(11)
+    rhos, n = np.array([0.0, 0.5, 0.8, 0.9]), 100_000
+    x = _ar1_columns(rhos, n, rng)
+    k = np.arange(1, n)
+    exact = np.array([np.sqrt((1 + 2 * np.sum((1 - k / n) * r**k)) / (1 - r * r) / n) for r in rhos])
+    tau = (1 + rhos) / (1 - rhos)
+    rel_sd = np.sqrt(0.25 * 2 * (10 * tau + 1) / n + (1 + rhos**2) / (1 - rhos**2) / (2 * n))
+    se = chain_mean_se(x)
+    assert se.shape == (4,)
+    np.testing.assert_array_less(np.abs(se / exact - 1), 4 * rel_sd)
+    assert chain_mean_se(x[:, 3]) == pytest.approx(se[3], rel=1e-12)  # one series: a float
+    # the recorded kernels of a sampler, shape (S, T + 1, P, T + 1, P) = (n, 2, 1, 2, 1)
+    samples = LangevinSamples(np.zeros((n, 2, 1)), x.reshape(n, 2, 1, 2, 1), np.zeros(n), 0.1, 1)
+    mean, kernel_se = samples.kernel_estimate()
+    np.testing.assert_allclose(mean.ravel(), x.mean(axis=0), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_less(np.abs(kernel_se.ravel() / exact - 1), 4 * rel_sd)
 
 
 @pytest.mark.parametrize("shared", [True, False])
