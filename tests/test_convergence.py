@@ -75,3 +75,48 @@ def test_memory_state_converges_no_slower_than_rho():
     assert np.all(np.diff(errs.mean(axis=0)) < 0)
     fit = fit_rate(np.arange(1, 16), list(errs.T), scale="linear")
     assert np.exp(fit.ci_high) < 0.6  # the contraction modulus bounds the geometric rate
+
+
+class _FixedPaths:
+    """A stand-in chain whose simulate() hands out prescribed paths (state index = row of the values)."""
+
+    def __init__(self, paths):
+        self.paths = list(paths)
+
+    def simulate(self, n_steps, rng=None):
+        path = self.paths.pop(0)
+        assert path.shape[0] == n_steps
+        return path
+
+    def values(self, path):
+        return path
+
+
+@pytest.mark.parametrize("activation", ["tanh", "erf"])
+def test_memory_state_errors_against_a_numpy_reference(activation):
+    """Each error is mean_i |S_i(last k inputs) - S_i(whole path)|: recomputed here with the NumPy state
+    recursion (meanfield.reference) on prescribed paths, for every k. With no burn-in the window of the
+    last k = n_steps inputs is the whole path (error exactly 0), and the contraction bounds every error
+    by mean_i (|b_i| sup|sigma'|)^k (sup|sigma| = 1: the state forgotten is at most 1 away from 0)."""
+    from meanfield.activations import get_activation
+    from meanfield.reference import window_states_reference
+
+    rng = np.random.default_rng(7)
+    N, d, n_steps = 64, 2, 12
+    W, b = rng.normal(size=(d, N)), rng.uniform(-0.8, 0.8, N)
+    lip = get_activation(activation).sup_derivative
+    for burn_in in (0, 9):
+        paths = rng.normal(size=(3, burn_in + n_steps, d))
+        errs = memory_state_errors(_FixedPaths(paths), W, b, activation=activation, n_steps=n_steps,
+                                   n_sequences=3, burn_in=burn_in)
+        assert errs.shape == (3, n_steps)
+        for s, path in enumerate(paths):
+            full = window_states_reference(path[None], W.T, b, activation)[0][0]
+            expected = [np.mean(np.abs(window_states_reference(path[None, -k:], W.T, b, activation)[0][0] - full))
+                        for k in range(1, n_steps + 1)]
+            np.testing.assert_allclose(errs[s], expected, rtol=1e-9, atol=1e-15)
+        bound = np.array([np.mean((np.abs(b) * lip) ** k) for k in range(1, n_steps + 1)])
+        assert np.all(errs <= bound + 1e-15)
+        if burn_in == 0:
+            assert np.all(errs[:, -1] == 0)
+        assert np.all(errs[:, :-1] > 0)

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from meanfield.activations import get_activation
 from meanfield.architectures.diagonal.limit import LimitModel, limit_kernel, periodic_memory, quadrature_nodes
 from meanfield.architectures.diagonal.network import DiagonalRNN, window_states_kernel
 from meanfield.data import make_task
+from meanfield.reference import window_states_reference
 from meanfield.stats import fit_rate
 
 SIGMA_W, BETA = 1.2, 0.6
@@ -17,7 +17,10 @@ def windows():
 
 
 def monte_carlo_kernel(windows, n_samples, seed, activation="tanh", chunk=200_000):
-    """Mean and standard error of the per-sample NTK and NNGP integrands over i.i.d. (w, b)."""
+    """Mean and standard error of the per-sample NTK and NNGP integrands over i.i.d. (w, b).
+
+    The states and their derivatives come from the plain NumPy recursion (meanfield.reference), not
+    from the compiled window_states_kernel that the quadrature uses, so that the two are independent."""
     rng = np.random.default_rng(seed)
     M = windows.shape[0]
     sums = {k: np.zeros((M, M)) for k in ("ntk", "nngp")}
@@ -26,12 +29,15 @@ def monte_carlo_kernel(windows, n_samples, seed, activation="tanh", chunk=200_00
         n = min(chunk, n_samples - lo)
         W = SIGMA_W * rng.standard_normal((1, n))
         b = rng.uniform(-BETA, BETA, n)
-        S, JW, Jb = window_states_kernel(windows, W, b, get_activation(activation).code, True)
-        nngp = S[:, None, :] * S[None, :, :]
-        ntk = nngp + Jb[:, None, :] * Jb[None, :, :] + JW[:, 0][:, None, :] * JW[:, 0][None, :, :]
-        for key, val in (("ntk", ntk), ("nngp", nngp)):
-            sums[key] += val.sum(-1)
-            sq[key] += (val**2).sum(-1)
+        S, Jw, Jb = window_states_reference(windows, W.T, b, activation)  # Jw (M, n, d)
+        # per sample, the integrands are F(x) . F(x') with features F = S (NNGP) or (S, J^b, J^w) (NTK);
+        # their sums and sums of squares over the samples are matrix products
+        features = np.stack([S, Jb, Jw[:, :, 0]], axis=-1)  # (M, n, 3)
+        for key, F in (("ntk", features), ("nngp", features[..., :1])):
+            pairs = (F[..., :, None] * F[..., None, :]).reshape(M, -1)  # (F F'^T)^2 summed = pairs . pairs'
+            F = F.reshape(M, -1)
+            sums[key] += F @ F.T
+            sq[key] += pairs @ pairs.T
     out = {}
     for key in sums:
         mean = sums[key] / n_samples

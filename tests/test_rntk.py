@@ -186,3 +186,27 @@ def test_online_sgd_reduces_the_training_loss():
     assert np.mean((f[-1] - y) ** 2) < 0.5 * np.mean((f[0] - y) ** 2)
     with pytest.raises(ValueError, match="mode"):
         net.train(X, y, 0.1, 1, mode="batch")
+
+
+@pytest.mark.parametrize("activation", ["relu", "erf"])
+def test_output_covariance_and_mean_ntk_over_seeds_equal_the_rntk_for_one_step(activation):
+    """For one-step sequences with sigma_h = 0 the pre-activations g_i = (sigma_u/sqrt m) U_i x + sigma_b b_i are
+    exactly Gaussian and independent across units at any width, so over random networks (NTK readout
+    sigma_v/sqrt n) E[f(x) f(x')] is the NNGP and E[empirical NTK] the NTK of the infinite-width recursion,
+    with no finite-width correction. Monte Carlo over 1500 networks of width 8, within 4 standard errors
+    of the sample means of f(x) f(x') and of the Gram entries. A readout sigma_v/n would shrink both by 1/n."""
+    rng = np.random.default_rng(8)
+    X = [rng.normal(size=(1, 2)) for _ in range(3)]
+    kw = dict(layers=1, activation=activation, sigma_u=1.1, sigma_b=0.3, sigma_v=1.3)
+    nngp, ntk = rntk(X, kind="both", **kw)
+    outputs, grams = [], []
+    for s in range(1500):
+        net = ElmanRNN(8, 2, seed=[9, s], **kw)
+        outputs.append(net(X))
+        grams.append(net.ntk(X))
+    outputs, grams = np.array(outputs), np.array(grams)
+    products = outputs[:, :, None] * outputs[:, None, :]
+    for sample, exact in ((products, nngp), (grams, ntk)):
+        mean, se = sample.mean(axis=0), sample.std(axis=0, ddof=1) / np.sqrt(len(sample))
+        assert np.all(np.abs(mean - exact) <= 4 * se), np.max(np.abs(mean - exact) / se)
+    assert np.all(np.abs(outputs.mean(axis=0)) <= 4 * np.sqrt(np.diag(nngp) / len(outputs)))  # E f = 0

@@ -1,9 +1,21 @@
-"""SymPy checks of theory_notes/rntk.md (run by the tests; exits non-zero on a failed check)."""
+"""SymPy and numerical checks of theory_notes/rntk.md (run by the tests; exits non-zero on a failed check).
+
+The numerical checks also hold the code of this checkout (its folder above this one comes first on the
+path) to the note: the closed-form duals of meanfield.activations and the recursion of
+meanfield.architectures.elman.kernel.rntk.
+"""
 
 import math
+import sys
+from pathlib import Path
 
+import numpy as np
 import sympy as sp
 from scipy import integrate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from meanfield.activations import ACTIVATIONS, gaussian_dual  # noqa: E402
+from meanfield.architectures.elman import rntk  # noqa: E402
 
 
 def gaussian_expectation(f, s11, s12, s22, positive_quadrant=False):
@@ -42,24 +54,56 @@ def check_closed_forms():
             exact = float(expr.subs(values))
             numeric = gaussian_expectation(f, *args, positive_quadrant=quadrant)
             assert abs(exact - numeric) < 1e-9, (expr, exact, numeric)
+        # the code's closed forms (meanfield.activations.gaussian_dual) against the same integrals
+        for name, f, df, quadrant in (("relu", lambda u, v: u * v, lambda u, v: 1.0, True),
+                                      ("erf", lambda u, v: math.erf(u) * math.erf(v), lambda u, v: derf(u) * derf(v),
+                                       False)):
+            code = gaussian_dual(*args, ACTIVATIONS[name].code, np.zeros(1), np.ones(1))
+            numeric = [gaussian_expectation(g, *args, positive_quadrant=quadrant) for g in (f, df)]
+            assert np.allclose(code, numeric, rtol=0, atol=1e-9), (name, args, code, numeric)
     # on the diagonal (u = v): relu E[phi^2] = S/2, E[phi'^2] = 1/2
     assert sp.simplify(relu_v.subs({s12: s11, s22: s11}) - s11 / 2) == 0
     assert sp.simplify(relu_dv.subs({s12: s11, s22: s11}) - sp.Rational(1, 2)) == 0
 
 
+def variance_expectation(f, s, positive=False):
+    """E[f(u)] for u ~ N(0, s) by adaptive quadrature (over u > 0 only when ``positive``)."""
+    root = math.sqrt(s)
+    value, _ = integrate.quad(lambda z: f(root * z) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi),
+                              0 if positive else -12, 12, epsabs=1e-13, epsrel=1e-12)
+    return value
+
+
 def check_one_step_is_a_perceptron():
-    """For T = 1 and sigma_h = 0 the recursion is the NTK of a depth-L perceptron (section 4)."""
-    sw, su, sb = sp.symbols("sigma_w2 sigma_u2 sigma_b2", positive=True)
-    x = sp.Symbol("x")  # K^0(1,1') = x . x' / m
-    V = sp.Function("V")  # dual activation (of Sigma), generic
-    Vd = sp.Function("Vd")
-    # RNN recursion at t = t' = 1, layers 1 and 2, with K(0,0) = sigma_h^2 = 0 and Theta(0,0) = 0
-    sigma1 = sw * 0 + su * x + sb
-    theta1 = sigma1 + sw * Vd(0) * 0
-    sigma2 = sw * 0 + su * V(sigma1) + sb
-    theta2 = sigma2 + sw * Vd(0) * 0 + su * Vd(sigma1) * theta1
-    # perceptron NTK: Theta^1 = Sigma^1, Theta^2 = Sigma^2 + sigma_u^2 Kd^1 Theta^1
-    assert sp.simplify(theta2 - ((su * V(su * x + sb) + sb) + su * Vd(su * x + sb) * (su * x + sb))) == 0
+    """For T = 1 and sigma_h = 0 the recursion is the NTK of a depth-L perceptron (section 4):
+    Sigma^1 = sigma_u^2 x.x'/m + sigma_b^2, Theta^1 = Sigma^1, Sigma^l = sigma_u^2 K^{l-1} + sigma_b^2,
+    Theta^l = Sigma^l + sigma_u^2 Kd^{l-1} Theta^{l-1}, NTK = sigma_v^2 (K^L + Kd^L Theta^L), NNGP = sigma_v^2 K^L,
+    whatever sigma_w (the previous state is 0). Built here from numerical Gaussian integrals of phi and phi'
+    (no closed forms) and compared with meanfield.architectures.elman.kernel.rntk on two one-step sequences, depth 2."""
+    derf = lambda z: 2 / math.sqrt(math.pi) * math.exp(-z * z)  # noqa: E731
+    relu = lambda z: max(z, 0.0)  # noqa: E731
+    cases = {"relu": (lambda u, v: u * v, lambda u, v: 1.0, lambda z: relu(z) ** 2, True),
+             "erf": (lambda u, v: math.erf(u) * math.erf(v), lambda u, v: derf(u) * derf(v),
+                     lambda z: math.erf(z) ** 2, False)}
+    su2, sb2, sv2, layers = 1.1**2, 0.4**2, 1.3**2, 2
+    x, y = np.array([0.8, -0.5]), np.array([0.3, 1.1])
+    for name, (f, df, f_sq, quadrant) in cases.items():
+        # Sigma as (s_xx, s_xy, s_yy) and Theta(x, y), layer 1
+        sig = [su2 * a @ b / 2 + sb2 for a, b in ((x, x), (x, y), (y, y))]
+        theta = sig[1]
+        for l in range(1, layers + 1):
+            k = gaussian_expectation(f, *sig, positive_quadrant=quadrant)
+            kd = gaussian_expectation(df, *sig, positive_quadrant=quadrant)
+            if l == layers:
+                break
+            k_xx, k_yy = (variance_expectation(f_sq, s, positive=quadrant) for s in (sig[0], sig[2]))
+            sig = [su2 * kk + sb2 for kk in (k_xx, k, k_yy)]
+            theta = sig[1] + su2 * kd * theta
+        nngp, ntk = sv2 * k, sv2 * (k + kd * theta)
+        code_nngp, code_ntk = rntk([x[None]], [y[None]], kind="both", layers=layers, activation=name, sigma_w=1.7,
+                                   sigma_u=math.sqrt(su2), sigma_b=math.sqrt(sb2), sigma_v=math.sqrt(sv2))
+        assert abs(code_nngp[0, 0] - nngp) < 1e-9 and abs(code_ntk[0, 0] - ntk) < 1e-9, (
+            name, code_nngp[0, 0], nngp, code_ntk[0, 0], ntk)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-/* The step loop of meanfield.rnn in plain C (d = 1, tanh): one fused pass per step that applies the
- * previous step's SGD update and then the forward/RTRL step. Compiled by bench_simulator.py with
+/* The step loop of meanfield.architectures.diagonal.network in plain C (d = 1, tanh): one fused pass per
+ * step that applies the previous step's SGD update and then the forward/RTRL step. Compiled by bench_simulator.py with
  * cc -O3 -march=native -ffast-math; `restrict` lets gcc vectorise it, with glibc's vector tanh
  * (libmvec). Without `restrict` gcc keeps it scalar (about 5x slower here). */
 #include <math.h>
