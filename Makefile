@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= results/study
 
-.PHONY: study test bench clean
+.PHONY: study test bench probe clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_limit.py
 	$(BIN)/python benchmarks/bench_rntk.py
 	$(BIN)/python benchmarks/bench_langevin.py
+
+probe: $(VENV)/.installed  # bad inputs on the CLI and the API, classified (a few minutes)
+	$(BIN)/python benchmarks/probe_inputs.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

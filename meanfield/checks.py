@@ -14,8 +14,11 @@ the field) and return the value converted to a plain Python type.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -131,6 +134,25 @@ def finite_array(value, name, *, ndim=None, shape=None) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite (it holds NaN or inf)")
     return arr
+
+
+def available_memory() -> int:
+    """Bytes of memory available on this machine (MemAvailable, else physical memory)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return 2**34
+
+
+def fits_in_memory(n_bytes: float, name: str, what: str):
+    """Refuse, naming the argument ``name``, what would need more memory than this machine has available."""
+    have = available_memory()
+    if n_bytes > have:
+        raise ValueError(f"{name}: {what} needs about {n_bytes / 2**30:.3g} GiB; this machine has {have / 2**30:.3g} "
+                         f"GiB available")
 
 
 def seed(value, name="seed"):

@@ -10,7 +10,7 @@ import sys
 import warnings
 
 from .architectures.mup.theory import SaddlePointError
-from .report import available_memory
+from .checks import available_memory
 from .solvers.fixed_point import FixedPointError
 from .studies.framework import DamagedRunWarning, discover
 

@@ -21,6 +21,8 @@ from numba import njit
 from scipy import linalg
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
+from . import checks
+
 MAX_WINDOWS = 2**20
 
 
@@ -116,7 +118,10 @@ class MarkovChain:
     """
 
     def __init__(self, P, states):
-        P = np.asarray(P, dtype=float)
+        try:
+            P = np.asarray(P, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError("P must be a square matrix of numbers") from None
         if P.ndim != 2 or P.shape[0] != P.shape[1] or P.shape[0] == 0:
             raise ValueError(f"P must be a non-empty square matrix, got shape {P.shape}")
         if not np.all(np.isfinite(P)):
@@ -359,6 +364,13 @@ def _sin_of_mix(h):
     return np.sin(h[..., -1, 0] + 0.5 * h[..., -2, 0])
 
 
+def _sticky_chain(P):
+    try:
+        return MarkovChain(P, [-1.0, 1.0])
+    except ValueError as err:
+        raise ValueError(f"stay must give an ergodic chain: {err}") from None
+
+
 def make_task(name: str, **options) -> Task:
     """A named task.
 
@@ -372,17 +384,19 @@ def make_task(name: str, **options) -> Task:
     ``"ar1-sin"``: scalar AR(1) input X_{k+1} = a X_k + sqrt(1 - a^2) eps (``a`` default 0.5, unit
     stationary variance), Y_k = sin(X_k + 0.5 X_{k-1}) + noise (``noise_std``, default 0.1).
     """
-    noise_std = float(options.pop("noise_std", 0.1))
+    noise_std = checks.real(options.pop("noise_std", 0.1), "noise_std", 0)
     if name == "parity2":
-        q1, q2 = (float(q) for q in options.pop("stay", (0.9, 0.6)))
-        chain = MarkovChain([[q1, 1 - q1], [1 - q2, q2]], [-1.0, 1.0])
+        q1, q2 = checks.real_list(options.pop("stay", (0.9, 0.6)), "stay", 0, 1, min_length=2)[:2]
+        chain = _sticky_chain([[q1, 1 - q1], [1 - q2, q2]])
         target = _product_of_last_two
     elif name == "delay1":
-        q = float(options.pop("stay", 0.8))
-        chain = MarkovChain([[q, 1 - q], [1 - q, q]], [-1.0, 1.0])
+        q = checks.real(options.pop("stay", 0.8), "stay", 0, 1)
+        chain = _sticky_chain([[q, 1 - q], [1 - q, q]])
         target = _previous_input
     elif name == "ar1-sin":
-        a = float(options.pop("a", 0.5))
+        a = checks.real(options.pop("a", 0.5), "a", -1, 1)
+        if abs(a) == 1:
+            raise ValueError(f"a must be in (-1, 1) for a stationary chain, got {a!r}")
         chain = GaussianAR1([[a]], [[1 - a * a]])
         target = _sin_of_mix
     else:

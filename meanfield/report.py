@@ -25,17 +25,6 @@ def software_versions() -> dict:
                 platform=platform.platform(), cpu_count=os.cpu_count())
 
 
-def available_memory() -> int:
-    """Bytes of memory available on this machine (MemAvailable, else physical memory)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    with contextlib.suppress(AttributeError, ValueError, OSError):
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return 2**34
-
-
 def plain(value):
     """``value`` with NumPy types, tuples and paths turned into JSON types (non-finite floats: None)."""
     if isinstance(value, dict):

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from . import checks
+
 
 @dataclass(frozen=True)
 class RateFit:
@@ -71,6 +73,8 @@ def fit_rate(x, errors_per_seed, *, scale="log", n_boot=2000, level=0.95, seed=0
     Examples
     --------
     >>> import numpy as np
+
+from . import checks
     >>> fit = fit_rate([100, 400, 1600], [[1.0, 1.1], [0.5, 0.55], [0.25, 0.27]])
     >>> round(fit.slope, 3)
     -0.5
@@ -90,6 +94,7 @@ def fit_rate(x, errors_per_seed, *, scale="log", n_boot=2000, level=0.95, seed=0
             raise ValueError("errors must be non-empty, finite and positive")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
+    n_boot = checks.integer(n_boot, "n_boot", 1)
     u = np.log(x) if scale == "log" else x
     slope, intercept = _line(u, np.log([e.mean() for e in errs]))
     rng = np.random.default_rng(seed)
@@ -114,6 +119,8 @@ def integrated_autocorrelation(x, c=5.0):
     Examples
     --------
     >>> import numpy as np
+
+from . import checks
     >>> x = np.random.default_rng(0).standard_normal(20000)
     >>> abs(integrated_autocorrelation(x) - 1.0) < 0.1
     True

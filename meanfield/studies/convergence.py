@@ -112,8 +112,10 @@ class StudyConfig(Config):
     def validate(self):
         try:
             self.make_task()
-        except ValueError as err:
-            raise ConfigError(f"config field 'task': {err}") from None
+        except ValueError as err:  # "OPTION must ...": name the field task.OPTION
+            option, _, rest = str(err).partition(" ")
+            field = f"task.{option}" if option.split("[")[0] in ("stay", "a", "noise_std") else "task"
+            raise ConfigError(f"config field '{field}': {rest if field != 'task' else err}") from None
         if len(self.limit.order) != 2:
             raise ConfigError(f"config field 'limit.order': must be two positive integers, got "
                               f"{list(self.limit.order)}")
@@ -133,8 +135,9 @@ class StudyConfig(Config):
         task = self.make_task()
         d, n_probes = task.input_dim, self.probes.count
         N = self.sweep.widths[-1]
-        refuse_if_larger("sweep.widths", 8.0 * N * (8 + 4 * d + 2 * n_probes * (d + 2)), memory_bytes,
-                         f"a network of width {N}")
+        refuse_if_larger("sweep.widths", 8.0 * N * (8 + 4 * d), memory_bytes, f"a network of width {N}")
+        refuse_if_larger("probes.count", 16.0 * N * n_probes * (d + 2), memory_bytes,
+                         f"the kernel of {n_probes} probes at width {N}")
         chain = task.chain
         grid = (chain.n_states ** self.limit.window if isinstance(chain, MarkovChain)
                 and math.log(chain.n_states) * self.limit.window <= math.log(4096) else 4096)
@@ -143,8 +146,10 @@ class StudyConfig(Config):
         n_w, n_b = self.limit.order
         if n_w**d * n_b > 2**24:
             raise ConfigError(f"config field 'limit.order': {n_w}^{d} x {n_b} quadrature nodes are more than 2^24")
-        refuse_if_larger("memory.nodes", 8.0 * self.memory.nodes * (d + 4 + 2 * self.memory.steps), memory_bytes,
+        refuse_if_larger("memory.nodes", 8.0 * self.memory.nodes * (d + 4), memory_bytes,
                          f"{self.memory.nodes} memory-state nodes")
+        refuse_if_larger("memory.steps", 16.0 * self.memory.nodes * self.memory.steps, memory_bytes,
+                         f"{self.memory.steps} memory steps of {self.memory.nodes} nodes")
         refuse_if_larger("memory.steps", 8.0 * (200 + self.memory.steps) * d * (1 + self.memory.steps), memory_bytes,
                          f"{self.memory.steps} memory steps")
 

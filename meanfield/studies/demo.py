@@ -16,7 +16,17 @@ from .. import checks
 from ..architectures.diagonal import Diagonal, train_online
 from ..data import TASK_NAMES, make_task
 from ..report import pyplot
-from .framework import Config, Section, StudyFolder, refuse_if_larger, register, run_tasks, spec, write_report
+from .framework import (
+    Config,
+    ConfigError,
+    Section,
+    StudyFolder,
+    refuse_if_larger,
+    register,
+    run_tasks,
+    spec,
+    write_report,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,15 @@ class DemoConfig(Config):
 
     DEFAULT = "demo_default.toml"
     demo: DemoSection
+
+    def validate(self):
+        d = self.demo
+        odd = [N for N in d.widths if N % 2]
+        if odd:
+            raise ConfigError(f"config field 'demo.widths': must be even (symmetric initialisation), got {odd[0]}")
+        if d.horizon * d.widths[0] < d.n_records:
+            raise ConfigError(f"config field 'demo.n_records': horizon * smallest width = {d.horizon * d.widths[0]:g} "
+                              f"steps is fewer than n_records = {d.n_records}")
 
     def check_size(self, memory_bytes):
         refuse_if_larger("demo.widths", 8.0 * 16 * self.demo.widths[-1], memory_bytes,

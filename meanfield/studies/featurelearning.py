@@ -73,7 +73,7 @@ class ModelSection(Section, name="model"):
 
 @dataclass(frozen=True)
 class SamplerSection(Section, name="sampler"):
-    step_size: float = spec(checks.positive)
+    step_size: float = spec(checks.real, minimum=0, maximum=1, exclusive_minimum=True)  # the prior step is exact < 2
     n_steps: int = spec(checks.integer, minimum=2)
     burn_in: int = spec(checks.integer, minimum=0)
     thin: int = spec(checks.integer, minimum=1)
@@ -150,9 +150,9 @@ class FeatureLearningConfig(Config):
     def check_size(self, memory_bytes):
         s = self.sampler
         for name, n, T, P, _ in self._samplers():
-            entries = ((T + 1) * P) ** 2
-            refuse_if_larger(name, 8.0 * (6 * T * n * n + MAX_CHAIN_SCALE * s.n_steps / s.thin * entries), memory_bytes,
-                             f"a Langevin chain of width {n} and depth {T}")
+            refuse_if_larger(name, 48.0 * T * n * n, memory_bytes, f"a Langevin chain of width {n} and depth {T}")
+            refuse_if_larger("sampler.n_steps", 8.0 * MAX_CHAIN_SCALE * s.n_steps / s.thin * ((T + 1) * P) ** 2,
+                             memory_bytes, f"{s.n_steps} recorded steps of {((T + 1) * P) ** 2} kernel entries")
 
     def estimated_seconds(self):
         steps = self.sampler.n_steps * MAX_CHAIN_SCALE

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import pkgutil
+import re
 import shutil
 import sys
 import tempfile
@@ -104,6 +105,13 @@ def _read_toml(text: str, where: str) -> dict:
         raise ConfigError(f"config file {where}: not valid TOML: {err}") from None
 
 
+def _dotted(name: str):
+    section, dot, key = name.partition(".")
+    if not (dot and section and key) or "." in key:
+        raise ConfigError(f"config field '{name}': must be written TABLE.KEY")
+    return section, key
+
+
 def _overlay(base: dict, top: dict) -> dict:
     """``top`` over ``base``, one level of tables deep (the shape of a study config)."""
     out = copy.deepcopy(base)
@@ -152,9 +160,11 @@ class Config:
         quick_tables = raw.pop("quick", {})
         if path is not None:
             try:
-                text = Path(path).read_text()
+                text = Path(path).read_text(encoding="utf-8")
             except OSError as err:
                 raise ConfigError(f"config file {path}: {err.strerror or err}") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"config file {path}: not UTF-8 text (TOML files are UTF-8)") from None
             user = _read_toml(text, str(path))
             quick_tables = user.pop("quick", {})
             raw = _overlay(raw, user)
@@ -162,7 +172,7 @@ class Config:
         if quick:
             raw = _overlay(raw, quick_tables)
         for dotted, value in (overrides or {}).items():
-            section, key = dotted.split(".")
+            section, key = _dotted(dotted)
             raw.setdefault(section, {})[key] = value
         return cls.from_dict(raw)
 
@@ -210,7 +220,9 @@ class Config:
         """A copy with changes given as ``**{"section.key": value}``, checked like a loaded config."""
         raw = self.as_dict()
         for dotted, value in changes.items():
-            section, key = dotted.split(".")
+            section, key = _dotted(dotted)
+            if section not in raw:
+                raise ConfigError(f"config field '{dotted}': unknown table (known: {', '.join(raw)})")
             raw[section][key] = value
         return type(self).from_dict(raw)
 
@@ -342,6 +354,7 @@ class StudyFolder:
 # ---------------------------------------------------------------------------------------------------------
 
 KEY = "__run_key__"
+RUN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def run_key(fn: Callable, kwargs: Mapping, unkeyed=()) -> str:
@@ -374,7 +387,10 @@ def load_result(path: Path, key: str | None = None) -> dict:
 
     Raises ``ValueError`` naming the file if it is unreadable, truncated or another run's."""
     try:
-        with np.load(path) as data:
+        data = np.load(path)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with data:
             out = {k: (data[k].item() if data[k].ndim == 0 else data[k]) for k in data.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
         raise ValueError(f"run file {path} is unreadable ({type(err).__name__}: {err})") from None
@@ -401,6 +417,9 @@ def run_tasks(fn: Callable[..., Mapping], tasks: Mapping[str, dict], runs_dir, *
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
         raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
+    bad = [name for name in tasks if not RUN_NAME.fullmatch(name)]
+    if bad:
+        raise ValueError(f"run names must be letters, digits, '.', '_' and '-' only, got {bad[0]!r}")
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     keys = {name: run_key(fn, kw, unkeyed) for name, kw in tasks.items()}
@@ -416,6 +435,8 @@ def run_tasks(fn: Callable[..., Mapping], tasks: Mapping[str, dict], runs_dir, *
         pending[name] = kw
 
     def finish(name, result):
+        if not isinstance(result, Mapping):
+            raise TypeError(f"run {name}: fn ({fn.__name__}) must return a dict of arrays, got {type(result).__name__}")
         save_result(paths[name], result, keys[name])
         results[name] = load_result(paths[name], keys[name])  # what a resumed run would read
         bar.update()

@@ -114,17 +114,19 @@ class RegimeConfig(Config):
                               f"got {self.training.checkpoints}")
 
     def _nets(self):
-        """(width, length, count) of the networks the study trains, for the size and time estimates."""
+        """(part, width, length, count) of the networks the study trains, for the size and time estimates."""
         wl, p, c = self.width_length, self.parameterisation, self.continual
-        return ([("width_length.widths", n, T, wl.seeds) for T in wl.lengths for n in wl.widths]
-                + [("parameterisation.widths", n, p.length, 2 * p.seeds) for n in p.widths]
-                + [("continual.widths", n, c.length, 2 * c.seeds) for n in c.widths])
+        return ([("width_length", n, T, wl.seeds) for T in wl.lengths for n in wl.widths]
+                + [("parameterisation", n, p.length, 2 * p.seeds) for n in p.widths]
+                + [("continual", n, c.length, 2 * c.seeds) for n in c.widths])
 
     def check_size(self, memory_bytes):
         M = self.training.n_train + self.training.n_heldout
-        for name, n, T, _ in self._nets():  # weights, and the activations kept for backpropagation
-            refuse_if_larger(name, 8.0 * (4 * n * n + 6 * M * T * n), memory_bytes,
-                             f"an Elman RNN of width {n} on {M} sequences of length {T}")
+        for part, n, T, _ in self._nets():  # weights, and the activations kept for backpropagation
+            refuse_if_larger(f"{part}.widths", 32.0 * n * n, memory_bytes, f"an Elman RNN of width {n}")
+            length = f"{part}.length" + ("s" if part == "width_length" else "")
+            refuse_if_larger("training.n_train" if M >= T else length, 48.0 * M * T * n, memory_bytes,
+                             f"backpropagation through {M} sequences of length {T} at width {n}")
 
     def estimated_seconds(self):
         t = self.training

@@ -76,11 +76,12 @@ def quadrature_nodes(input_dim, sigma_w, beta, order=(256, 24), rule="trapezoid"
         raise ValueError(f"sigma_w and beta must be finite and >= 0, got {sigma_w!r}, {beta!r}")
     d = int(input_dim)
     if rule in ("trapezoid", "hermite"):
-        n_w, n_b = (int(o) for o in order)
-        if n_w < 1 or n_b < 1:
-            raise ValueError(f"order must be two positive integers, got {order!r}")
+        n_w, n_b = checks.integer_list(order, "order", 1, min_length=2)[:2]
+        if len(order) != 2:
+            raise ValueError(f"order must be two positive integers (n_w, n_b), got {order!r}")
         if n_w**d * n_b > 2**24:
-            raise ValueError(f"{n_w}^{d} x {n_b} tensor nodes are too many; use rule='sobol' for larger d")
+            raise ValueError(f"order: {n_w}^{d} x {n_b} tensor nodes are more than 2^24; lower it, or use rule='sobol' "
+                             f"for larger d")
         if rule == "hermite" and n_w > 256:
             raise ValueError("Gauss-Hermite orders above 256 overflow in NumPy; use rule='trapezoid'")
         xw, ww = normal_rule(n_w, rule)
@@ -269,7 +270,12 @@ class LimitModel:
     def __init__(self, task: Task, window=8, alpha=1.0, order=(256, 24), rule="trapezoid", max_grid=4096, grid_seed=0,
                  *, settings: Diagonal | None = None, **hyperparameters):
         self.settings = resolve(Diagonal, settings, hyperparameters)
+        if not isinstance(task, Task):
+            raise ValueError(f"task must be a meanfield Task (see meanfield.make_task), got {type(task).__name__}")
         self.window = checks.integer(window, "window", task.lags + 1)
+        max_grid = checks.integer(max_grid, "max_grid", 1)
+        checks.fits_in_memory(8.0 * max_grid * (self.window * task.input_dim + 4 * max_grid), "window",
+                              f"the limit on up to {max_grid} windows of length {self.window}")
         self.task, self.alpha, self.order, self.rule = task, checks.positive(alpha, "alpha"), order, rule
         chain = task.chain
         if isinstance(chain, MarkovChain) and chain.n_states**window <= max_grid:

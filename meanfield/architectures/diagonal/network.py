@@ -260,7 +260,8 @@ class DiagonalRNN:
         input_dim = checks.integer(input_dim, "input_dim", 1)
         if self.symmetric and n_units % 2:
             raise ValueError(f"n_units must be even for the symmetric initialisation, got {n_units}")
-        rng = np.random.default_rng(seed)
+        checks.fits_in_memory(24.0 * n_units * (input_dim + 2), "n_units", f"a network of width {n_units}")
+        rng = np.random.default_rng(checks.seed(seed))
         half = n_units // 2 if self.symmetric else n_units
         c = rng.standard_normal(half)
         W, b = self.settings.sample_hidden(rng, half, input_dim)
@@ -445,8 +446,11 @@ def train_online(model: DiagonalRNN, task: Task, horizon: float, alpha: float, p
     """
     if not isinstance(model, DiagonalRNN):
         raise TypeError(f"model must be a DiagonalRNN, got {type(model).__name__}")
+    if not isinstance(task, Task):
+        raise ValueError(f"task must be a meanfield Task (see meanfield.make_task), got {type(task).__name__}")
     if task.input_dim != model.input_dim:
         raise ValueError(f"task input_dim {task.input_dim} != model input_dim {model.input_dim}")
+    checks.seed(seed)
     horizon = checks.positive(horizon, "horizon")
     alpha = checks.positive(alpha, "alpha")
     n_records = checks.integer(n_records, "n_records", 1)

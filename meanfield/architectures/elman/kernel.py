@@ -29,7 +29,6 @@ from numba import njit, prange
 
 from ... import checks
 from ...activations import ERF, JIT, LINEAR, RELU, gaussian_dual, gaussian_dual_rows, normal_rule
-from ...report import available_memory
 from ..settings import resolve
 from .settings import Elman
 
@@ -259,10 +258,8 @@ def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, **hyperparamet
     if readout == "mean":  # each thread holds six (T + 1) x (T' + 1) grids of one pair
         t_max = int(max(np.diff(ox).max(), np.diff(oy).max()))
         need = 6 * 8 * (t_max + 1) ** 2 * numba.get_num_threads()
-        if need > available_memory():
-            raise ValueError(f"readout='mean' on sequences of length {t_max} needs about {need / 2**30:.3g} GiB "
-                             f"(six (T + 1)^2 grids per thread), more than the {available_memory() / 2**30:.3g} GiB "
-                             f"available; use readout='last' or shorter sequences")
+        checks.fits_in_memory(need, "readout='mean'", f"on sequences of length {t_max} (six (T + 1)^2 grids per "
+                              f"thread; readout='last' needs none)")
     vx, _ = _own_variances(fx, ox, layers, p, code, zx, zw)
     vy = vx if symmetric else _own_variances(fy, oy, layers, p, code, zx, zw)[0]
     nngp, ntk = _gram(fx, ox, vx, fy, oy, vy, symmetric, readout == "mean", layers, p, code, zx, zw)

@@ -67,6 +67,8 @@ class ElmanRNN:
         self.input_dim = checks.integer(input_dim, "input_dim", 1)
         self.parameterisation = checks.choice(parameterisation, "parameterisation", ("ntk", "mup"))
         layers = self.layers
+        checks.fits_in_memory(16.0 * layers * self.width * (self.width + self.input_dim + 3), "width",
+                              f"an Elman RNN of width {self.width} and depth {layers}")
         rng = np.random.default_rng(seed)
         n = self.width
         self.W = [rng.standard_normal((n, n)) for _ in range(layers)]
@@ -231,8 +233,9 @@ class ElmanRNN:
         M = len(X)
         if y.shape != (M,) or not np.all(np.isfinite(y)):
             raise ValueError(f"y must be {M} finite targets, got shape {y.shape}")
-        if not (math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be finite and > 0, got {lr!r}")
+        lr = checks.positive(lr, "lr")
+        steps = checks.integer(steps, "steps", 0)
+        record_every = checks.integer(record_every, "record_every", 1)
         if mode not in ("full", "online"):
             raise ValueError(f"mode must be 'full' or 'online', got {mode!r}")
         X_eval = X if X_eval is None else X_eval

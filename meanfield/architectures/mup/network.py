@@ -64,7 +64,9 @@ class MuPNetwork:
         self.N, self.d, self.T = (checks.integer(v, name, 1) for name, v in (
             ("width", width), ("input_dim", input_dim), ("depth", depth)))
         self.prior_var = dict(U=s.g_u**2 / self.d, W=s.g**2 / self.N, v=s.g_v**2)
-        rng = np.random.default_rng(seed)
+        checks.fits_in_memory(48.0 * (1 if s.shared else self.T) * self.N**2, "width",
+                              f"a network of width {self.N} (and its Langevin state)")
+        rng = np.random.default_rng(checks.seed(seed))
         n_w = 1 if s.shared else self.T
         self.params = dict(U=rng.normal(0, math.sqrt(self.prior_var["U"]), (self.N, self.d)),
                            W=rng.normal(0, math.sqrt(self.prior_var["W"]), (n_w, self.N, self.N)),
@@ -169,10 +171,10 @@ def langevin(net: MuPNetwork, X, y, readout=None, *, beta, step_size, n_steps, b
     """
     X = net.check_inputs(X)
     y, readout = _targets(net, X, y, readout)
-    if not (math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be finite and > 0, got {step_size!r}")
-    if not (math.isfinite(beta) and beta >= 0):
-        raise ValueError(f"beta must be finite and >= 0, got {beta!r}")
+    step_size = checks.positive(step_size, "step_size")
+    beta = checks.real(beta, "beta", 0)
+    n_steps, burn_in, thin = (checks.integer(v, name, 0) for name, v in (
+        ("n_steps", n_steps), ("burn_in", burn_in), ("thin", thin)))
     if not (n_steps > burn_in >= 0 and thin >= 1):
         raise ValueError(f"need n_steps > burn_in >= 0 and thin >= 1, got {n_steps}, {burn_in}, {thin}")
     rng = np.random.default_rng(seed)

@@ -282,6 +282,8 @@ class KernelSaddle:
         Newton-Krylov from the same starts if no Anderson run converged (large problems with a map whose
         Jacobian has eigenvalues far outside the unit disc). ``tol`` is relative to the largest entry of the
         starts (the linear variable C^-1 is large when C is ill-conditioned)."""
+        maxiter = checks.integer(maxiter, "maxiter", 1)
+        tol = checks.positive(tol, "tol")
         starts = self.starts() if starts is None else starts
         tol = tol * max(1.0, max(float(np.max(np.abs(x))) for x in starts))
         methods = ("anderson", "newton-krylov") if method == "auto" else (method,)

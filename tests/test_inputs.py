@@ -1,0 +1,73 @@
+"""Bad inputs to the Python API are refused before any work, by an error that names the argument.
+
+Each case was found by benchmarks/probe_inputs.py, where it gave a traceback, an error that did not name
+the argument, or nothing at all."""
+
+import numpy as np
+import pytest
+
+from meanfield import DiagonalRNN, ElmanRNN, LimitModel, MarkovChain, MuPNetwork, make_task, train_online
+from meanfield.architectures.mup import KernelSaddle
+from meanfield.stats import fit_rate
+from meanfield.studies import framework
+from meanfield.studies.convergence import StudyConfig
+
+WINDOWS = np.ones((2, 3, 1))
+
+
+def elman_train(**kw):
+    net = ElmanRNN(4, 1, seed=0)
+    return net.train([np.ones((3, 1))], np.zeros(1), **{"lr": 0.1, "steps": 2, **kw})
+
+
+def saddle_solve(**kw):
+    X = np.zeros((1, 3, 1))
+    X[0, 0, 0] = 1.0
+    y = np.zeros((3, 1))
+    y[-1] = 4.0
+    return KernelSaddle(X, y, y != 0, beta=1.0).solve(**kw)
+
+
+CASES = [
+    ("n_units", lambda: DiagonalRNN(10**12)),  # was a MemoryError traceback
+    ("seed", lambda: DiagonalRNN(4, seed=-1)),
+    ("sigma_w", lambda: DiagonalRNN(4, sigma_w="1")),  # was accepted
+    ("sigma_w", lambda: DiagonalRNN(4, sigma_w=True)),  # was accepted
+    ("task", lambda: train_online(DiagonalRNN(4), "delay1", 1.0, 1.0, WINDOWS)),  # was an AttributeError
+    ("seed", lambda: train_online(DiagonalRNN(4), make_task("delay1"), 1.0, 1.0, WINDOWS, n_records=2, seed="abc")),
+    ("P", lambda: MarkovChain([[0.5, 0.5], [1.0]], [-1.0, 1.0])),
+    ("stay", lambda: make_task("delay1", stay=1.5)),
+    ("stay", lambda: make_task("delay1", stay="high")),
+    ("stay", lambda: make_task("delay1", stay=[0.5, 0.5])),  # was a TypeError from float()
+    ("a", lambda: make_task("ar1-sin", a=1.5)),
+    ("task", lambda: LimitModel("delay1", window=3)),  # was an AttributeError
+    ("order", lambda: LimitModel(make_task("delay1"), window=3, order="ab")),
+    ("order", lambda: LimitModel(make_task("delay1"), window=3, order=(10**6, 24))),
+    ("window", lambda: LimitModel(make_task("delay1"), window=10**6, order=(16, 4))),  # was a MemoryError
+    ("width", lambda: ElmanRNN(10**6, 1)),  # was a MemoryError
+    ("steps", lambda: elman_train(steps=-1)),  # was accepted
+    ("steps", lambda: elman_train(steps=2.5)),  # was accepted
+    ("record_every", lambda: elman_train(record_every=0)),  # was a ZeroDivisionError
+    ("lr", lambda: elman_train(lr="fast")),
+    ("width", lambda: MuPNetwork(10**8, 1, 2)),  # was a MemoryError
+    ("maxiter", lambda: saddle_solve(maxiter=0)),  # was buried in a SaddlePointError
+    ("n_boot", lambda: fit_rate([1, 2], [[1.0], [0.5]], n_boot=0)),  # was an IndexError
+    ("TABLE.KEY", lambda: StudyConfig.load(overrides={"seed": 1})),
+    ("nosuch", lambda: StudyConfig.load().replace(**{"nosuch.k": 1})),  # was a KeyError
+]
+
+
+@pytest.mark.parametrize("name, call", CASES, ids=[f"{i}-{n}" for i, (n, _) in enumerate(CASES)])
+def test_bad_input_is_refused_naming_the_argument(name, call):
+    with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+        call()
+
+
+def test_the_run_framework_refuses_what_it_cannot_store(tmp_path):
+    with pytest.raises(ValueError, match="run names"):
+        framework.run_tasks(lambda: {}, {"a/b": {}}, tmp_path, workers=0, progress=False)
+    with pytest.raises(TypeError, match="must return a dict"):
+        framework.run_tasks(lambda: None, {"a": {}}, tmp_path, workers=0, progress=False)
+    np.save(tmp_path / "x.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="x.npy.*not an .npz"):
+        framework.load_result(tmp_path / "x.npy")
