@@ -75,7 +75,7 @@ def fit_rate(x, errors_per_seed, *, scale="log", n_boot=2000, level=0.95, seed=0
     >>> import numpy as np
 
 from . import checks
-    >>> fit = fit_rate([100, 400, 1600], [[1.0, 1.1], [0.5, 0.55], [0.25, 0.27]])
+    >>> fit = fit_rate([100, 400, 1600], [[1.0, 1.1], [0.5, 0.55], [0.25, 0.275]])
     >>> round(fit.slope, 3)
     -0.5
     """
