@@ -42,19 +42,29 @@ def plain(value):
     return value
 
 
-def write_text(path, text: str) -> Path:
-    """Write ``text`` atomically: a temporary file of a unique name in the same folder, then a rename."""
+@contextlib.contextmanager
+def atomic_file(path, mode="w"):
+    """A file handle whose content appears at ``path`` only when complete: written to a temporary file of a
+    unique name in the same folder, flushed to disk, then renamed over ``path`` (removed on any error)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    return path
+
+
+def write_text(path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_file(path) as handle:
+        handle.write(text)
+    return Path(path)
 
 
 def write_json(path, data) -> Path:

@@ -155,3 +155,40 @@ def test_demo_runs_and_reports_its_numbers(tmp_path):
     start = 0.5 * float(np.mean(task.conditional_mean(probes) ** 2))
     assert all(0 < v < start for v in losses.values()), (losses, start)
     assert (out / "demo.png").stat().st_size > 0
+
+
+def test_a_second_process_is_refused_while_the_first_holds_the_folder(tmp_path, capsys):
+    """Two studies started at once into one folder used to both run every task (and one crashed on the
+    other's temporary file)."""
+    import subprocess
+    import sys
+    import time
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from meanfield.studies.demo import DemoConfig\n"
+        "from meanfield.studies.framework import StudyFolder\n"
+        f"with StudyFolder({str(tmp_path)!r}, 'demo', DemoConfig.load(quick=True)):\n"
+        "    print('holding', flush=True)\n"
+        "    time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        start = time.perf_counter()
+        assert main(["demo", "--quick", "--out", str(tmp_path), "--no-progress"]) == 2
+        assert time.perf_counter() - start < 30
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"in use by another meanfield run (pid {holder.pid})" in err, err
+        assert not (tmp_path / "runs").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_long_request_says_how_long_before_it_starts(tmp_path, capsys):
+    class Slow(TinyConfig):
+        def estimated_seconds(self):
+            return 3 * 3600.0 * max(1, __import__("os").cpu_count() or 1)
+
+    with StudyFolder(tmp_path, "a", Slow(s=KSection(k=1))):
+        pass
+    assert "estimated wall time about 3.0 h" in capsys.readouterr().err

@@ -38,6 +38,7 @@ from .framework import (
     Config,
     ConfigError,
     Section,
+    SeedSection,
     StudyFolder,
     refuse_if_larger,
     register,
@@ -103,11 +104,6 @@ class SequenceSection(Section, name="sequence"):
 
 
 @dataclass(frozen=True)
-class SweepSection(Section, name="sweep"):
-    seed: int = spec(checks.integer, minimum=0)
-
-
-@dataclass(frozen=True)
 class FeatureLearningConfig(Config):
     """The feature-learning study's configuration (``meanfield/studies/featurelearning_default.toml``)."""
 
@@ -117,7 +113,7 @@ class FeatureLearningConfig(Config):
     sampler: SamplerSection
     endpoint: EndpointSection
     sequence: SequenceSection
-    sweep: SweepSection
+    sweep: SeedSection
 
     def validate(self):
         s, e, q, m = self.sampler, self.endpoint, self.sequence, self.model

@@ -43,7 +43,8 @@ from typing import Callable, ClassVar, Mapping
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..report import plain, software_versions, write_json, write_text
+from .. import checks
+from ..report import atomic_file, plain, software_versions, write_json, write_text
 
 try:
     import tomllib
@@ -244,6 +245,13 @@ def describe_duration(seconds: float) -> str:
     return f"{seconds / 86400:.0f} days"
 
 
+@dataclass(frozen=True)
+class SeedSection(Section, name="sweep"):
+    """The ``[sweep]`` table of studies whose only sweep setting is the seed of all their randomness."""
+
+    seed: int = spec(checks.integer, minimum=0)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Output folder
 # ---------------------------------------------------------------------------------------------------------
@@ -365,21 +373,10 @@ def run_key(fn: Callable, kwargs: Mapping, unkeyed=()) -> str:
 
 
 def save_result(path: Path, result: Mapping, key: str) -> Path:
-    """Write a dict of arrays/numbers and its run key to ``path`` (.npz): a temporary file of a unique
-    name in the same folder, flushed to disk, then an atomic rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **{k: np.asarray(v) for k, v in result.items()}, **{KEY: np.asarray(key)})
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write a dict of arrays/numbers and its run key to ``path`` (.npz), atomically."""
+    with atomic_file(path, "wb") as handle:
+        np.savez(handle, **{k: np.asarray(v) for k, v in result.items()}, **{KEY: np.asarray(key)})
+    return Path(path)
 
 
 def load_result(path: Path, key: str | None = None) -> dict:

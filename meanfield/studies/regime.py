@@ -36,6 +36,7 @@ from .framework import (
     Config,
     ConfigError,
     Section,
+    SeedSection,
     StudyFolder,
     refuse_if_larger,
     register,
@@ -92,11 +93,6 @@ class ContinualSection(Section, name="continual"):
 
 
 @dataclass(frozen=True)
-class SweepSection(Section, name="sweep"):
-    seed: int = spec(checks.integer, minimum=0)
-
-
-@dataclass(frozen=True)
 class RegimeConfig(Config):
     """The regime study's configuration (``meanfield/studies/regime_default.toml``)."""
 
@@ -106,7 +102,7 @@ class RegimeConfig(Config):
     width_length: WidthLengthSection
     parameterisation: ParameterisationSection
     continual: ContinualSection
-    sweep: SweepSection
+    sweep: SeedSection
 
     def validate(self):
         if self.training.checkpoints > self.training.steps:
