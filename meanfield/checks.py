@@ -74,12 +74,6 @@ def boolean(value, name) -> bool:
     return bool(value)
 
 
-def text(value, name) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be a string, got {value!r}")
-    return value
-
-
 def _items(values, name, min_length):
     if isinstance(values, np.ndarray) and values.ndim == 1:
         values = values.tolist()

@@ -13,7 +13,7 @@ in this package that keeps only its science:
   independent pieces with :func:`run_tasks` (each finished run on disk at once, keyed by everything
   it depends on, verified when loaded) and writes :func:`write_report`.
 
-So a new study needs one module here (and its default TOML, if it has a config) and a test file.
+So a new study needs one module here, its default TOML and a test file.
 """
 
 from __future__ import annotations
