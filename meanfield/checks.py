@@ -141,9 +141,10 @@ def available_memory() -> int:
     return 2**34
 
 
-def fits_in_memory(n_bytes: float, name: str, what: str):
-    """Refuse, naming the argument ``name``, what would need more memory than this machine has available."""
-    have = available_memory()
+def fits_in_memory(n_bytes: float, name: str, what: str, available: int | None = None):
+    """Refuse, naming the argument ``name``, what would need more memory than ``available`` bytes (default:
+    what this machine has available)."""
+    have = available_memory() if available is None else available
     if n_bytes > have:
         raise ValueError(f"{name}: {what} needs about {n_bytes / 2**30:.3g} GiB; this machine has {have / 2**30:.3g} "
                          f"GiB available")

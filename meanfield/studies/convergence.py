@@ -35,6 +35,7 @@ from .framework import (
     ConfigError,
     Section,
     StudyFolder,
+    check_diagonal_sweep,
     refuse_if_larger,
     register,
     run_tasks,
@@ -119,13 +120,7 @@ class StudyConfig(Config):
         if len(self.limit.order) != 2:
             raise ConfigError(f"config field 'limit.order': must be two positive integers, got "
                               f"{list(self.limit.order)}")
-        odd = [N for N in self.sweep.widths if N % 2]
-        if odd:
-            raise ConfigError(f"config field 'sweep.widths': must be even (symmetric initialisation), got {odd[0]}")
-        if self.training.horizon * self.sweep.widths[0] < self.training.n_records:
-            raise ConfigError(f"config field 'training.n_records': horizon * smallest width = "
-                              f"{self.training.horizon * self.sweep.widths[0]:g} steps is fewer than n_records = "
-                              f"{self.training.n_records}")
+        check_diagonal_sweep(self.sweep.widths, self.training.horizon, self.training.n_records, "sweep", "training")
         try:
             self.architecture()
         except ValueError as err:

@@ -18,9 +18,9 @@ from ..data import TASK_NAMES, make_task
 from ..report import pyplot
 from .framework import (
     Config,
-    ConfigError,
     Section,
     StudyFolder,
+    check_diagonal_sweep,
     refuse_if_larger,
     register,
     run_tasks,
@@ -50,12 +50,7 @@ class DemoConfig(Config):
 
     def validate(self):
         d = self.demo
-        odd = [N for N in d.widths if N % 2]
-        if odd:
-            raise ConfigError(f"config field 'demo.widths': must be even (symmetric initialisation), got {odd[0]}")
-        if d.horizon * d.widths[0] < d.n_records:
-            raise ConfigError(f"config field 'demo.n_records': horizon * smallest width = {d.horizon * d.widths[0]:g} "
-                              f"steps is fewer than n_records = {d.n_records}")
+        check_diagonal_sweep(d.widths, d.horizon, d.n_records, "demo", "demo")
 
     def check_size(self, memory_bytes):
         refuse_if_larger("demo.widths", 8.0 * 16 * self.demo.widths[-1], memory_bytes,

@@ -230,9 +230,21 @@ class Config:
 
 def refuse_if_larger(name: str, needed_bytes: float, memory_bytes: int, what: str):
     """ConfigError naming the field ``name`` when ``needed_bytes`` exceeds ``memory_bytes``."""
-    if needed_bytes > memory_bytes:
-        raise ConfigError(f"config field '{name}': {what} needs about {needed_bytes / 2**30:.3g} GiB; this machine has "
-                          f"{memory_bytes / 2**30:.3g} GiB available")
+    try:
+        checks.fits_in_memory(needed_bytes, name, what, memory_bytes)
+    except ValueError as err:
+        raise ConfigError(f"config field '{name}': {str(err).partition(': ')[2]}") from None
+
+
+def check_diagonal_sweep(widths, horizon, n_records, table: str, records_table: str):
+    """The cross-field rules of a sweep of diagonal RNNs: even widths (symmetric initialisation), and at least
+    ``n_records`` training steps at the smallest width."""
+    odd = [N for N in widths if N % 2]
+    if odd:
+        raise ConfigError(f"config field '{table}.widths': must be even (symmetric initialisation), got {odd[0]}")
+    if horizon * widths[0] < n_records:
+        raise ConfigError(f"config field '{records_table}.n_records': horizon * smallest width = "
+                          f"{horizon * widths[0]:g} steps is fewer than n_records = {n_records}")
 
 
 def describe_duration(seconds: float) -> str:
