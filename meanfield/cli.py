@@ -10,6 +10,7 @@ import sys
 import warnings
 
 from .architectures.mup.theory import SaddlePointError
+from .backends import BACKENDS, check_backend
 from .checks import available_memory
 from .solvers.fixed_point import FixedPointError
 from .studies.framework import DamagedRunWarning, discover
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--workers", type=_non_negative_int, default=None,
                            help="worker processes of the local Dask cluster (default: cores; 0: no Dask)")
             p.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://HOST:PORT")
+        if study.backends:
+            p.add_argument("--backend", choices=BACKENDS, default="numba",
+                           help="compute backend of the hot paths (jax: pip install -e '.[jax]'; default: numba)")
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
         p.set_defaults(study=study)
     return parser
@@ -54,6 +58,8 @@ def _run(args):
     kwargs = dict(progress=not args.no_progress, overwrite=args.overwrite)
     if study.parallel:
         kwargs.update(workers=args.workers, scheduler=args.scheduler)
+    if study.backends:
+        kwargs.update(backend=check_backend(args.backend))
     overrides = study.overrides(args) if study.overrides else None
     config = study.config.load(args.config, quick=args.quick, overrides=overrides)
     config.check_size(available_memory())

@@ -508,7 +508,8 @@ class Study:
     of its report.
 
     ``config`` is its :class:`Config` class, ``arguments`` adds its own options to the subcommand's parser,
-    ``parallel`` adds --workers and --scheduler, ``overrides(args)`` maps parsed options to
+    ``parallel`` adds --workers and --scheduler, ``backends`` adds --backend (:mod:`meanfield.backends`; the run
+    then takes ``backend=``), ``overrides(args)`` maps parsed options to
     {"section.key": value} config values, ``default_out(args)`` names the default output folder."""
 
     name: str
@@ -519,15 +520,16 @@ class Study:
     parallel: bool = False
     overrides: Callable | None = None
     default_out: Callable | None = None
+    backends: bool = False
 
 
 STUDIES: dict[str, Study] = {}
 
 
-def register(name, help, *, config, arguments=None, parallel=False, overrides=None, default_out=None):
+def register(name, help, *, config, arguments=None, parallel=False, overrides=None, default_out=None, backends=False):
     """Decorator: register ``run`` as the study ``name`` (``meanfield NAME``)."""
     def decorate(run):
-        STUDIES[name] = Study(name, help, run, config, arguments, parallel, overrides, default_out)
+        STUDIES[name] = Study(name, help, run, config, arguments, parallel, overrides, default_out, backends)
         return run
     return decorate
 
