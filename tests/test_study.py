@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from meanfield.cli import main
@@ -42,6 +43,27 @@ def test_resumed_study_gives_the_same_report(quick_study):
     assert main(["study", "--quick", "--out", str(quick_study), "--workers", "0", "--no-progress"]) == 0
     after = json.loads((quick_study / "report.json").read_text())
     assert stable(after) == stable(before)
+
+
+def test_jax_backend_gives_the_numba_report_and_resumes(quick_study, tmp_path):
+    """One task per width on JAX (all seeds batched), same seeds: the same report to rounding; resume works."""
+    pytest.importorskip("jax")
+    assert main(["study", "--quick", "--out", str(tmp_path), "--backend", "jax", "--no-progress"]) == 0
+    numba, jax = (json.loads((path / "report.json").read_text()) for path in (quick_study, tmp_path))
+    assert jax["backend"] == "jax" and numba["backend"] == "numba"
+    for N, errors in numba["errors"].items():
+        np.testing.assert_allclose(jax["errors"][N]["sup_per_seed"], errors["sup_per_seed"], rtol=1e-9)
+        np.testing.assert_allclose(jax["kernel_errors"][N]["per_seed"], numba["kernel_errors"][N]["per_seed"],
+                                   rtol=1e-12)
+    for key in ("slope", "ci_low", "ci_high"):
+        assert jax["rate"][key] == pytest.approx(numba["rate"][key], abs=1e-9)
+    runs = sorted((tmp_path / "runs").glob("*.npz"))
+    assert [p.name for p in runs] == sorted(f"N{N}_jax.npz" for N in numba["widths"])
+    runs[0].unlink()
+    kept = {p: p.stat().st_mtime_ns for p in runs[1:]}
+    assert main(["study", "--quick", "--out", str(tmp_path), "--backend", "jax", "--no-progress"]) == 0
+    assert stable(json.loads((tmp_path / "report.json").read_text())) == stable(jax)
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items()) and runs[0].exists()
 
 
 def test_a_folder_of_another_configuration_is_refused(quick_study, tmp_path, capsys):

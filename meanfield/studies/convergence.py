@@ -11,7 +11,9 @@ task for T N steps, recording f^N_t on fixed probe windows; the limit f_t is sol
 
 The (width, seed) runs are independent tasks of :func:`meanfield.studies.framework.run_tasks`; each run's
 seed is the study seed's child number (width index x seeds + seed index) by ``SeedSequence``, so the
-results do not depend on the number of workers, and a finished run is on disk at once (resume).
+results do not depend on the number of workers, and a finished run is on disk at once (resume). On the
+JAX backend (``--backend jax``) a task is one width, all its seeds trained as one batch, with the same
+per-seed seeds, so the two backends report the same numbers (to rounding).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import numpy as np
 
 from .. import checks
 from ..activations import ACTIVATIONS
-from ..architectures.diagonal import Diagonal, train_online
+from ..architectures.diagonal import Diagonal, train_online, train_seeds
+from ..backends import check_backend
 from ..data import TASK_NAMES, MarkovChain, make_task
 from ..estimators import memory_state_errors, trajectory_errors
 from ..report import pyplot
@@ -164,15 +167,19 @@ class StudyConfig(Config):
         return task.chain.sample_windows(self.limit.window, self.probes.count, rng=rng).values
 
 
+def _model_and_data_seeds(cfg: StudyConfig, index: int):
+    return np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)).spawn(2)
+
+
 def simulate_run(config: dict, n_units: int, index: int, threads: int = 1) -> dict:
-    """One (width, seed) task: empirical NTK at initialisation and a training trajectory on the probes."""
+    """One (width, seed) task on the Numba backend: empirical NTK at initialisation and a training trajectory."""
     import numba
 
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     cfg = StudyConfig.from_dict(config)
     task = cfg.make_task()
     probes = cfg.probes_for(task)
-    model_seed, data_seed = np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)).spawn(2)
+    model_seed, data_seed = _model_and_data_seeds(cfg, index)
     model = cfg.architecture().network(n_units, task.input_dim, seed=model_seed)
     ntk0 = model.ntk(probes)
     t0 = time.perf_counter()
@@ -182,10 +189,49 @@ def simulate_run(config: dict, n_units: int, index: int, threads: int = 1) -> di
                 ntk0=ntk0, seconds=time.perf_counter() - t0)
 
 
+def simulate_width(config: dict, n_units: int, first_index: int, backend: str = "jax", progress: bool = False) -> dict:
+    """All seeds of one width in one task (the JAX backend trains them as one batch): the arrays of
+    :func:`simulate_run` with a leading seed axis; seed s uses the seeds of run index first_index + s."""
+    cfg = StudyConfig.from_dict(config)
+    task = cfg.make_task()
+    probes = cfg.probes_for(task)
+    seeds = [_model_and_data_seeds(cfg, first_index + s) for s in range(cfg.sweep.seeds)]
+    models = [cfg.architecture().network(n_units, task.input_dim, seed=model_seed) for model_seed, _ in seeds]
+    ntk0 = np.stack([model.ntk(probes) for model in models])
+    t0 = time.perf_counter()
+    results = train_seeds(models, task, cfg.training.horizon, cfg.training.alpha, probes, cfg.training.n_records,
+                          seeds=[data_seed for _, data_seed in seeds], progress=progress, backend=backend)
+    return dict(n_units=n_units, first_index=first_index, times=results[0].times,
+                outputs=np.stack([r.outputs for r in results]), losses=np.stack([r.losses for r in results]),
+                ntk0=ntk0, seconds=time.perf_counter() - t0)
+
+
+def _simulate(cfg: StudyConfig, folder: StudyFolder, workers, scheduler, progress, backend) -> dict:
+    """{f"N{N}_s{s}": run} for every width and seed: one task per run on Numba (parallel over workers), one
+    task per width on JAX (in this process: the seeds of a width are one batch on the device)."""
+    sw = cfg.sweep
+    if backend == "numba":
+        threads = worker_threads(workers, scheduler)
+        tasks = {f"N{N}_s{s}": dict(config=cfg.as_dict(), n_units=N, index=i * sw.seeds + s, threads=threads)
+                 for i, N in enumerate(sw.widths) for s in range(sw.seeds)}
+        return run_tasks(simulate_run, tasks, folder.runs, workers=workers, scheduler=scheduler, progress=progress,
+                         unkeyed=("threads",))
+    tasks = {f"N{N}_{backend}": dict(config=cfg.as_dict(), n_units=N, first_index=i * sw.seeds, backend=backend,
+                                     progress=progress) for i, N in enumerate(sw.widths)}
+    widths = run_tasks(simulate_width, tasks, folder.runs, workers=0, progress=progress, unkeyed=("progress",))
+    return {f"N{N}_s{s}": dict(n_units=N, times=run["times"], outputs=run["outputs"][s], losses=run["losses"][s],
+                               ntk0=run["ntk0"][s])
+            for N, run in zip(sw.widths, widths.values()) for s in range(sw.seeds)}
+
+
 @register("study", "convergence study of wide RNNs against their limit (report + plots)", config=StudyConfig,
-          parallel=True)
-def run_study(cfg: StudyConfig, out, *, workers=None, scheduler=None, progress=True, overwrite=False) -> Path:
-    """Run (or resume) the study into ``out``; return the path of report.md."""
+          parallel=True, backends=True)
+def run_study(cfg: StudyConfig, out, *, workers=None, scheduler=None, progress=True, overwrite=False,
+              backend="numba") -> Path:
+    """Run (or resume) the study into ``out``; return the path of report.md.
+
+    backend "jax" trains all seeds of a width as one batch in this process (``workers`` is then unused)."""
+    backend = check_backend(backend)
     start = time.perf_counter()
     with StudyFolder(out, "convergence", cfg, overwrite=overwrite) as folder:
         task = cfg.make_task()
@@ -196,12 +242,8 @@ def run_study(cfg: StudyConfig, out, *, workers=None, scheduler=None, progress=T
         K_probes = arch.kernel(probes, order=cfg.limit.order, kind="ntk", error_estimate=False).ntk
         limit_seconds = time.perf_counter() - limit_start
 
-        threads = worker_threads(workers, scheduler)
-        tasks = {f"N{N}_s{s}": dict(config=cfg.as_dict(), n_units=N, index=i * sw.seeds + s, threads=threads)
-                 for i, N in enumerate(sw.widths) for s in range(sw.seeds)}
         sweep_start = time.perf_counter()
-        runs = run_tasks(simulate_run, tasks, folder.runs, workers=workers, scheduler=scheduler, progress=progress,
-                         unkeyed=("threads",))
+        runs = _simulate(cfg, folder, workers, scheduler, progress, backend)
         sweep_seconds = time.perf_counter() - sweep_start
 
         limit_start = time.perf_counter()
@@ -250,7 +292,7 @@ def run_study(cfg: StudyConfig, out, *, workers=None, scheduler=None, progress=T
             limit=dict(grid_windows=len(lim.grid), kernel_quadrature_error=lim.kernel_error,
                        truncation_bound=lim.truncation_bound, loss_initial=float(grid_loss[0]),
                        loss_at_horizon=float(grid_loss[-1]), loss_ratio=float(grid_loss[-1] / grid_loss[0])),
-            seconds=dict(sweep=sweep_seconds, limit=limit_seconds))
+            backend=backend, seconds=dict(sweep=sweep_seconds, limit=limit_seconds))
         _figures(folder.path, cfg, runs, sup_err, rate, ker_err, kernel_rate, mem, memory_rate, rho, times_lim,
                  grid_loss, len(lim.grid))
         report["seconds"]["total"] = time.perf_counter() - start
@@ -342,7 +384,8 @@ def _markdown(report, cfg) -> str:
         f"- **Limit**: {lim['grid_windows']} grid windows, quadrature error estimate "
         f"{lim['kernel_quadrature_error']:.2g}, truncation bound rho^L = {lim['truncation_bound']:.2g}; "
         f"loss at T / initial loss = {lim['loss_ratio']:.3f}.",
-        f"- Wall time: {report['seconds']['total']:.1f} s (sweep {report['seconds']['sweep']:.1f} s, "
+        f"- Wall time: {report['seconds']['total']:.1f} s (sweep {report['seconds']['sweep']:.1f} s on the "
+        f"{report['backend']} backend, "
         f"limit {report['seconds']['limit']:.1f} s).",
         "",
         "| N | mean sup error | std over seeds | kernel error |",

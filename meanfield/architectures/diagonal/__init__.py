@@ -3,8 +3,8 @@
 ``theory_notes/limit.md``."""
 
 from .limit import KernelResult, LimitModel, limit_kernel, periodic_memory, quadrature_nodes
-from .network import DiagonalRNN, TrainResult, train_online
+from .network import DiagonalRNN, TrainResult, train_online, train_seeds
 from .settings import Diagonal
 
 __all__ = ["Diagonal", "DiagonalRNN", "KernelResult", "LimitModel", "TrainResult", "limit_kernel", "periodic_memory",
-           "quadrature_nodes", "train_online"]
+           "quadrature_nodes", "train_online", "train_seeds"]

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from ... import checks
 from ...activations import JIT, activate_inplace
+from ...backends import BACKENDS, check_backend, check_dtype
 from ...data import Task, WindowSet
 from ..settings import resolve
 from .settings import Diagonal
@@ -417,8 +418,33 @@ class TrainResult:
                        model, config)
 
 
+def _checked_training(model, task, horizon, alpha, probes, n_records, seed):
+    """Validate train_online's arguments; return (horizon, alpha, n_records, probes, n_steps, record_steps)."""
+    if not isinstance(model, DiagonalRNN):
+        raise TypeError(f"model must be a DiagonalRNN, got {type(model).__name__}")
+    if not isinstance(task, Task):
+        raise ValueError(f"task must be a meanfield Task (see meanfield.make_task), got {type(task).__name__}")
+    if task.input_dim != model.input_dim:
+        raise ValueError(f"task input_dim {task.input_dim} != model input_dim {model.input_dim}")
+    checks.seed(seed)
+    horizon = checks.positive(horizon, "horizon")
+    alpha = checks.positive(alpha, "alpha")
+    n_records = checks.integer(n_records, "n_records", 1)
+    probes = as_windows(probes, model.input_dim, "probes")
+    n_steps = int(round(horizon * model.n_units))
+    if n_steps < n_records:
+        raise ValueError(f"horizon * n_units = {n_steps} steps is fewer than n_records = {n_records}")
+    record_steps = np.round(np.linspace(0, n_steps, n_records + 1)).astype(np.int64)
+    return horizon, alpha, n_records, probes, n_steps, record_steps
+
+
+def _run_config(model, task, horizon, alpha, n_records, seed, backend, dtype) -> dict:
+    return dict(n_units=model.n_units, input_dim=model.input_dim, task=task.name, horizon=horizon, alpha=alpha,
+                n_records=n_records, seed=None if seed is None else repr(seed), backend=backend, dtype=dtype)
+
+
 def train_online(model: DiagonalRNN, task: Task, horizon: float, alpha: float, probes, n_records=20,
-                 seed=None, progress=True, threaded=None) -> TrainResult:
+                 seed=None, progress=True, threaded=None, *, backend="numba", dtype="float64") -> TrainResult:
     """Train a copy of ``model`` by online SGD on the data sequence of ``task`` for ``horizon * N`` steps.
 
     Parameters
@@ -441,24 +467,21 @@ def train_online(model: DiagonalRNN, task: Task, horizon: float, alpha: float, p
     progress : bool
         Show a progress bar over the steps.
     threaded : bool or None
-        Split each step's units over Numba's threads (``numba.set_num_threads`` sets their number).
-        None chooses threads for N >= 8192. The result does not depend on this choice.
+        Numba backend: split each step's units over Numba's threads (``numba.set_num_threads`` sets their
+        number). None chooses threads for N >= 8192. The result does not depend on this choice.
+    backend : "numba" or "jax"
+        The compute backend (:mod:`meanfield.backends`); both see the same data and initial parameters.
+    dtype : "float64" or "float32"
+        Floating-point type (float32 on the JAX backend only).
     """
-    if not isinstance(model, DiagonalRNN):
-        raise TypeError(f"model must be a DiagonalRNN, got {type(model).__name__}")
-    if not isinstance(task, Task):
-        raise ValueError(f"task must be a meanfield Task (see meanfield.make_task), got {type(task).__name__}")
-    if task.input_dim != model.input_dim:
-        raise ValueError(f"task input_dim {task.input_dim} != model input_dim {model.input_dim}")
-    checks.seed(seed)
-    horizon = checks.positive(horizon, "horizon")
-    alpha = checks.positive(alpha, "alpha")
-    n_records = checks.integer(n_records, "n_records", 1)
-    probes = as_windows(probes, model.input_dim, "probes")
+    if checks.choice(backend, "backend", BACKENDS) == "jax":
+        return train_seeds([model], task, horizon, alpha, probes, n_records, [seed], progress, backend="jax",
+                           dtype=dtype)[0]
+    if check_dtype(dtype) != "float64":
+        raise ValueError("dtype float32 needs backend='jax' (the Numba simulator computes in float64)")
+    horizon, alpha, n_records, probes, n_steps, record_steps = _checked_training(
+        model, task, horizon, alpha, probes, n_records, seed)
     N = model.n_units
-    n_steps = int(round(horizon * N))
-    if n_steps < n_records:
-        raise ValueError(f"horizon * n_units = {n_steps} steps is fewer than n_records = {n_records}")
     threaded = N >= PARALLEL_MIN_UNITS if threaded is None else bool(threaded)
 
     net = model.copy()
@@ -469,7 +492,6 @@ def train_online(model: DiagonalRNN, task: Task, horizon: float, alpha: float, p
     stream = task.stream(seed)
     segment = max(1, SEGMENT_UNIT_STEPS // N)
 
-    record_steps = np.round(np.linspace(0, n_steps, n_records + 1)).astype(np.int64)
     outputs = np.empty((n_records + 1, probes.shape[0]))
     losses = np.empty(n_records)
     outputs[0] = net.forward(probes)
@@ -490,6 +512,47 @@ def train_online(model: DiagonalRNN, task: Task, horizon: float, alpha: float, p
                 bar.update(n)
             losses[r] = loss_sum / (record_steps[r + 1] - record_steps[r])
             outputs[r + 1] = net.forward(probes)
-    config = dict(n_units=N, input_dim=model.input_dim, task=task.name, horizon=horizon, alpha=alpha,
-                  n_records=n_records, seed=None if seed is None else repr(seed))
+    config = _run_config(model, task, horizon, alpha, n_records, seed, "numba", "float64")
     return TrainResult(record_steps / N, record_steps, outputs, losses, probes, net, config)
+
+
+def train_seeds(models, task: Task, horizon: float, alpha: float, probes, n_records=20, seeds=None, progress=True,
+                *, backend="numba", dtype="float64") -> list[TrainResult]:
+    """:func:`train_online` for several networks of one width and settings, one data seed each.
+
+    On the JAX backend one compiled program trains all of them at once (the seeds are a batch axis); on
+    the Numba backend they run one after the other. ``seeds``: one data seed per model (default: None for
+    each). Returns one :class:`TrainResult` per model, as :func:`train_online` would.
+    """
+    backend = checks.choice(backend, "backend", BACKENDS)
+    models = list(models)
+    if not models:
+        raise ValueError("models must hold at least one DiagonalRNN")
+    seeds = [None] * len(models) if seeds is None else list(seeds)
+    if len(seeds) != len(models):
+        raise ValueError(f"seeds must hold one seed per model ({len(models)}), got {len(seeds)}")
+    if backend == "numba":
+        return [train_online(m, task, horizon, alpha, probes, n_records, s, progress, backend=backend, dtype=dtype)
+                for m, s in zip(models, seeds)]
+    dtype = check_dtype(dtype)
+    first = models[0]
+    checked = [_checked_training(m, task, horizon, alpha, probes, n_records, s) for m, s in zip(models, seeds)]
+    for i, m in enumerate(models):
+        if (m.n_units, m.input_dim, m.settings) != (first.n_units, first.input_dim, first.settings):
+            raise ValueError(f"models[{i}] differs from models[0] in width, input_dim or settings; train_seeds "
+                             "batches networks of one width and one setting")
+    horizon, alpha, n_records, probes, n_steps, record_steps = checked[0]
+    check_backend("jax")
+    from ...jax_backend.diagonal import train_seeds as train_on_jax
+
+    N = first.n_units
+    out = train_on_jax(np.stack([m.c for m in models]), np.stack([m.W for m in models]),
+                       np.stack([m.b for m in models]), code=first._code, half=N // 2 if N % 2 == 0 else N,
+                       streams=[task.stream(s) for s in seeds], record_steps=record_steps, probes=probes,
+                       alpha=alpha, dtype=dtype, progress=progress, desc=f"train N={N} x {len(models)} (jax)")
+    results = []
+    for i, (m, s) in enumerate(zip(models, seeds)):
+        net = DiagonalRNN.from_parameters(out["c"][i], out["W"][i].T, out["b"][i], settings=m.settings)
+        results.append(TrainResult(record_steps / N, record_steps, out["outputs"][i], out["losses"][i], probes,
+                                   net, _run_config(m, task, horizon, alpha, n_records, s, "jax", dtype)))
+    return results
