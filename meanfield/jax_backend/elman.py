@@ -110,13 +110,27 @@ def _pair_products(A, B):
 
 
 @partial(jax.jit, static_argnames="static")
-def _ntk_block(fx, fy, static):
+def _ntk(fx, fy, static):
     _, _, L, aw, au, sb, av = static
     block = av**2 * fx[3] @ fy[3].T
     for l in range(L):
         inner = aw**2 * _pair_products(fx[1][l], fy[1][l]) + au[l] ** 2 * _pair_products(fx[2][l], fy[2][l]) + sb**2
         block = block + jnp.einsum("atbs,atbs->ab", _pair_products(fx[0][l], fy[0][l]), inner)
     return block
+
+
+def _padded(groups):
+    """The features of all groups as one batch (the sequences in the order of the returned indices), time
+    padded with zeros to the longest: a padded step has delta = 0, so it adds nothing to the Gram."""
+    T = max(feats[0][0].shape[1] for _, feats in groups)
+
+    def pad(a):
+        return jnp.pad(a, ((0, 0), (0, T - a.shape[1]), (0, 0)))
+
+    stacked = [[jnp.concatenate([pad(feats[part][l]) for _, feats in groups]) for l in range(len(groups[0][1][0]))]
+               for part in range(3)]
+    readout = jnp.concatenate([feats[3] for _, feats in groups])
+    return np.concatenate([idx for idx, _ in groups]), (*stacked, readout)
 
 
 def _groups(X, input_dim, real):
@@ -157,15 +171,11 @@ def gram(net, X, Y, other, dtype, kind):
 
         gx, M = features(net, X)
         gy, P = (gx, M) if (Y is None and other is net) else features(other, X if Y is None else Y)
+        (ix, fx), (iy, fy) = _padded(gx), _padded(gy)
         static = _static(net)
+        block = _ntk(fx, fy, static) if kind == "ntk" else static[-1] ** 2 * fx[3] @ fy[3].T
         G = np.zeros((M, P))
-        for ix, fx in gx:
-            for iy, fy in gy:
-                if kind == "ntk":
-                    block = _ntk_block(fx, fy, static)
-                else:
-                    block = static[-1] ** 2 * fx[3] @ fy[3].T
-                G[np.ix_(ix, iy)] = np.asarray(block, dtype=float)
+        G[np.ix_(ix, iy)] = np.asarray(block, dtype=float)
         return G
 
 
