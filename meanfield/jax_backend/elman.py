@@ -25,11 +25,18 @@ lax = jax.lax
 
 
 def _static(net):
-    """The hashable description of ``net``'s architecture that the compiled programs depend on."""
+    """What the compiled programs depend on besides the shapes: the activation and the readout."""
+    return net.activation, net.readout
+
+
+def _fixed(net, real):
+    """The untrained part of ``net`` as arrays: initial states h0 and the multipliers of W, U, b and V (traced,
+    so that the NTK and muP parameterisations and any sigma share one compiled program per shape)."""
     n = net.width
-    return (net.activation, net.readout, net.layers, net.sigma_w / math.sqrt(n),
-            tuple(net.sigma_u / math.sqrt(net.input_dim if l == 0 else n) for l in range(net.layers)),
-            net.sigma_b, net.readout_scale)
+    return dict(h0=[jnp.asarray(h, real) for h in net.h0], aw=jnp.asarray(net.sigma_w / math.sqrt(n), real),
+                au=[jnp.asarray(net.sigma_u / math.sqrt(net.input_dim if l == 0 else n), real)
+                    for l in range(net.layers)],
+                sb=jnp.asarray(net.sigma_b, real), av=jnp.asarray(net.readout_scale, real))
 
 
 def _params(net, real):
@@ -37,27 +44,28 @@ def _params(net, real):
                 b=[jnp.asarray(c, real) for c in net.b], V=jnp.asarray(net.V, real))
 
 
-def _forward(params, h0, x, shift, static):
+def _forward(params, fixed, x, shift, static):
     """f (B,) of x (B, T, m), with ``shift`` (per layer (T, B, n)) added to the pre-activations; also returns
     per layer h^{l,t-1} and h^{l-1,t} (time-major) and the readout r (B, n)."""
-    name, readout, L, aw, au, sb, av = static
+    name, readout = static
     act = activation(name)
+    aw, au, sb = fixed["aw"], fixed["au"], fixed["sb"]
     B = x.shape[0]
 
     def cell(h, inputs):
         x_t, shift_t = inputs
         below, new, ins = x_t, [], []
-        for l in range(L):
+        for l in range(len(h)):
             ins.append(below)
             below = act(aw * h[l] @ params["W"][l].T + au[l] * below @ params["U"][l].T + sb * params["b"][l]
                         + shift_t[l])
             new.append(below)
         return new, (h, ins, below)
 
-    start = [jnp.broadcast_to(h, (B, h.shape[0])) for h in h0]
+    start = [jnp.broadcast_to(h, (B, h.shape[0])) for h in fixed["h0"]]
     last, (prev, ins, top) = lax.scan(cell, start, (jnp.swapaxes(x, 0, 1), shift))
     r = last[-1] if readout == "last" else top.mean(axis=0)
-    return av * r @ params["V"], (prev, ins, r)
+    return fixed["av"] * r @ params["V"], (prev, ins, r)
 
 
 def _zero_shift(params, x):
@@ -65,23 +73,23 @@ def _zero_shift(params, x):
     return [jnp.zeros((x.shape[1], x.shape[0], n), x.dtype) for _ in params["W"]]
 
 
-def _outputs(params, h0, x, static):
-    return _forward(params, h0, x, _zero_shift(params, x), static)[0]
+def _outputs(params, fixed, x, static):
+    return _forward(params, fixed, x, _zero_shift(params, x), static)[0]
 
 
-def _loss(params, h0, batches, targets, static):
+def _loss(params, fixed, batches, targets, static):
     M = sum(y.shape[0] for y in targets)
-    return sum(0.5 / M * jnp.sum((_outputs(params, h0, x, static) - y) ** 2) for x, y in zip(batches, targets))
+    return sum(0.5 / M * jnp.sum((_outputs(params, fixed, x, static) - y) ** 2) for x, y in zip(batches, targets))
 
 
 @partial(jax.jit, static_argnames="static")
-def _descend(params, first_bad, step, count, h0, batches, targets, lr, static):
+def _descend(params, first_bad, step, count, fixed, batches, targets, lr, static):
     """``count`` full-batch steps theta -= lr grad L; ``first_bad``: the first step whose V is not finite."""
     gradient = jax.grad(_loss)
 
     def body(_, carry):
         params, first_bad, step = carry
-        grads = gradient(params, h0, batches, targets, static)
+        grads = gradient(params, fixed, batches, targets, static)
         params = jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
         first_bad = jnp.where((first_bad < 0) & ~jnp.all(jnp.isfinite(params["V"])), step, first_bad)
         return params, first_bad, step + 1
@@ -90,14 +98,14 @@ def _descend(params, first_bad, step, count, h0, batches, targets, lr, static):
 
 
 @partial(jax.jit, static_argnames="static")
-def _batch_outputs(params, h0, batches, static):
-    return [_outputs(params, h0, x, static) for x in batches]
+def _batch_outputs(params, fixed, batches, static):
+    return [_outputs(params, fixed, x, static) for x in batches]
 
 
 @partial(jax.jit, static_argnames="static")
-def _features(params, h0, x, static):
+def _features(params, fixed, x, static):
     """(deltas, h^{l,t-1}, h^{l-1,t}) per layer, batch-major (B, T, .), and the readout r (B, n)."""
-    f, pullback, (prev, ins, r) = jax.vjp(lambda s: _forward(params, h0, x, s, static), _zero_shift(params, x),
+    f, pullback, (prev, ins, r) = jax.vjp(lambda s: _forward(params, fixed, x, s, static), _zero_shift(params, x),
                                           has_aux=True)
     deltas = pullback(jnp.ones_like(f))[0]
     batch_major = [[jnp.swapaxes(a, 0, 1) for a in arrays] for arrays in (deltas, prev, ins)]
@@ -109,11 +117,11 @@ def _pair_products(A, B):
     return jnp.einsum("atk,bsk->atbs", A, B)
 
 
-@partial(jax.jit, static_argnames="static")
-def _ntk(fx, fy, static):
-    _, _, L, aw, au, sb, av = static
-    block = av**2 * fx[3] @ fy[3].T
-    for l in range(L):
+@jax.jit
+def _ntk(fx, fy, fixed):
+    aw, au, sb = fixed["aw"], fixed["au"], fixed["sb"]
+    block = fixed["av"] ** 2 * fx[3] @ fy[3].T
+    for l in range(len(au)):
         inner = aw**2 * _pair_products(fx[1][l], fy[1][l]) + au[l] ** 2 * _pair_products(fx[2][l], fy[2][l]) + sb**2
         block = block + jnp.einsum("atbs,atbs->ab", _pair_products(fx[0][l], fy[0][l]), inner)
     return block
@@ -149,8 +157,7 @@ def outputs(net, X, dtype):
     with precision(dtype), jax.default_matmul_precision("highest"):
         real = jnp.dtype(dtype)
         groups, M = _groups(X, net.input_dim, real)
-        h0 = [jnp.asarray(h, real) for h in net.h0]
-        values = _batch_outputs(_params(net, real), h0, [x for _, x in groups], _static(net))
+        values = _batch_outputs(_params(net, real), _fixed(net, real), [x for _, x in groups], _static(net))
         out = np.empty(M)
         for (idx, _), f in zip(groups, values):
             out[idx] = np.asarray(f, dtype=float)
@@ -166,14 +173,14 @@ def gram(net, X, Y, other, dtype, kind):
 
         def features(model, Z):
             groups, count = _groups(Z, model.input_dim, real)
-            params, h0 = _params(model, real), [jnp.asarray(h, real) for h in model.h0]
-            return [(idx, _features(params, h0, z, _static(model))) for idx, z in groups], count
+            params, fixed = _params(model, real), _fixed(model, real)
+            return [(idx, _features(params, fixed, z, _static(model))) for idx, z in groups], count
 
         gx, M = features(net, X)
         gy, P = (gx, M) if (Y is None and other is net) else features(other, X if Y is None else Y)
         (ix, fx), (iy, fy) = _padded(gx), _padded(gy)
-        static = _static(net)
-        block = _ntk(fx, fy, static) if kind == "ntk" else static[-1] ** 2 * fx[3] @ fy[3].T
+        fixed = _fixed(net, real)
+        block = _ntk(fx, fy, fixed) if kind == "ntk" else fixed["av"] ** 2 * fx[3] @ fy[3].T
         G = np.zeros((M, P))
         G[np.ix_(ix, iy)] = np.asarray(block, dtype=float)
         return G
@@ -189,20 +196,20 @@ def train(net, X, y, lr, steps, X_eval, record_every, dtype):
         batches = [x for _, x in groups]
         targets = [jnp.asarray(y[idx], real) for idx, _ in groups]
         evals = _groups(X_eval, net.input_dim, real)
-        h0 = [jnp.asarray(h, real) for h in net.h0]
+        fixed = _fixed(net, real)
         state = (_params(net, real), jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32))
         recorded, values = [], []
         for k in range(0, steps + 1, record_every):
             if k:
-                state = _descend(*state, record_every, h0, batches, targets, lr, static)
+                state = _descend(*state, record_every, fixed, batches, targets, lr, static)
             _check(state)
             out = np.empty(evals[1])
-            for (idx, _), f in zip(evals[0], _batch_outputs(state[0], h0, [x for _, x in evals[0]], static)):
+            for (idx, _), f in zip(evals[0], _batch_outputs(state[0], fixed, [x for _, x in evals[0]], static)):
                 out[idx] = np.asarray(f, dtype=float)
             recorded.append(k)
             values.append(out)
         if steps % record_every:
-            state = _descend(*state, steps % record_every, h0, batches, targets, lr, static)
+            state = _descend(*state, steps % record_every, fixed, batches, targets, lr, static)
             _check(state)
         params = state[0]
         for name in ("W", "U", "b"):
