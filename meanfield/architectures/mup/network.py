@@ -29,7 +29,8 @@ Order parameters: C_{t,t'}^{mu,nu} = (1/N) sum_i phi(h^mu_{i,t}) phi(h^nu_{i,t'}
 The sampler is NumPy: each step is a few (P, N) x (N, N) products and N^2 (RNN) or T N^2 (DNN) normal
 draws, so the work is in BLAS and in the generator. ``benchmarks/bench_langevin.py``: at N >= 512 the
 update arithmetic and the Python overhead are 2-4% of a step (all a compiled loop could remove), and
-Numba's normal generator is 1.7x slower than NumPy's on the draws, which take about 60%.
+Numba's normal generator is 1.7x slower than NumPy's on the draws, which take about 60%. On a GPU,
+``backend="jax"`` runs the same sampler as one compiled loop (:mod:`meanfield.jax_backend.mup`).
 """
 
 from __future__ import annotations
