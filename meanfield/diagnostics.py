@@ -13,7 +13,8 @@ set and G = J J^T its empirical NTK Gram:
 
 |J_t - J_0|_2 never needs the Jacobian itself: it is sqrt(lambda_max(D)) with the P x P matrix
 D = G_t - J_t J_0^T - J_0 J_t^T + G_0 of cross-network NTK Grams. So any model with
-``ntk(X, Y=None, other=None)``, ``parameters()``, ``copy()``, ``__call__`` and ``train`` can be diagnosed.
+``ntk(X, Y=None, other=None)``, ``parameters()``, ``copy()``, ``__call__`` and ``train`` can be diagnosed
+(``options``, e.g. the ``backend=`` and ``dtype=`` of an Elman RNN, go to every ``ntk``, ``__call__`` and ``train``).
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ def relative_change(params_t, params_0) -> float:
     return float(np.sqrt(num / den))
 
 
-def jacobian_change_norm(model_t, model_0, X) -> float:
+def jacobian_change_norm(model_t, model_0, X, **options) -> float:
     """|J(theta_t) - J(theta_0)|_2 on X, from cross-network NTK Grams (no Jacobian formed)."""
-    D = model_t.ntk(X) - model_t.ntk(X, other=model_0) - model_0.ntk(X, other=model_t) + model_0.ntk(X)
+    D = (model_t.ntk(X, **options) - model_t.ntk(X, other=model_0, **options) - model_0.ntk(X, other=model_t, **options)
+         + model_0.ntk(X, **options))
     return float(np.sqrt(max(np.linalg.eigvalsh(0.5 * (D + D.T))[-1], 0.0)))
 
 
@@ -81,7 +83,7 @@ def gd_stability(K, lr) -> float:
 
 
 def track_training(model, X_train, y_train, X_heldout, *, lr, steps, checkpoints=5, K=None, K_cross=None,
-                   kernels=True):
+                   kernels=True, options=None):
     """Train ``model`` (a copy; full-batch GD) and record the diagnostics at ``checkpoints`` times.
 
     ``kernels=False`` skips the Gram-based diagnostics after initialisation (NaN in the result), which
@@ -90,15 +92,18 @@ def track_training(model, X_train, y_train, X_heldout, *, lr, steps, checkpoints
     The kernel-flow prediction uses K (train x train) and K_cross (held-out x train), by default the
     network's own NTK at initialisation; pass the analytic RNTK for the infinite-width prediction. The
     prediction gap is max_x |f_t(x) - f^flow_t(x)| / max_{x,t} |f^flow_t(x) - f_0(x)| on the held-out set.
+    ``options``: keyword arguments of the model's ``ntk``, ``__call__`` and ``train`` (an Elman RNN's backend
+    and dtype).
     """
+    options = dict(options or {})
     y = np.asarray(y_train, float)
     M = len(X_train)
     net0 = model
     net = model.copy()
-    G0 = net0.ntk(X_train)
+    G0 = net0.ntk(X_train, **options)
     K = G0 if K is None else np.asarray(K, float)
-    K_cross = net0.ntk(X_heldout, X_train) if K_cross is None else np.asarray(K_cross, float)
-    f0_train, f0_held = net0(X_train), net0(X_heldout)
+    K_cross = net0.ntk(X_heldout, X_train, **options) if K_cross is None else np.asarray(K_cross, float)
+    f0_train, f0_held = net0(X_train, **options), net0(X_heldout, **options)
     flow = LinearKernelFlow(K, np.full(M, 1.0 / M), y, 1.0, f0_train)
     lam = np.linalg.eigvalsh(G0)
     per = max(1, int(steps) // int(checkpoints))
@@ -111,24 +116,24 @@ def track_training(model, X_train, y_train, X_heldout, *, lr, steps, checkpoints
         times.append(t)
         wchange.append(relative_change(net.parameters(), net0.parameters()))
         if kernels:
-            Gt = net.ntk(X_train)
+            Gt = net.ntk(X_train, **options)
             dist.append(kernel_distance(G0, Gt))
             vel.append(kernel_distance(G_prev, Gt))
             align.append(alignment(Gt, y))
-            jchange.append(jacobian_change_norm(net, net0, X_train))
+            jchange.append(jacobian_change_norm(net, net0, X_train, **options))
             G_prev = Gt
         else:
             dist.append(np.nan), vel.append(np.nan), align.append(np.nan), jchange.append(np.nan)
-        losses.append(0.5 * float(np.mean((net(X_train) - y) ** 2)))
+        losses.append(0.5 * float(np.mean((net(X_train, **options) - y) ** 2)))
         if not losses[-1] <= DIVERGENCE_FACTOR * max(losses[0], 1e-12):
             raise FloatingPointError(f"training diverged: the loss grew from {losses[0]:.3g} to {losses[-1]:.3g} by "
                                      f"step {done}; lr = {lr:g} is too large")
-        preds_net.append(net(X_heldout))
+        preds_net.append(net(X_heldout, **options))
         preds_flow.append(flow.at([t], K_cross, f0_held)[0])
         if done >= steps:
             break
         n = min(per, steps - done)
-        net.train(X_train, y, lr, n, record_every=n + 1)
+        net.train(X_train, y, lr, n, record_every=n + 1, **options)
         done += n
     preds_net, preds_flow = np.array(preds_net), np.array(preds_flow)
     moved = max(np.max(np.abs(preds_flow - f0_held)), 1e-300)

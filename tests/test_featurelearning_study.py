@@ -1,9 +1,15 @@
 import json
 
+import numpy as np
 import pytest
 
 from meanfield.cli import main
 from meanfield.studies.featurelearning import FeatureLearningConfig
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 SMALL = """
 [study]
@@ -102,3 +108,24 @@ def test_an_output_folder_holds_one_configuration(reports, tmp_path, capsys):
     assert main(["featurelearning", "--task", "sequence", "--config", str(out.parent / "small.toml"), "--out",
                  str(out), "--workers", "0"]) == 2
     assert "another configuration" in capsys.readouterr().err
+
+
+
+def test_backend_jax_samples_and_never_reuses_the_other_backends_runs(tmp_path):
+    """The study's runs on --backend jax (a reduced agreement run through the framework); the same run on numba
+    in the same folder is recomputed (the backend is part of each run's key), not read back."""
+    pytest.importorskip("jax")
+    from meanfield.studies.featurelearning import sample_run
+    from meanfield.studies.framework import DamagedRunWarning, discover, run_tasks
+
+    assert discover()["featurelearning"].backends
+    cfg = FeatureLearningConfig.from_dict(tomllib.loads(SMALL)).replace(**{"sampler.n_steps": 400,
+                                                                           "sampler.burn_in": 100})
+    task = dict(config=cfg.as_dict(), problem="agreement", shared=True, width=16, beta=1.0, index=0, g=1.0)
+    runs = {"jax": run_tasks(sample_run, {"agree": dict(task, backend="jax")}, tmp_path, workers=0,
+                             progress=False)["agree"]}
+    with pytest.warns(DamagedRunWarning, match="belongs to another run"):
+        runs["numba"] = run_tasks(sample_run, {"agree": dict(task, backend="numba")}, tmp_path, workers=0,
+                                  progress=False)["agree"]
+    assert runs["jax"]["kernel"].shape == (3, 2, 3, 2) and np.all(np.isfinite(runs["jax"]["kernel"]))
+    assert not np.array_equal(runs["jax"]["kernel"], runs["numba"]["kernel"])

@@ -67,3 +67,26 @@ def test_continual_learning_matches_the_kernel_regime_at_the_largest_width(quick
         assert widest["ci_low"] <= widest["kernel_prediction"] <= widest["ci_high"], (regime, widest)
     # trained to convergence on B, the network forgets A much more than with early stopping
     assert cl["converged"]["rows"][-1]["mean"] > 5 * cl["early"]["rows"][-1]["mean"]
+
+
+def test_backend_jax_runs_equal_the_numba_runs():
+    """Training, empirical NTKs and diagnostics of one reduced run of each kind on --backend jax equal the
+    NumPy ones (float64), and the backend is part of the run key."""
+    pytest.importorskip("jax")
+    import numpy as np
+
+    from meanfield.studies.framework import discover
+    from meanfield.studies.regime import RegimeConfig, _tasks, continual_run, regime_run
+
+    assert discover()["regime"].backends
+    cfg = RegimeConfig.load(quick=True).replace(**{"training.steps": 4, "training.checkpoints": 2,
+                                                   "training.n_train": 4, "training.n_heldout": 2})
+    assert all(t["backend"] == "jax" for t in _tasks(cfg, "jax")[0].values())
+    config = cfg.as_dict()
+    for run, kwargs in ((regime_run, dict(part="parameterisation", width=16, length=4, parameterisation="mup")),
+                        (regime_run, dict(part="width_length", width=16, length=4, parameterisation="ntk")),
+                        (continual_run, dict(width=16, steps=3))):
+        ref, fast = (run(config, index=1, backend=b, **kwargs) for b in ("numba", "jax"))
+        for key, value in ref.items():
+            if key != "seconds":
+                assert np.allclose(fast[key], value, rtol=1e-8, atol=1e-12, equal_nan=True), (run.__name__, key)

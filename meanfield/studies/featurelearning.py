@@ -32,6 +32,7 @@ from ..architectures.mup.theory import (
     posterior_solution,
     solve_path,
 )
+from ..backends import check_backend
 from ..report import pyplot
 from ..stats import chain_mean_se
 from .framework import (
@@ -195,9 +196,10 @@ def _relative_error(f, y, mask):
 
 
 # --- one sampling run ------------------------------------------------------------------------------
-def sample_run(config, problem, shared, width, beta, index, activation="linear", g=None):
+def sample_run(config, problem, shared, width, beta, index, activation="linear", g=None, backend="numba"):
     """Langevin samples of one posterior; returns mean kernels, outputs and order parameter with errors.
-    ``g``, if given, replaces both g and g_u of the config (the agreement problems set their own)."""
+    ``g``, if given, replaces both g and g_u of the config (the agreement problems set their own); ``backend``:
+    the sampler's (:func:`~meanfield.architectures.mup.network.langevin`)."""
     cfg = FeatureLearningConfig.from_dict(config)
     s, arch = cfg.sampler, cfg.model.architecture(shared, activation, g)
     if problem == "transition":
@@ -214,7 +216,7 @@ def sample_run(config, problem, shared, width, beta, index, activation="linear",
     scale = min(MAX_CHAIN_SCALE, s.step_size / step)
     start = time.perf_counter()
     smp = langevin(net, X, y, readout, beta=beta, step_size=step, n_steps=round(s.n_steps * scale),
-                   burn_in=round(s.burn_in * scale), thin=max(1, round(s.thin * scale)), seed=seeds[1])
+                   burn_in=round(s.burn_in * scale), thin=max(1, round(s.thin * scale)), seed=seeds[1], backend=backend)
     C, C_se = smp.kernel_estimate()
     order = np.array([cross_time_correlation(c) for c in smp.kernels])
     return dict(kernel=C, kernel_se=C_se, outputs=smp.outputs.mean(axis=0), outputs_se=chain_mean_se(smp.outputs),
@@ -239,7 +241,7 @@ def langevin_step(step_size, beta, g_v, C, readout):
     return float(min(step_size, 0.25 / stiffness)) if stiffness > 0 else float(step_size)
 
 
-def _tasks(cfg: FeatureLearningConfig, beta_c):
+def _tasks(cfg: FeatureLearningConfig, beta_c, backend):
     tasks, index = {}, 0
     e, q = cfg.endpoint, cfg.sequence
     if cfg.study.task == "endpoint":
@@ -261,7 +263,7 @@ def _tasks(cfg: FeatureLearningConfig, beta_c):
                                                        beta=b, index=index)
                 index += 1
     config = cfg.as_dict()
-    return {k: dict(config=config, **v) for k, v in tasks.items()}
+    return {k: dict(config=config, backend=backend, **v) for k, v in tasks.items()}
 
 
 # --- the study -------------------------------------------------------------------------------------
@@ -274,16 +276,22 @@ def _arguments(parser):
 @register("featurelearning", "Bayesian muP RNN vs DNN: saddle-point kernels against Langevin sampling (phase "
           "transition; generalisation across time)", config=FeatureLearningConfig, parallel=True,
           arguments=_arguments, overrides=lambda args: {"study.task": args.task} if args.task else {},
-          default_out=lambda args: f"results/featurelearning-{args.task or 'endpoint'}")
+          default_out=lambda args: f"results/featurelearning-{args.task or 'endpoint'}", backends=True)
 def run_featurelearning(cfg: FeatureLearningConfig, out, *, workers=None, scheduler=None, progress=True,
-                        overwrite=False) -> Path:
-    """Run (or resume) the study for the config's ``study.task`` into ``out``; return the path of report.md."""
+                        overwrite=False, backend="numba") -> Path:
+    """Run (or resume) the study for the config's ``study.task`` into ``out``; return the path of report.md.
+
+    ``backend="jax"`` samples with the JAX Langevin sampler (each run's key holds the backend, so runs of the
+    other backend are recomputed, not reused); its runs go one after the other in this process (the device is
+    the parallel part) unless a ``scheduler`` is given."""
     start = time.perf_counter()
+    backend = check_backend(backend)
+    workers = 0 if backend == "jax" and scheduler is None else workers
     task = cfg.study.task
     with StudyFolder(out, "featurelearning", cfg, overwrite=overwrite) as folder:
         m = cfg.model
         beta_c = critical_signal_t2(cfg.endpoint.target, m.g_u**2, g=m.g, g_v=m.g_v)
-        runs = run_tasks(sample_run, _tasks(cfg, beta_c), folder.runs, workers=workers, scheduler=scheduler,
+        runs = run_tasks(sample_run, _tasks(cfg, beta_c, backend), folder.runs, workers=workers, scheduler=scheduler,
                          progress=progress, desc=f"{task} sampling")
         if task == "endpoint":
             report = dict(task=task, **_endpoint(cfg, beta_c, runs))

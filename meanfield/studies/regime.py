@@ -27,6 +27,7 @@ import numpy as np
 from .. import checks
 from ..activations import ACTIVATIONS
 from ..architectures.elman import Elman
+from ..backends import check_backend
 from ..data import make_task
 from ..diagnostics import gd_stability, track_training
 from ..report import pyplot
@@ -144,8 +145,9 @@ def _windows(cfg: RegimeConfig, T):
     return X[:n], y[:n], X[n:]
 
 
-def regime_run(config: dict, part: str, width: int, length: int, parameterisation: str, index: int) -> dict:
-    """One run: train an Elman RNN and record the diagnostics."""
+def regime_run(config: dict, part: str, width: int, length: int, parameterisation: str, index: int,
+               backend: str = "numba") -> dict:
+    """One run: train an Elman RNN and record the diagnostics (training and empirical NTKs on ``backend``)."""
     cfg = RegimeConfig.from_dict(config)
     X, y, X_held = _windows(cfg, length)
     arch = cfg.model.architecture()
@@ -156,11 +158,11 @@ def regime_run(config: dict, part: str, width: int, length: int, parameterisatio
     start = time.perf_counter()
     t = cfg.training
     d = track_training(net, X, y, X_held, lr=t.lr, steps=t.steps, checkpoints=t.checkpoints, K=K, K_cross=K_cross,
-                       kernels=part == "parameterisation")
+                       kernels=part == "parameterisation", options=dict(backend=backend))
     return dict(**d.as_dict(), width=width, length=length, index=index, seconds=time.perf_counter() - start)
 
 
-def continual_run(config: dict, width: int, steps: int, index: int) -> dict:
+def continual_run(config: dict, width: int, steps: int, index: int, backend: str = "numba") -> dict:
     """Task A then task B on the same windows: measured and kernel-predicted forgetting of A."""
     cfg = RegimeConfig.from_dict(config)
     T, n, lr = cfg.continual.length, cfg.training.n_train, cfg.training.lr
@@ -171,15 +173,15 @@ def continual_run(config: dict, width: int, steps: int, index: int) -> dict:
     X, X_held = list(values[:n]), list(values[n:])
     arch = cfg.model.architecture()
     net = arch.network(width, 1, seed=np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)))
-    f0_train, f0_held = net(X), net(X_held)
+    f0_train, f0_held = net(X, backend=backend), net(X_held, backend=backend)
 
     def loss_a(f_held):
         return 0.5 * float(np.mean((f_held - y_a[n:]) ** 2))
 
-    net.train(X, y_a[:n], lr, steps, record_every=steps + 1)
-    after_a = loss_a(net(X_held))
-    net.train(X, y_b[:n], lr, steps, record_every=steps + 1)
-    after_b = loss_a(net(X_held))
+    net.train(X, y_a[:n], lr, steps, record_every=steps + 1, backend=backend)
+    after_a = loss_a(net(X_held, backend=backend))
+    net.train(X, y_b[:n], lr, steps, record_every=steps + 1, backend=backend)
+    after_b = loss_a(net(X_held, backend=backend))
     # kernel regime: the flow for A, then the flow for B started where A ended (RNTK, own f_0)
     K, K_cross = arch.kernel(X).ntk, arch.kernel(X_held, X).ntk
     t = lr * steps
@@ -202,7 +204,7 @@ def check_learning_rate(cfg: RegimeConfig):
                               f"{2 * cfg.training.lr / ratio:.3g}")
 
 
-def _tasks(cfg: RegimeConfig):
+def _tasks(cfg: RegimeConfig, backend):
     config = cfg.as_dict()
     wl, pa, co = cfg.width_length, cfg.parameterisation, cfg.continual
     tasks = {}
@@ -211,19 +213,21 @@ def _tasks(cfg: RegimeConfig):
         for n in wl.widths:
             for s in range(wl.seeds):
                 tasks[f"wl_T{T}_n{n}_s{s}"] = dict(config=config, part="width_length", width=n, length=T,
-                                                    parameterisation="ntk", index=index)
+                                                    parameterisation="ntk", index=index, backend=backend)
                 index += 1
     for param in ("ntk", "mup"):
         for n in pa.widths:
             for s in range(pa.seeds):
                 tasks[f"p_{param}_n{n}_s{s}"] = dict(config=config, part="parameterisation", width=n,
-                                                      length=pa.length, parameterisation=param, index=index)
+                                                      length=pa.length, parameterisation=param, index=index,
+                                                      backend=backend)
                 index += 1
     continual = {}
     for regime, steps in (("early", co.early_steps), ("converged", co.converged_steps)):
         for n in co.widths:
             for s in range(co.seeds):
-                continual[f"cl_{regime}_n{n}_s{s}"] = dict(config=config, width=n, steps=steps, index=index)
+                continual[f"cl_{regime}_n{n}_s{s}"] = dict(config=config, width=n, steps=steps, index=index,
+                                                           backend=backend)
                 index += 1
     return tasks, continual
 
@@ -260,13 +264,20 @@ def _width_exponent(cfg: RegimeConfig, table, n_boot=1000):
 
 
 @register("regime", "distance of finite Elman RNNs from the kernel regime (width x length, NTK vs muP)",
-          config=RegimeConfig, parallel=True)
-def run_regime(cfg: RegimeConfig, out, *, workers=None, scheduler=None, progress=True, overwrite=False) -> Path:
-    """Run (or resume) the regime study into ``out``; return the path of report.md."""
+          config=RegimeConfig, parallel=True, backends=True)
+def run_regime(cfg: RegimeConfig, out, *, workers=None, scheduler=None, progress=True, overwrite=False,
+               backend="numba") -> Path:
+    """Run (or resume) the regime study into ``out``; return the path of report.md.
+
+    ``backend="jax"`` trains the networks and computes their empirical NTKs with JAX (each run's key holds the
+    backend, so runs of the other backend are recomputed, not reused); its runs go one after the other in this
+    process (the device is the parallel part) unless a ``scheduler`` is given."""
     start = time.perf_counter()
+    backend = check_backend(backend)
+    workers = 0 if backend == "jax" and scheduler is None else workers
     check_learning_rate(cfg)
     with StudyFolder(out, "regime", cfg, overwrite=overwrite) as folder:
-        tasks, continual = _tasks(cfg)
+        tasks, continual = _tasks(cfg, backend)
         runs = run_tasks(regime_run, tasks, folder.runs, workers=workers, scheduler=scheduler, progress=progress,
                          desc="regime runs")
         runs.update(run_tasks(continual_run, continual, folder.runs, workers=workers, scheduler=scheduler,

@@ -24,9 +24,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import checks
+from ...backends import check_backend, check_dtype
 from ..settings import resolve
 from .kernel import pack_sequences
 from .settings import Elman
+
+
+def _backend_and_dtype(backend, dtype):
+    """Checked (backend, dtype): float32 only on the JAX backend; the JAX module for "jax", else None."""
+    backend, dtype = check_backend(backend), check_dtype(dtype)
+    if backend == "numba" and dtype != "float64":
+        raise ValueError(f"dtype must be 'float64' with backend 'numba' (float32 needs backend 'jax'), got {dtype!r}")
+    if backend == "numba":
+        return None, dtype
+    from ...jax_backend import elman
+
+    return elman, dtype
 
 
 @dataclass
@@ -159,8 +172,11 @@ class ElmanRNN:
             groups.append((idx, self._batch(batch)))
         return groups, len(lengths)
 
-    def __call__(self, X) -> np.ndarray:
-        """f on each sequence of X, shape (M,)."""
+    def __call__(self, X, *, backend="numba", dtype="float64") -> np.ndarray:
+        """f on each sequence of X, shape (M,) (backend, dtype: as in :meth:`train`)."""
+        jax_path, dtype = _backend_and_dtype(backend, dtype)
+        if jax_path is not None:
+            return jax_path.outputs(self, X, dtype)
         groups, M = self._features(X)
         out = np.empty(M)
         for idx, feat in groups:
@@ -168,12 +184,16 @@ class ElmanRNN:
         return out
 
     # -- kernels ---------------------------------------------------------------------------------
-    def ntk(self, X, Y=None, other=None) -> np.ndarray:
+    def ntk(self, X, Y=None, other=None, *, backend="numba", dtype="float64") -> np.ndarray:
         """Empirical NTK Gram <grad_theta f(x_i), grad_theta' f'(y_j)> (all of W, U, b, V trained).
 
         ``other``: a network of the same architecture (e.g. this one before training) whose gradients
-        at Y are used on the right, giving J(theta) J(theta')^T; default: this network.
+        at Y are used on the right, giving J(theta) J(theta')^T; default: this network. backend, dtype: as
+        in :meth:`train`.
         """
+        jax_path, dtype = _backend_and_dtype(backend, dtype)
+        if jax_path is not None:
+            return jax_path.gram(self, X, Y, other, dtype, "ntk")
         other = self if other is None else other
         gx, M = self._features(X)
         gy, P = (gx, M) if (Y is None and other is self) else other._features(X if Y is None else Y)
@@ -190,8 +210,12 @@ class ElmanRNN:
                 G[np.ix_(ix, iy)] = block
         return G
 
-    def nngp(self, X, Y=None) -> np.ndarray:
-        """sigma_v^2 r(x) . r(y) / n: the output covariance averaged over the readout V exactly."""
+    def nngp(self, X, Y=None, *, backend="numba", dtype="float64") -> np.ndarray:
+        """sigma_v^2 r(x) . r(y) / n: the output covariance averaged over the readout V exactly (backend,
+        dtype: as in :meth:`train`)."""
+        jax_path, dtype = _backend_and_dtype(backend, dtype)
+        if jax_path is not None:
+            return jax_path.gram(self, X, Y, None, dtype, "nngp")
         gx, M = self._features(X)
         gy, P = (gx, M) if Y is None else self._features(Y)
         G = np.zeros((M, P))
@@ -220,7 +244,8 @@ class ElmanRNN:
         e = np.concatenate([residual[idx] for idx, _ in groups])
         self.V -= lr * self.readout_scale * e @ readouts
 
-    def train(self, X, y, lr, steps, *, mode="full", X_eval=None, record_every=1, seed=None):
+    def train(self, X, y, lr, steps, *, mode="full", X_eval=None, record_every=1, seed=None, backend="numba",
+              dtype="float64"):
         """Gradient descent on (1/2M) sum_i (f(x_i) - y_i)^2; returns (record steps, f on X_eval).
 
         ``mode="full"``: full-batch steps theta -= lr grad L, so that in the kernel regime f follows
@@ -228,7 +253,12 @@ class ElmanRNN:
         ``mode="online"``: one sequence per step
         (drawn uniformly with ``seed``), theta -= lr (f_i - y_i) grad f_i, whose expectation is the
         full-batch step.
+
+        backend: "numba" (NumPy, the reference) or "jax" (:mod:`meanfield.jax_backend.elman`, full-batch mode
+        only: the steps between records run in one compiled loop on the device); dtype: "float64", or
+        "float32" on the JAX backend only.
         """
+        jax_path, dtype = _backend_and_dtype(backend, dtype)
         y = np.asarray(y, dtype=float)
         M = len(X)
         if y.shape != (M,) or not np.all(np.isfinite(y)):
@@ -238,9 +268,14 @@ class ElmanRNN:
         record_every = checks.integer(record_every, "record_every", 1)
         if mode not in ("full", "online"):
             raise ValueError(f"mode must be 'full' or 'online', got {mode!r}")
+        if jax_path is not None and mode != "full":
+            raise ValueError(f"mode must be 'full' with backend 'jax' (online steps run on backend 'numba'), got "
+                             f"{mode!r}")
         X_eval = X if X_eval is None else X_eval
         rng = np.random.default_rng(seed)
         lr = lr * self.width if self.parameterisation == "mup" else lr
+        if jax_path is not None:
+            return jax_path.train(self, X, y, lr, steps, X_eval, record_every, dtype)
         recorded, values = [], []
         for k in range(int(steps) + 1):
             if k % record_every == 0:

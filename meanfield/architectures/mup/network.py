@@ -29,7 +29,8 @@ Order parameters: C_{t,t'}^{mu,nu} = (1/N) sum_i phi(h^mu_{i,t}) phi(h^nu_{i,t'}
 The sampler is NumPy: each step is a few (P, N) x (N, N) products and N^2 (RNN) or T N^2 (DNN) normal
 draws, so the work is in BLAS and in the generator. ``benchmarks/bench_langevin.py``: at N >= 512 the
 update arithmetic and the Python overhead are 2-4% of a step (all a compiled loop could remove), and
-Numba's normal generator is 1.7x slower than NumPy's on the draws, which take about 60%.
+Numba's normal generator is 1.7x slower than NumPy's on the draws, which take about 60%. On a GPU,
+``backend="jax"`` runs the same sampler as one compiled loop (:mod:`meanfield.jax_backend.mup`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ... import checks
+from ...backends import check_backend, check_dtype
 from ...stats import chain_mean_se, geweke_z
 from ..settings import resolve
 from .settings import MuP
@@ -161,14 +163,32 @@ def _targets(net, X, y, readout):
     return np.where(readout, y, 0.0), readout
 
 
+def langevin_update(params, grads, xi, new, step_size, prior_var):
+    """One sampler step in place: theta <- (1 - eta) theta - eta M grad Phi + sqrt(eta M / 2) (xi + new).
+
+    (1 - eta) theta is the prior's drift, M grad(|theta|^2 / 2M) = theta; xi and new are the standard normal
+    draws of this step and the next (the Leimkuhler-Matthews noise)."""
+    for key, value in params.items():
+        value *= 1.0 - step_size
+        value -= step_size * prior_var[key] * grads[key]
+        value += math.sqrt(step_size * prior_var[key] / 2) * (xi[key] + new[key])
+
+
 def langevin(net: MuPNetwork, X, y, readout=None, *, beta, step_size, n_steps, burn_in, thin=10, seed=None,
-             progress=False) -> LangevinSamples:
+             progress=False, backend="numba", dtype="float64") -> LangevinSamples:
     """Sample the posterior of ``net``'s parameters (``net`` is updated in place; see the module docstring).
 
     y: targets (P,) for endpoint supervision, or (T + 1, P) with the boolean ``readout`` mask of supervised
     entries. beta: signal strength per unit (the inverse temperature is N beta). Records the state every
     ``thin`` steps after ``burn_in``.
+
+    backend: "numba" (this NumPy sampler, the reference) or "jax" (:mod:`meanfield.jax_backend.mup`: the
+    same initial parameters, data and update rule, one compiled loop per recording interval, its own random
+    stream from ``seed``); dtype: "float64", or "float32" on the JAX backend only.
     """
+    backend, dtype = check_backend(backend), check_dtype(dtype)
+    if backend == "numba" and dtype != "float64":
+        raise ValueError(f"dtype must be 'float64' with backend 'numba' (float32 needs backend 'jax'), got {dtype!r}")
     X = net.check_inputs(X)
     y, readout = _targets(net, X, y, readout)
     step_size = checks.positive(step_size, "step_size")
@@ -177,8 +197,13 @@ def langevin(net: MuPNetwork, X, y, readout=None, *, beta, step_size, n_steps, b
         ("n_steps", n_steps), ("burn_in", burn_in), ("thin", thin)))
     if not (n_steps > burn_in >= 0 and thin >= 1):
         raise ValueError(f"need n_steps > burn_in >= 0 and thin >= 1, got {n_steps}, {burn_in}, {thin}")
+    if backend == "jax":
+        from ...jax_backend.mup import langevin as jax_langevin
+
+        outs, kers, energies = jax_langevin(net, X, y, readout, beta=beta, step_size=step_size, n_steps=n_steps,
+                                            burn_in=burn_in, thin=thin, seed=seed, progress=progress, dtype=dtype)
+        return LangevinSamples(outs, kers, energies, step_size, thin)
     rng = np.random.default_rng(seed)
-    scale = {key: math.sqrt(step_size * net.prior_var[key] / 2) for key in net.params}
     xi = {key: rng.standard_normal(value.shape) for key, value in net.params.items()}
     outs, kers, energies = [], [], []
     for step in tqdm(range(n_steps), desc="Langevin", disable=not progress, leave=False):
@@ -189,10 +214,7 @@ def langevin(net: MuPNetwork, X, y, readout=None, *, beta, step_size, n_steps, b
             outs.append(f)
             kers.append(net.kernels(X, h))
             energies.append(data_term)
-        for key, value in net.params.items():
-            new = rng.standard_normal(value.shape)
-            value *= 1.0 - step_size  # the prior's drift, M grad(|theta|^2 / 2M) = theta
-            value -= step_size * net.prior_var[key] * grads[key]
-            value += scale[key] * (xi[key] + new)
-            xi[key] = new
+        new = {key: rng.standard_normal(value.shape) for key, value in net.params.items()}
+        langevin_update(net.params, grads, xi, new, step_size, net.prior_var)
+        xi = new
     return LangevinSamples(np.array(outs), np.array(kers), np.array(energies), step_size, thin)
