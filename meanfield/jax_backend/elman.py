@@ -17,7 +17,7 @@ import numpy as np
 
 from ..architectures.elman.kernel import pack_sequences
 from ..backends import jax_module, precision
-from .pointwise import activation
+from .activations import activation
 
 jax = jax_module()
 jnp = jax.numpy

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..backends import jax_module, precision
-from .pointwise import activation, seed_key
+from .activations import activation
 
 jax = jax_module()
 jnp = jax.numpy
@@ -134,6 +134,11 @@ def langevin(net, X, y, readout, *, beta, step_size, n_steps, burn_in, thin, see
             net.params[k][...] = np.asarray(state[0][k], dtype=float)
     outs, kers, energies = (np.concatenate(r)[1 if burn_in else 0:][:n_records] for r in zip(*records))
     return outs, kers, energies
+
+
+def seed_key(seed):
+    """A ``jax.random`` key drawn from NumPy's generator of ``seed`` (int, SeedSequence, Generator or None)."""
+    return jax.random.key(int(np.random.default_rng(seed).integers(0, 2**31 - 1)))
 
 
 def _check(state):
