@@ -27,7 +27,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ... import checks
+from ... import backends, checks
 from ...activations import ERF, JIT, LINEAR, RELU, gaussian_dual, gaussian_dual_rows, normal_rule
 from ..settings import resolve
 from .settings import Elman
@@ -233,7 +233,8 @@ def _gram(fx, ox, vx, fy, oy, vy, symmetric, mean, L, p, code, zx, zw):
     return nngp, ntk
 
 
-def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, **hyperparameters):
+def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, backend="numba", dtype="float64", block=None,
+         **hyperparameters):
     """Gram matrix of the RNTK and/or NNGP between two lists of sequences.
 
     Parameters
@@ -246,7 +247,24 @@ def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, **hyperparamet
     settings : Elman, or the keywords of :class:`Elman`
         (layers, activation, sigma_w, sigma_u, sigma_b, sigma_v, sigma_h, readout). Closed-form duals for
         linear, ReLU and erf; a 96 x 96 trapezoidal rule in the Gaussian for tanh (about 1e-12 accurate).
+    backend : {"numba", "jax"}
+        "jax" computes the Gram in blocks on JAX's default device (:mod:`meanfield.jax_backend.rntk`); it
+        agrees with "numba" to about 1e-14 in float64.
+    dtype : {"float64", "float32"}
+        The precision of the computation and of the result; "float32" needs ``backend="jax"`` (errors in
+        ``docs/performance.md``).
+    block : int, optional
+        JAX backend: rows and columns of a block of the Gram computed at once (default: a working set of a few
+        hundred MB).
     """
+    backend = backends.check_backend(backend)
+    dtype = backends.check_dtype(dtype)
+    if backend == "numba" and dtype != "float64":
+        raise ValueError(f"dtype={dtype!r} needs backend='jax' (the Numba kernel computes in float64)")
+    if block is not None:
+        if backend == "numba":
+            raise ValueError("block applies to backend='jax' only (the Numba kernel needs no blocks)")
+        block = checks.integer(block, "block", 1)
     arch = resolve(Elman, settings, hyperparameters)
     checks.choice(kind, "kind", KINDS)
     layers, readout, code = arch.layers, arch.readout, arch.act.code
@@ -255,6 +273,13 @@ def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, **hyperparamet
     symmetric = Y is None
     fy, oy = (fx, ox) if symmetric else pack_sequences(Y, "Y", input_dim=fx.shape[1])
     zx, zw = normal_rule() if code not in (RELU, ERF, LINEAR) else (np.zeros(1), np.ones(1))
+    if backend == "jax":
+        from ...jax_backend.rntk import gram
+
+        kinds = ("nngp", "ntk") if kind == "both" else (kind,)
+        out = gram(fx, ox, None if symmetric else fy, oy, arch=arch, kinds=kinds, dtype=dtype, block=block,
+                   nodes=(zx, zw))
+        return tuple(out[k] for k in kinds) if kind == "both" else out[kind]
     if readout == "mean":  # each thread holds six (T + 1) x (T' + 1) grids of one pair
         t_max = int(max(np.diff(ox).max(), np.diff(oy).max()))
         need = 6 * 8 * (t_max + 1) ** 2 * numba.get_num_threads()
