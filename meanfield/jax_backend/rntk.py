@@ -229,21 +229,22 @@ def _padded(flat, offsets, n_pad, t_max, dtype):
     lengths = np.diff(offsets)
     n = lengths.size
     out = np.zeros((n_pad, t_max, flat.shape[1]), dtype=dtype)
-    sequence = np.repeat(np.arange(n), lengths)
-    out[sequence, np.arange(flat.shape[0]) - np.repeat(offsets[:-1], lengths)] = flat
+    if np.all(lengths == t_max):
+        out[:n] = flat.reshape(n, t_max, -1)
+    else:
+        sequence = np.repeat(np.arange(n), lengths)
+        out[sequence, np.arange(flat.shape[0]) - np.repeat(offsets[:-1], lengths)] = flat
     return np.ascontiguousarray(out.transpose(1, 0, 2)), np.concatenate([lengths, np.full(n_pad - n, t_max)])
 
 
 def _content_ids(sets):
-    """One id per distinct sequence content over all (flat, offsets) in ``sets``; -1 marks no sequence."""
+    """One id per distinct sequence content over all (flat, offsets) in ``sets``."""
     seen = {}
     out = []
     for flat, offsets in sets:
-        ids = np.empty(offsets.size - 1, dtype=np.int32)
-        for i in range(ids.size):
-            x = flat[offsets[i]:offsets[i + 1]] + 0.0  # -0.0 and 0.0 are the same input
-            ids[i] = seen.setdefault(x.tobytes(), len(seen))
-        out.append(ids)
+        flat = flat + 0.0  # -0.0 and 0.0 are the same input
+        out.append(np.array([seen.setdefault(flat[lo:hi].tobytes(), len(seen))
+                             for lo, hi in zip(offsets[:-1].tolist(), offsets[1:].tolist())], dtype=np.int32))
     return out
 
 

@@ -37,6 +37,11 @@ KINDS = ("ntk", "nngp", "both")
 
 def pack_sequences(X, name="X", input_dim=None):
     """Validate a list of sequences (each (T_i, m)) or an array (M, T, m); return (flat, offsets)."""
+    if isinstance(X, np.ndarray) and X.ndim == 3 and X.size and (input_dim is None or X.shape[2] == input_dim):
+        X = np.asarray(X, dtype=float)
+        if np.all(np.isfinite(X)):  # the common case in one pass (the loop below names the first bad sequence)
+            M, T, m = X.shape
+            return np.ascontiguousarray(X.reshape(M * T, m)), np.arange(M + 1, dtype=np.int64) * T
     if isinstance(X, np.ndarray) and X.ndim == 3:
         seqs = list(X)
     elif isinstance(X, (list, tuple)):
