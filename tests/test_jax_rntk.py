@@ -57,6 +57,25 @@ def test_equal_lengths_array_input_and_kinds():
     assert relative(ntk, rntk(X, **kw)) < 1e-12 and relative(nngp, rntk(X, kind="nngp", **kw)) < 1e-12
 
 
+def test_wide_inputs_take_the_matmul_path():
+    """Above SMALL_INPUT_DIM channels the input products are a matmul (at full precision)."""
+    from meanfield.jax_backend.rntk import SMALL_INPUT_DIM
+
+    rng = np.random.default_rng(3)
+    X = [rng.normal(size=(T, SMALL_INPUT_DIM + 8)) for T in (2, 4, 3)]
+    for readout in ("last", "mean"):
+        kw = dict(activation="relu", readout=readout, **HYPER)
+        assert relative(rntk(X, X[::-1], backend="jax", **kw), rntk(X, X[::-1], **kw)) < 1e-12
+
+
+def test_a_result_that_cannot_fit_is_refused(monkeypatch):
+    from meanfield import checks
+
+    monkeypatch.setattr(checks, "available_memory", lambda: 100)
+    with pytest.raises(ValueError, match="kind: the 3 x 3 Grams"):
+        rntk([np.ones((2, 1))] * 3, kind="both", backend="jax")
+
+
 def test_float32_error_is_within_its_rounding_bound():
     """A step rounds about ten times (products, Sigma, the dual, Theta) and the recursion carries errors on with
     gain about 1 (sigma_w near sqrt 2): at most about 10 T float32 ulps, relative to the largest entry. Measured

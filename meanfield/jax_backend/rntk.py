@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .. import checks
 from ..activations import ERF, LINEAR, RELU, TANH
 from ..backends import precision
 
@@ -270,6 +271,8 @@ def gram(fx, ox, fy, oy, *, arch, kinds, dtype="float64", block=None, nodes=None
     ids = _content_ids([(fx, ox)] if symmetric else [(fx, ox), (fy, oy)])
     ids_x, ids_y = ids[0], ids[-1]
     p_host = np.array([arch.sigma_w, arch.sigma_u, arch.sigma_b, arch.sigma_v, arch.sigma_h]) ** 2
+    checks.fits_in_memory(nx * ny * np_dtype.itemsize * len(kinds), "kind",
+                          f"the {nx} x {ny} Gram{'s' if len(kinds) > 1 else ''} ({', '.join(kinds)}, {dtype})")
     out = {kind: np.empty((nx, ny), dtype=np_dtype) for kind in kinds}
     with precision(dtype):
         p, zx, zw = (jnp.asarray(a, dtype=np_dtype) for a in (p_host, zx, zw))
