@@ -17,6 +17,7 @@ from pathlib import Path
 import numba
 import numpy as np
 from bench_simulator import best_of  # the same folder: benchmarks run as scripts
+from expected import print_versions
 
 from meanfield.architectures.mup.network import MuPNetwork, endpoint_readout, langevin
 from meanfield.report import software_versions
@@ -34,6 +35,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--out", default="results/bench_langevin.json")
     args = parser.parse_args(argv)
+    print_versions()
     rng = np.random.default_rng(0)
     P, T, d = 4, 2, 4
     X = np.zeros((P, T + 1, d))

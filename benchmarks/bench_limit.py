@@ -27,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_simulator import best_of, compile_c  # noqa: E402
+from expected import check_ratio, print_versions  # noqa: E402
 
 from meanfield.architectures.diagonal.limit import _kernels_at_nodes, limit_kernel, quadrature_nodes  # noqa: E402
 from meanfield.architectures.diagonal.network import window_states_kernel  # noqa: E402
@@ -56,6 +57,7 @@ def main(argv=None):
     parser.add_argument("--order", type=int, nargs=2, default=[64, 64])
     parser.add_argument("--out", type=Path, default=Path("results/bench_limit.json"))
     args = parser.parse_args(argv)
+    print_versions()
     task = make_task("parity2")
     grid = task.chain.sample_windows(args.length, args.windows, rng=0)
     X = grid.values
@@ -113,6 +115,8 @@ def main(argv=None):
               f"{k:40s} {v:8.3f} ns per unit-step (simulator C loop)")
     print(f"states (1 thread) / C loop rate: {report['ratio_states_1t_to_c_loop']:.2f}x;"
           f" NumPy / Numba (1 thread): {report['ratio_numpy_to_numba_1t']:.1f}x; |K - K_numpy| = {kernel_gap:.2g}")
+    check_ratio("limit", "numpy / numba-1t states", f"{X.shape[0]} windows x {X.shape[1]}",
+                report["ratio_numpy_to_numba_1t"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")

@@ -1,10 +1,10 @@
 """Speed of the RNTK Gram matrix: 1000 sequences of length 150, one layer, ReLU, NTK and NNGP.
 
 Run: ``.venv/bin/python benchmarks/bench_rntk.py [--sequences 1000] [--length 150]`` (``make bench``).
-In one run: the compiled kernel on one thread and on all threads (the symmetric Gram computes each
-pair once), and a vectorised NumPy implementation of the same recursion over all pairs at once
-(equal lengths; the full matrix, as such an implementation naturally computes). neural-tangents is
-timed only if installed (it is a JAX library, not a dependency).
+In one run, each the best of ``--repeats`` (the machine may be shared): the compiled kernel on one thread and
+on all threads (the symmetric Gram computes each pair once), and a vectorised NumPy implementation of the
+same recursion over all pairs at once (equal lengths; the full matrix, as such an implementation naturally
+computes). neural-tangents is timed only if installed (it is a JAX library, not a dependency).
 Reported: seconds and pair-steps per second (pairs x aligned steps).
 """
 
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numba
 import numpy as np
+from bench_simulator import best_of
+from expected import check_ratio, print_versions  # the same folder: benchmarks run as scripts
 
 from meanfield.architectures.elman import rntk
 from meanfield.report import software_versions
@@ -47,8 +48,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sequences", type=int, default=1000)
     parser.add_argument("--length", type=int, default=150)
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs (NumPy: one fewer)")
     parser.add_argument("--out", type=Path, default=Path("results/bench_rntk.json"))
     args = parser.parse_args(argv)
+    print_versions()
     rng = np.random.default_rng(0)
     X = rng.normal(size=(args.sequences, args.length, 1))
     M, T = X.shape[:2]
@@ -57,16 +60,12 @@ def main(argv=None):
     rntk(X[:4, :5], kind="both")  # compile / load
     out = {}
     numba.set_num_threads(1)
-    t0 = time.perf_counter()
-    nngp, ntk = rntk(X, kind="both")
-    out["numba_1t_s"] = time.perf_counter() - t0
+    out["numba_1t_s"] = best_of(lambda: rntk(X, kind="both"), args.repeats)
     numba.set_num_threads(threads)
-    t0 = time.perf_counter()
+    out[f"numba_{threads}t_s"] = best_of(lambda: rntk(X, kind="both"), args.repeats)
     nngp, ntk = rntk(X, kind="both")
-    out[f"numba_{threads}t_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    out["numpy_full_matrix_s"] = best_of(lambda: numpy_rntk_relu(X), max(1, args.repeats - 1))
     ref_nngp, ref_ntk = numpy_rntk_relu(X)
-    out["numpy_full_matrix_s"] = time.perf_counter() - t0
     gap = float(max(np.max(np.abs(nngp - ref_nngp)), np.max(np.abs(ntk - ref_ntk))) / np.max(np.abs(ntk)))
     try:
         import neural_tangents  # noqa: F401
@@ -84,6 +83,7 @@ def main(argv=None):
     for k, v in rates.items():
         print(f"{k:24s} {v:.3g} pair-steps/s")
     print(f"speed-up over NumPy: {report['speedup_vs_numpy']:.1f}x; max relative difference {gap:.1e}")
+    check_ratio("rntk", "numpy / numba all threads", f"{M} x {T}", report["speedup_vs_numpy"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")

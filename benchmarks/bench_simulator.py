@@ -28,9 +28,11 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from expected import check_ratio, print_versions  # the same folder: benchmarks run as scripts
 
 from meanfield import DiagonalRNN, make_task, train_online
 from meanfield.reference import train_reference
+from meanfield.report import software_versions
 
 HERE = Path(__file__).resolve().parent
 UNIT_STEPS = 2**25  # work per timing of the fast implementations
@@ -66,6 +68,7 @@ def main(argv=None):
     parser.add_argument("--widths", type=int, nargs="+", default=[1024, 16384, 65536])
     parser.add_argument("--out", type=Path, default=Path("results/bench_simulator.json"))
     args = parser.parse_args(argv)
+    print_versions()
 
     task = make_task("parity2")
     probes = task.chain.windows(1)
@@ -111,11 +114,12 @@ def main(argv=None):
                              ratio_to_c={k: v / per["c"] for k, v in per.items()}))
             print(f"N = {N:6d}: " + "  ".join(f"{k} {v:6.2f} ns ({v / per['c']:.2f}x C)" for k, v in per.items()),
                   flush=True)
+            check_ratio("simulator", "c / numba-1t", f"N={N}", per["c"] / per["numba-1t"])
     report = dict(benchmark="simulator", unit="ns per unit-step", c_command=c_cmd, numba_threads=threads,
                   machine=dict(platform=platform.platform(), processor=platform.processor(),
                                cpu_count=os.cpu_count(), python=sys.version.split()[0],
                                numba=numba.__version__, numpy=np.__version__),
-                  rows=rows)
+                  rows=rows, versions=software_versions())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")

@@ -1,3 +1,4 @@
+import contextlib
 import json
 
 import numpy as np
@@ -29,6 +30,36 @@ def test_rntk_svm_separates_a_synthetic_sequence_task_of_mixed_lengths():
     assert res["test_accuracy"] > 0.9, res
     assert set(res["hyperparameters"]) == {"sigma_w", "sigma_b", "layers", "C"}
     assert ucr.evaluate_kernel("rbf", X_train, y_train, X_test, y_test)["skipped"].startswith("needs")
+
+
+def test_jax_backend_chooses_the_same_hyperparameters_and_scores_the_same():
+    pytest.importorskip("jax")
+    rng = np.random.default_rng(0)
+    X_train, y_train = two_class_sequences(rng, 40, [20, 30, 40])
+    X_test, y_test = two_class_sequences(rng, 60, [25, 35])
+    numba_result, jax_result = (ucr.evaluate_kernel("rntk", X_train, y_train, X_test, y_test, folds=4, backend=b)
+                                for b in ("numba", "jax"))
+    for key in ("test_accuracy", "cv_accuracy", "hyperparameters"):
+        assert jax_result[key] == numba_result[key], key
+
+
+def test_backend_is_part_of_each_run_key(tmp_path):
+    """--backend jax on the quick config's cheap kernel: the run computed with numba is not reused."""
+    pytest.importorskip("aeon")
+    pytest.importorskip("jax")
+    from meanfield.cli import main
+
+    args = ["rntk", "--quick", "--kernel", "rbf", "--out", str(tmp_path), "--no-progress"]
+    run = tmp_path / "runs" / "ItalyPowerDemand_rbf.npz"
+    from meanfield.studies.framework import DamagedRunWarning
+
+    keys = []
+    for backend in ("numba", "jax"):
+        with pytest.warns(DamagedRunWarning, match="another run") if keys else contextlib.nullcontext():
+            assert main([*args, "--backend", backend]) == 0
+        keys.append(str(np.load(run)["__run_key__"]))
+        assert json.loads((tmp_path / "report.json").read_text())["backend"] == backend
+    assert keys[0] != keys[1]
 
 
 def test_hyperparameters_are_chosen_on_the_training_split_only():

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import checks
 from ..architectures.elman import rntk
+from ..backends import check_backend
 from .framework import Config, ConfigError, Section, StudyFolder, register, run_tasks, spec, write_report
 
 DATASETS = {
@@ -90,17 +91,19 @@ def standardise(X_train, X_test):
     return [(x - mean) / std for x in X_train], [(x - mean) / std for x in X_test]
 
 
-def _gram_candidates(kernel, X):
-    """(hyperparameters, full Gram over X) for every point of the kernel's grid."""
+def _gram_candidates(kernel, X, backend="numba"):
+    """(hyperparameters, full Gram over X) for every point of the kernel's grid; the RNTK, NNGP and MLP NTK
+    Grams on ``backend``."""
     if kernel in ("rntk", "nngp"):
         for sw, sb, layers in itertools.product(*RNTK_GRID.values()):
             params = dict(sigma_w=sw, sigma_b=sb, layers=layers)
-            yield params, rntk(X, activation="relu", kind="ntk" if kernel == "rntk" else "nngp", **params)
+            yield params, rntk(X, activation="relu", kind="ntk" if kernel == "rntk" else "nngp", backend=backend,
+                               **params)
     elif kernel == "ntk-mlp":
         flat = [x.reshape(1, -1) for x in X]
         for layers, sb in itertools.product(*MLP_GRID.values()):
             params = dict(layers=layers, sigma_b=sb)
-            yield params, rntk(flat, activation="relu", kind="ntk", **params)
+            yield params, rntk(flat, activation="relu", kind="ntk", backend=backend, **params)
     elif kernel == "rbf":
         F = np.stack([x.ravel() for x in X])
         sq = np.sum(F**2, axis=1)
@@ -112,8 +115,9 @@ def _gram_candidates(kernel, X):
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
 
 
-def evaluate_kernel(kernel, X_train, y_train, X_test, y_test, *, folds=5, seed=0):
-    """Cross-validated choice of hyperparameters on the training split, then test accuracy."""
+def evaluate_kernel(kernel, X_train, y_train, X_test, y_test, *, folds=5, seed=0, backend="numba"):
+    """Cross-validated choice of hyperparameters on the training split, then test accuracy (the kernel Grams on
+    ``backend``, :mod:`meanfield.backends`)."""
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.svm import SVC
 
@@ -124,7 +128,7 @@ def evaluate_kernel(kernel, X_train, y_train, X_test, y_test, *, folds=5, seed=0
     cv = StratifiedKFold(n_splits=int(max(2, min(folds, counts.min()))), shuffle=True, random_state=seed)
     start = time.perf_counter()
     best = None
-    for params, G in _gram_candidates(kernel, X_train + X_test):
+    for params, G in _gram_candidates(kernel, X_train + X_test, backend):
         G_train = G[:n_train, :n_train]
         for C in C_GRID:
             score = cross_val_score(SVC(kernel="precomputed", C=C), G_train, y_train, cv=cv).mean()
@@ -160,11 +164,12 @@ class RntkConfig(Config):
         return sorted(DATASETS) if self.rntk.datasets == ("all",) else list(self.rntk.datasets)
 
 
-def evaluate_run(dataset: str, kernel: str, folds: int, seed: int) -> dict:
-    """One (dataset, kernel) evaluation, as a run of the framework (its result dict as JSON text)."""
+def evaluate_run(dataset: str, kernel: str, folds: int, seed: int, backend: str) -> dict:
+    """One (dataset, kernel) evaluation, as a run of the framework (its result dict as JSON text). The backend is
+    an argument, hence part of the run's key: its Grams differ from the other backend's in the last bits."""
     X_train, y_train, X_test, y_test = load_dataset(dataset)
     X_train, X_test = standardise(X_train, X_test)
-    result = evaluate_kernel(kernel, X_train, y_train, X_test, y_test, folds=folds, seed=seed)
+    result = evaluate_kernel(kernel, X_train, y_train, X_test, y_test, folds=folds, seed=seed, backend=backend)
     lengths = sorted({x.shape[0] for x in X_train + X_test})
     info = dict(dataset=dataset, n_train=len(X_train), n_test=len(X_test), channels=X_train[0].shape[1],
                 lengths=[lengths[0], lengths[-1]], classes=len(set(y_train)))
@@ -191,23 +196,26 @@ def _overrides(args):
 
 
 @register("rntk", "SVM with the RNTK and baselines on UCR/UEA datasets shipped with aeon", config=RntkConfig,
-          arguments=_arguments, overrides=_overrides)
-def run_ucr(cfg: RntkConfig, out, *, progress=True, overwrite=False) -> Path:
+          arguments=_arguments, overrides=_overrides, backends=True)
+def run_ucr(cfg: RntkConfig, out, *, progress=True, overwrite=False, backend="numba") -> Path:
     """Evaluate the kernels on the datasets (each (dataset, kernel) saved as soon as it is done, so an
-    interrupted run resumes); report.json holds one report per dataset, report.md the accuracy table."""
+    interrupted run resumes); report.json holds one report per dataset, report.md the accuracy table. The
+    kernel Grams are computed on ``backend`` ("numba" or "jax")."""
     _need_data_extra()
+    backend = check_backend(backend)
     start = time.perf_counter()
     r = cfg.rntk
     with StudyFolder(out, "rntk", cfg, overwrite=overwrite) as folder:
         names = cfg.dataset_names()
-        tasks = {f"{name}_{kernel}": dict(dataset=name, kernel=kernel, folds=r.folds, seed=r.seed)
+        tasks = {f"{name}_{kernel}": dict(dataset=name, kernel=kernel, folds=r.folds, seed=r.seed, backend=backend)
                  for name in names for kernel in r.kernels}
         runs = run_tasks(evaluate_run, tasks, folder.runs, workers=0, progress=progress, desc="kernels")
         reports = []
         for name in names:
             parts = [json.loads(runs[f"{name}_{kernel}"]["json"]) for kernel in r.kernels]
             reports.append(dict(**parts[0]["info"], folds=r.folds, seed=r.seed, results=[p["result"] for p in parts]))
-        return write_report(folder, dict(study="ucr", datasets=reports), accuracy_table(reports), start)
+        return write_report(folder, dict(study="ucr", backend=backend, datasets=reports), accuracy_table(reports),
+                            start)
 
 
 def accuracy_table(reports) -> str:

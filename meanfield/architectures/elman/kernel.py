@@ -27,7 +27,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ... import checks
+from ... import backends, checks
 from ...activations import ERF, JIT, LINEAR, RELU, gaussian_dual, gaussian_dual_rows, normal_rule
 from ..settings import resolve
 from .settings import Elman
@@ -37,6 +37,11 @@ KINDS = ("ntk", "nngp", "both")
 
 def pack_sequences(X, name="X", input_dim=None):
     """Validate a list of sequences (each (T_i, m)) or an array (M, T, m); return (flat, offsets)."""
+    if isinstance(X, np.ndarray) and X.ndim == 3 and X.size and (input_dim is None or X.shape[2] == input_dim):
+        X = np.asarray(X, dtype=float)
+        if np.all(np.isfinite(X)):  # the common case in one pass (the loop below names the first bad sequence)
+            M, T, m = X.shape
+            return np.ascontiguousarray(X.reshape(M * T, m)), np.arange(M + 1, dtype=np.int64) * T
     if isinstance(X, np.ndarray) and X.ndim == 3:
         seqs = list(X)
     elif isinstance(X, (list, tuple)):
@@ -101,52 +106,48 @@ def _own_variances(flat, offsets, L, p, code, zx, zw):
 
 
 @njit(**JIT)
-def _row_last(fx, x0, Tx, vx, fy, oy, vy, j0, L, p, code, zx, zw, nngp_row, ntk_row):
+def _row_last(fx, x0, Tx, vx, ya, oy, vya, j0, L, p, code, zx, zw, nngp_row, ntk_row):
     """(NNGP, NTK) of sequence x against sequences j0.. of Y, last readout, into the two rows.
 
-    Steps run along x's timeline t; the pair (x, y_j) is on its end-aligned diagonal from
-    t = max(0, Tx - Ty_j) on, at y_j's step t + Ty_j - Tx. The loops run over the pairs, which are
-    independent, in passes without branches (inactive pairs are masked), so the ReLU passes
-    vectorise; a loop over the steps of one pair is a latency-bound chain (sqrt, division, arccos).
+    Y comes end-aligned on a common timeline of T_max steps, time-major (``_end_aligned``): ya (T_max, P, m)
+    and its own variances vya (L, T_max, P), so that x's step t meets every y_j at the same aligned step
+    T_max - Tx + t, in contiguous memory. The pair (x, y_j) is on its end-aligned diagonal from
+    t = max(0, Tx - Ty_j) on and masked before. The loops run over the pairs, which are independent, in
+    passes without branches and on contiguous rows, so they vectorise; a loop over the steps of one pair is a
+    latency-bound chain (sqrt, division, arccos).
     """
     s_w, s_u, s_v, s_h = p[0], p[1], p[3], p[4]
     nj = oy.size - 1 - j0
+    shift = ya.shape[0] - Tx  # aligned step of x's step 0
     start = np.empty(nj, dtype=np.int64)
-    shift = np.empty(nj, dtype=np.int64)
-    first = np.empty(nj, dtype=np.int64)
     k_prev = np.empty((L, nj))
     kd_prev = np.zeros((L, nj))
     th_prev = np.zeros((L, nj))
     for jj in range(nj):
         Ty = oy[j0 + jj + 1] - oy[j0 + jj]
         start[jj] = max(0, Tx - Ty)
-        shift[jj] = oy[j0 + jj] + Ty - Tx  # y's step aligned with x's step t is t + shift
-        first[jj] = oy[j0 + jj]
         for ll in range(L):
             k_prev[ll, jj] = s_h if Tx == Ty else 0.0
     below = np.empty(nj)
     sig = np.empty(nj)
-    vyt = np.empty(nj)
     kk = np.empty(nj)
     kd = np.empty(nj)
     th_below = np.zeros(nj)
-    index = np.empty(nj, dtype=np.int64)
     for t in range(Tx):
         xt = fx[x0 + t]
-        for jj in range(nj):  # inactive pairs read y's first step; their results are masked
-            index[jj] = max(t + shift[jj], first[jj])
-            below[jj] = _input_product(xt, fy[index[jj]])
+        yt = ya[shift + t, j0:]  # inactive pairs read y's first step; their results are masked
+        for jj in range(nj):
+            below[jj] = _input_product(xt, yt[jj])
         for ll in range(L):
             kp, kdp, thp = k_prev[ll], kd_prev[ll], th_prev[ll]
             for jj in range(nj):
                 sig[jj] = _preactivation(p, kp[jj], below[jj])
-                vyt[jj] = vy[ll, index[jj]]
-            gaussian_dual_rows(vx[ll, x0 + t], sig, vyt, code, zx, zw, kk, kd, nj)
+            gaussian_dual_rows(vx[ll, x0 + t], sig, vya[ll, shift + t, j0:], code, zx, zw, kk, kd, nj)
+            kd_low = kd_prev[ll - 1] if ll > 0 else kd  # layer below at this step, already updated in place
+            s_low = s_u if ll > 0 else 0.0
             for jj in range(nj):
                 active = t >= start[jj]
-                # layer below at this step: kd_prev[ll - 1] was already updated in place
-                th = sig[jj] + s_w * kdp[jj] * thp[jj] + (s_u * kd_prev[ll - 1, jj] * th_below[jj]
-                                                          if ll > 0 else 0.0)
+                th = sig[jj] + s_w * kdp[jj] * thp[jj] + s_low * kd_low[jj] * th_below[jj]
                 kp[jj] = kk[jj] if active else kp[jj]
                 kdp[jj] = kd[jj] if active else kdp[jj]
                 thp[jj] = th if active else thp[jj]
@@ -199,7 +200,7 @@ def _pair_mean(flat_x, x0, Tx, var_x, flat_y, y0, Ty, var_y, L, p, code, zx, zw)
 
 
 @njit(**JIT)
-def _row(i, fx, ox, vx, fy, oy, vy, symmetric, mean, L, p, code, zx, zw, nngp, ntk):
+def _row(i, fx, ox, vx, fy, oy, vy, ya, vya, symmetric, mean, L, p, code, zx, zw, nngp, ntk):
     x0, Tx = ox[i], ox[i + 1] - ox[i]
     j0 = i if symmetric else 0
     if mean:
@@ -207,11 +208,11 @@ def _row(i, fx, ox, vx, fy, oy, vy, symmetric, mean, L, p, code, zx, zw, nngp, n
             nngp[i, j], ntk[i, j] = _pair_mean(fx, x0, Tx, vx, fy, oy[j], oy[j + 1] - oy[j], vy, L, p, code,
                                                zx, zw)
     else:
-        _row_last(fx, x0, Tx, vx, fy, oy, vy, j0, L, p, code, zx, zw, nngp[i], ntk[i])
+        _row_last(fx, x0, Tx, vx, ya, oy, vya, j0, L, p, code, zx, zw, nngp[i], ntk[i])
 
 
 @njit(parallel=True, **JIT)
-def _gram(fx, ox, vx, fy, oy, vy, symmetric, mean, L, p, code, zx, zw):
+def _gram(fx, ox, vx, fy, oy, vy, ya, vya, symmetric, mean, L, p, code, zx, zw):
     """NNGP and NTK Gram matrices; with ``symmetric`` (Y is X) each pair is computed once.
 
     A symmetric Gram's row i holds M - i pairs: rows go to the threads in couples (r, M - 1 - r) of
@@ -223,9 +224,9 @@ def _gram(fx, ox, vx, fy, oy, vy, symmetric, mean, L, p, code, zx, zw):
     n_tasks = (M + 1) // 2 if symmetric else M
     for task in prange(n_tasks):
         r = np.int64(task)  # prange indices are unsigned: M - 1 - r would become a float
-        _row(r, fx, ox, vx, fy, oy, vy, symmetric, mean, L, p, code, zx, zw, nngp, ntk)
+        _row(r, fx, ox, vx, fy, oy, vy, ya, vya, symmetric, mean, L, p, code, zx, zw, nngp, ntk)
         if symmetric and M - 1 - r != r:
-            _row(M - 1 - r, fx, ox, vx, fy, oy, vy, symmetric, mean, L, p, code, zx, zw, nngp, ntk)
+            _row(M - 1 - r, fx, ox, vx, fy, oy, vy, ya, vya, symmetric, mean, L, p, code, zx, zw, nngp, ntk)
     if symmetric:
         for i in range(M):
             for j in range(i):
@@ -233,7 +234,17 @@ def _gram(fx, ox, vx, fy, oy, vy, symmetric, mean, L, p, code, zx, zw):
     return nngp, ntk
 
 
-def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, **hyperparameters):
+def _end_aligned(flat, offsets, var, t_max):
+    """Sequences and their own variances end-aligned on t_max steps, time-major: (t_max, P, m) and
+    (L, t_max, P); before a sequence starts, its first step."""
+    lengths = np.diff(offsets)
+    step = np.arange(t_max)[:, None] - (t_max - lengths)[None, :]
+    source = offsets[:-1][None, :] + np.maximum(step, 0)
+    return np.ascontiguousarray(flat[source]), np.ascontiguousarray(var[:, source])
+
+
+def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, backend="numba", dtype="float64", block=None,
+         **hyperparameters):
     """Gram matrix of the RNTK and/or NNGP between two lists of sequences.
 
     Parameters
@@ -246,7 +257,24 @@ def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, **hyperparamet
     settings : Elman, or the keywords of :class:`Elman`
         (layers, activation, sigma_w, sigma_u, sigma_b, sigma_v, sigma_h, readout). Closed-form duals for
         linear, ReLU and erf; a 96 x 96 trapezoidal rule in the Gaussian for tanh (about 1e-12 accurate).
+    backend : {"numba", "jax"}
+        "jax" computes the Gram in blocks on JAX's default device (:mod:`meanfield.jax_backend.rntk`); it
+        agrees with "numba" to about 1e-14 in float64.
+    dtype : {"float64", "float32"}
+        The precision of the computation and of the result; "float32" needs ``backend="jax"`` (errors in
+        ``docs/performance.md``).
+    block : int, optional
+        JAX backend: rows and columns of a block of the Gram computed at once (default: a working set of a few
+        hundred MB).
     """
+    backend = backends.check_backend(backend)
+    dtype = backends.check_dtype(dtype)
+    if backend == "numba" and dtype != "float64":
+        raise ValueError(f"dtype={dtype!r} needs backend='jax' (the Numba kernel computes in float64)")
+    if block is not None:
+        if backend == "numba":
+            raise ValueError("block applies to backend='jax' only (the Numba kernel needs no blocks)")
+        block = checks.integer(block, "block", 1)
     arch = resolve(Elman, settings, hyperparameters)
     checks.choice(kind, "kind", KINDS)
     layers, readout, code = arch.layers, arch.readout, arch.act.code
@@ -255,6 +283,13 @@ def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, **hyperparamet
     symmetric = Y is None
     fy, oy = (fx, ox) if symmetric else pack_sequences(Y, "Y", input_dim=fx.shape[1])
     zx, zw = normal_rule() if code not in (RELU, ERF, LINEAR) else (np.zeros(1), np.ones(1))
+    if backend == "jax":
+        from ...jax_backend.rntk import gram
+
+        kinds = ("nngp", "ntk") if kind == "both" else (kind,)
+        out = gram(fx, ox, None if symmetric else fy, oy, arch=arch, kinds=kinds, dtype=dtype, block=block,
+                   nodes=(zx, zw))
+        return tuple(out[k] for k in kinds) if kind == "both" else out[kind]
     if readout == "mean":  # each thread holds six (T + 1) x (T' + 1) grids of one pair
         t_max = int(max(np.diff(ox).max(), np.diff(oy).max()))
         need = 6 * 8 * (t_max + 1) ** 2 * numba.get_num_threads()
@@ -262,5 +297,9 @@ def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, **hyperparamet
                               f"thread; readout='last' needs none)")
     vx, _ = _own_variances(fx, ox, layers, p, code, zx, zw)
     vy = vx if symmetric else _own_variances(fy, oy, layers, p, code, zx, zw)[0]
-    nngp, ntk = _gram(fx, ox, vx, fy, oy, vy, symmetric, readout == "mean", layers, p, code, zx, zw)
+    if readout == "last":
+        ya, vya = _end_aligned(fy, oy, vy, int(max(np.diff(ox).max(), np.diff(oy).max())))
+    else:  # the mean readout reads fy and vy
+        ya, vya = np.empty((0, 0, fy.shape[1])), np.empty((layers, 0, 0))
+    nngp, ntk = _gram(fx, ox, vx, fy, oy, vy, ya, vya, symmetric, readout == "mean", layers, p, code, zx, zw)
     return {"ntk": ntk, "nngp": nngp, "both": (nngp, ntk)}[kind]

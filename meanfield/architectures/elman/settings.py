@@ -68,9 +68,10 @@ class Elman:
 
         return ElmanRNN(width, input_dim, parameterisation=parameterisation, seed=seed, settings=self)
 
-    def kernel(self, X, Y=None) -> KernelPair:
-        """The RNTK and NNGP Gram matrices between the sequences X and Y (default Y = X)."""
+    def kernel(self, X, Y=None, *, backend="numba", dtype="float64", block=None) -> KernelPair:
+        """The RNTK and NNGP Gram matrices between the sequences X and Y (default Y = X); ``backend``, ``dtype``
+        and ``block`` as in :func:`~meanfield.architectures.elman.kernel.rntk`."""
         from .kernel import rntk
 
-        nngp, ntk = rntk(X, Y, kind="both", settings=self)
+        nngp, ntk = rntk(X, Y, kind="both", settings=self, backend=backend, dtype=dtype, block=block)
         return KernelPair(ntk=ntk, nngp=nngp)
