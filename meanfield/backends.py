@@ -40,6 +40,14 @@ def check_dtype(dtype, name="dtype") -> str:
     return checks.choice(dtype, name, DTYPES)
 
 
+def check_backend_and_dtype(backend, dtype) -> tuple[str, str]:
+    """Checked (backend, dtype): float32 only on the JAX backend (the Numba/NumPy paths compute in float64)."""
+    backend, dtype = check_backend(backend), check_dtype(dtype)
+    if backend == "numba" and dtype != "float64":
+        raise ValueError(f"dtype {dtype!r} needs backend='jax' (the Numba/NumPy path computes in float64)")
+    return backend, dtype
+
+
 def jax_module():
     """The ``jax`` module, or ImportError saying how to install it."""
     try:

@@ -71,7 +71,7 @@ def test_bad_backend_arguments_are_refused():
     task, probes, models, seeds = _runs("delay1", Diagonal("tanh", 1.0, 0.5), n_seeds=2)
     with pytest.raises(ValueError, match="backend must be one of"):
         train_online(models[0], task, HORIZON, ALPHA, probes, backend="torch")
-    with pytest.raises(ValueError, match="dtype float32 needs backend='jax'"):
+    with pytest.raises(ValueError, match="dtype 'float32' needs backend='jax'"):
         train_online(models[0], task, HORIZON, ALPHA, probes, dtype="float32")
     with pytest.raises(ValueError, match="dtype must be one of"):
         train_seeds(models, task, HORIZON, ALPHA, probes, seeds=seeds, backend="jax", dtype="float16")

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from ... import checks
 from ...activations import JIT, activate_inplace
-from ...backends import BACKENDS, check_backend, check_dtype
+from ...backends import check_backend_and_dtype
 from ...data import Task, WindowSet
 from ..settings import resolve
 from .settings import Diagonal
@@ -474,11 +474,9 @@ def train_online(model: DiagonalRNN, task: Task, horizon: float, alpha: float, p
     dtype : "float64" or "float32"
         Floating-point type (float32 on the JAX backend only).
     """
-    if checks.choice(backend, "backend", BACKENDS) == "jax":
+    if check_backend_and_dtype(backend, dtype)[0] == "jax":
         return train_seeds([model], task, horizon, alpha, probes, n_records, [seed], progress, backend="jax",
                            dtype=dtype)[0]
-    if check_dtype(dtype) != "float64":
-        raise ValueError("dtype float32 needs backend='jax' (the Numba simulator computes in float64)")
     horizon, alpha, n_records, probes, n_steps, record_steps = _checked_training(
         model, task, horizon, alpha, probes, n_records, seed)
     N = model.n_units
@@ -524,7 +522,7 @@ def train_seeds(models, task: Task, horizon: float, alpha: float, probes, n_reco
     the Numba backend they run one after the other. ``seeds``: one data seed per model (default: None for
     each). Returns one :class:`TrainResult` per model, as :func:`train_online` would.
     """
-    backend = checks.choice(backend, "backend", BACKENDS)
+    backend, dtype = check_backend_and_dtype(backend, dtype)
     models = list(models)
     if not models:
         raise ValueError("models must hold at least one DiagonalRNN")
@@ -534,7 +532,6 @@ def train_seeds(models, task: Task, horizon: float, alpha: float, probes, n_reco
     if backend == "numba":
         return [train_online(m, task, horizon, alpha, probes, n_records, s, progress, backend=backend, dtype=dtype)
                 for m, s in zip(models, seeds)]
-    dtype = check_dtype(dtype)
     first = models[0]
     checked = [_checked_training(m, task, horizon, alpha, probes, n_records, s) for m, s in zip(models, seeds)]
     for i, m in enumerate(models):
@@ -542,7 +539,6 @@ def train_seeds(models, task: Task, horizon: float, alpha: float, probes, n_reco
             raise ValueError(f"models[{i}] differs from models[0] in width, input_dim or settings; train_seeds "
                              "batches networks of one width and one setting")
     horizon, alpha, n_records, probes, n_steps, record_steps = checked[0]
-    check_backend("jax")
     from ...jax_backend.diagonal import train_seeds as train_on_jax
 
     N = first.n_units

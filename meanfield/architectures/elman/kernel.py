@@ -267,10 +267,7 @@ def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, backend="numba
         JAX backend: rows and columns of a block of the Gram computed at once (default: a working set of a few
         hundred MB).
     """
-    backend = backends.check_backend(backend)
-    dtype = backends.check_dtype(dtype)
-    if backend == "numba" and dtype != "float64":
-        raise ValueError(f"dtype={dtype!r} needs backend='jax' (the Numba kernel computes in float64)")
+    backend, dtype = backends.check_backend_and_dtype(backend, dtype)
     if block is not None:
         if backend == "numba":
             raise ValueError("block applies to backend='jax' only (the Numba kernel needs no blocks)")

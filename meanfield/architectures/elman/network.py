@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import checks
-from ...backends import check_backend, check_dtype
+from ...backends import check_backend_and_dtype
 from ..settings import resolve
 from .kernel import pack_sequences
 from .settings import Elman
@@ -32,9 +32,7 @@ from .settings import Elman
 
 def _backend_and_dtype(backend, dtype):
     """Checked (backend, dtype): float32 only on the JAX backend; the JAX module for "jax", else None."""
-    backend, dtype = check_backend(backend), check_dtype(dtype)
-    if backend == "numba" and dtype != "float64":
-        raise ValueError(f"dtype must be 'float64' with backend 'numba' (float32 needs backend 'jax'), got {dtype!r}")
+    backend, dtype = check_backend_and_dtype(backend, dtype)
     if backend == "numba":
         return None, dtype
     from ...jax_backend import elman

@@ -42,7 +42,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ... import checks
-from ...backends import check_backend, check_dtype
+from ...backends import check_backend_and_dtype
 from ...stats import chain_mean_se, geweke_z
 from ..settings import resolve
 from .settings import MuP
@@ -186,9 +186,7 @@ def langevin(net: MuPNetwork, X, y, readout=None, *, beta, step_size, n_steps, b
     same initial parameters, data and update rule, one compiled loop per recording interval, its own random
     stream from ``seed``); dtype: "float64", or "float32" on the JAX backend only.
     """
-    backend, dtype = check_backend(backend), check_dtype(dtype)
-    if backend == "numba" and dtype != "float64":
-        raise ValueError(f"dtype must be 'float64' with backend 'numba' (float32 needs backend 'jax'), got {dtype!r}")
+    backend, dtype = check_backend_and_dtype(backend, dtype)
     X = net.check_inputs(X)
     y, readout = _targets(net, X, y, readout)
     step_size = checks.positive(step_size, "step_size")
