@@ -38,6 +38,7 @@ from .framework import (
     ConfigError,
     Section,
     StudyFolder,
+    backend_workers,
     check_diagonal_sweep,
     refuse_if_larger,
     register,
@@ -208,7 +209,7 @@ def simulate_width(config: dict, n_units: int, first_index: int, backend: str = 
 
 def _simulate(cfg: StudyConfig, folder: StudyFolder, workers, scheduler, progress, backend) -> dict:
     """{f"N{N}_s{s}": run} for every width and seed: one task per run on Numba (parallel over workers), one
-    task per width on JAX (in this process: the seeds of a width are one batch on the device)."""
+    task per width on JAX (the seeds of a width are one batch on the device; see backend_workers)."""
     sw = cfg.sweep
     if backend == "numba":
         threads = worker_threads(workers, scheduler)
@@ -218,7 +219,8 @@ def _simulate(cfg: StudyConfig, folder: StudyFolder, workers, scheduler, progres
                          unkeyed=("threads",))
     tasks = {f"N{N}_{backend}": dict(config=cfg.as_dict(), n_units=N, first_index=i * sw.seeds, backend=backend,
                                      progress=progress) for i, N in enumerate(sw.widths)}
-    widths = run_tasks(simulate_width, tasks, folder.runs, workers=0, progress=progress, unkeyed=("progress",))
+    widths = run_tasks(simulate_width, tasks, folder.runs, workers=backend_workers(backend, workers, scheduler),
+                       scheduler=scheduler, progress=progress, unkeyed=("progress",))
     return {f"N{N}_s{s}": dict(n_units=N, times=run["times"], outputs=run["outputs"][s], losses=run["losses"][s],
                                ntk0=run["ntk0"][s])
             for N, run in zip(sw.widths, widths.values()) for s in range(sw.seeds)}
@@ -230,7 +232,8 @@ def run_study(cfg: StudyConfig, out, *, workers=None, scheduler=None, progress=T
               backend="numba") -> Path:
     """Run (or resume) the study into ``out``; return the path of report.md.
 
-    backend "jax" trains all seeds of a width as one batch in this process (``workers`` is then unused)."""
+    backend "jax" trains all seeds of a width as one batch, one width after the other in this process unless
+    ``scheduler`` is given."""
     backend = check_backend(backend)
     start = time.perf_counter()
     with StudyFolder(out, "convergence", cfg, overwrite=overwrite) as folder:

@@ -41,6 +41,7 @@ from .framework import (
     Section,
     SeedSection,
     StudyFolder,
+    backend_workers,
     refuse_if_larger,
     register,
     run_tasks,
@@ -286,7 +287,7 @@ def run_featurelearning(cfg: FeatureLearningConfig, out, *, workers=None, schedu
     the parallel part) unless a ``scheduler`` is given."""
     start = time.perf_counter()
     backend = check_backend(backend)
-    workers = 0 if backend == "jax" and scheduler is None else workers
+    workers = backend_workers(backend, workers, scheduler)
     task = cfg.study.task
     with StudyFolder(out, "featurelearning", cfg, overwrite=overwrite) as folder:
         m = cfg.model

@@ -475,6 +475,12 @@ def run_tasks(fn: Callable[..., Mapping], tasks: Mapping[str, dict], runs_dir, *
     return {name: results[name] for name in tasks}
 
 
+def backend_workers(backend, workers, scheduler):
+    """The workers for runs on ``backend``: JAX runs go one after the other in this process unless a scheduler is
+    given (the device is the parallel part, and each Dask worker would take most of a GPU's memory)."""
+    return 0 if backend == "jax" and scheduler is None else workers
+
+
 def worker_threads(workers, scheduler) -> int:
     """Numba threads per run so that the workers together use the cores (1 on a remote scheduler)."""
     if scheduler is not None:

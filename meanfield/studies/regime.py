@@ -39,6 +39,7 @@ from .framework import (
     Section,
     SeedSection,
     StudyFolder,
+    backend_workers,
     refuse_if_larger,
     register,
     run_tasks,
@@ -274,7 +275,7 @@ def run_regime(cfg: RegimeConfig, out, *, workers=None, scheduler=None, progress
     process (the device is the parallel part) unless a ``scheduler`` is given."""
     start = time.perf_counter()
     backend = check_backend(backend)
-    workers = 0 if backend == "jax" and scheduler is None else workers
+    workers = backend_workers(backend, workers, scheduler)
     check_learning_rate(cfg)
     with StudyFolder(out, "regime", cfg, overwrite=overwrite) as folder:
         tasks, continual = _tasks(cfg, backend)
