@@ -67,10 +67,3 @@ def precision(dtype):
         return contextlib.nullcontext()
     return jax_module().enable_x64(True)
 
-
-def jax_available() -> bool:
-    try:
-        jax_module()
-    except ImportError:
-        return False
-    return True
