@@ -488,7 +488,8 @@ API_CASES = [
     api("fit_rate.x_negative", "fit_rate([-100, 400], [[1.0], [0.5]])", "x"),
     api("fit_rate.errors_count_mismatch", "fit_rate([100, 400], [[1.0, 1.1]])", "errors_per_seed"),
     api("fit_rate.errors_zero", "fit_rate([100, 400], [[1.0, 1.1], [0.0, 0.5]])", ["errors", "errors_per_seed"]),
-    api("fit_rate.n_boot_zero", "fit_rate([100, 400], [[1.0, 1.1], [0.5, 0.6]], n_boot=0)", "n_boot"),
+    api("fit_rate.one_seed", "fit_rate([100, 400], [[1.0], [0.5]])", "errors_per_seed"),
+    api("fit_rate.level_one", "fit_rate([100, 400], [[1.0, 1.1], [0.5, 0.6]], level=1.0)", "level"),
     # --- meanfield.solvers.fixed_point ---
     api("fixed_point.not_converging", "fixed_point(lambda x: x + 1.0, np.zeros(2))", ["maxiter", "not converged"],
         expect=("ValueError", "TypeError", "FixedPointError"),

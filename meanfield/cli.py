@@ -31,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     for study in discover().values():
         p = sub.add_parser(study.name, help=study.help, description=study.help)
-        p.add_argument("--config", help="TOML config (default: the one shipped with the package); missing "
-                                        "tables and keys take the shipped values")
+        shipped = f" or a shipped one: {', '.join(study.config.SHIPPED)}" if study.config.SHIPPED else ""
+        p.add_argument("--config", help=f"TOML config file{shipped} (default: the one shipped with the package); "
+                                        f"missing tables and keys take the shipped values")
         p.add_argument("--quick", action="store_true", help="apply the config's [quick] tables (tests and CI)")
         if study.arguments is not None:
             study.arguments(p)

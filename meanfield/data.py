@@ -12,13 +12,14 @@ a window is ybar(x) = g(last p + 1 inputs of x).
 
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 from numba import njit
-from scipy import linalg
+from scipy import linalg, special, stats
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from . import checks
@@ -131,8 +132,8 @@ class MarkovChain:
         row_sums = P.sum(axis=1)
         if not np.allclose(row_sums, 1.0, rtol=0, atol=1e-10):
             bad = int(np.argmax(np.abs(row_sums - 1)))
-            raise ValueError(f"P must be stochastic: row {bad} sums to {row_sums[bad]!r}, not 1")
-        states = np.asarray(states, dtype=float)
+            raise ValueError(f"P must be stochastic: row {bad} sums to {float(row_sums[bad])!r}, not 1")
+        states = given_states = np.asarray(states, dtype=float)
         if states.ndim == 1:
             states = states[:, None]
         if states.ndim != 2 or states.shape[0] != P.shape[0]:
@@ -147,6 +148,7 @@ class MarkovChain:
             raise ValueError(f"P must be aperiodic: the chain has period {period}")
         self.P = P / row_sums[:, None]
         self.states = states
+        self.given = (P, given_states)  # as given, for chain_spec
         self._cumulative = np.cumsum(self.P, axis=1)
         self._stationary = None
 
@@ -280,14 +282,101 @@ class GaussianAR1:
         return WindowSet(values, np.full(n_windows, 1.0 / n_windows))
 
     def windows(self, length: int, max_windows: int = MAX_WINDOWS) -> WindowSet:
-        raise ValueError("a continuous chain has no finite window set; use sample_windows(length, M, rng)")
+        raise ValueError("a continuous chain has no finite window set; use qmc_windows(length, M, seed) or "
+                         "sample_windows(length, M, rng)")
+
+    def window_covariance(self, length: int) -> np.ndarray:
+        """Covariance (L d, L d) of a stationary window (x_{-L+1}, ..., x_0) flattened oldest first:
+        Cov(x_i, x_j) = A^(i-j) Sigma for i >= j."""
+        length = _positive_int(length, "length")
+        d = self.input_dim
+        lagged = [self.stationary_cov]
+        for _ in range(length - 1):
+            lagged.append(self.A @ lagged[-1])  # Cov(x_{j+k}, x_j) = A^k Sigma
+        C = np.empty((length * d, length * d))
+        for i in range(length):
+            for j in range(length):
+                block = lagged[i - j] if i >= j else lagged[j - i].T
+                C[i * d:(i + 1) * d, j * d:(j + 1) * d] = block
+        return C
+
+    def qmc_windows(self, length: int, n_windows: int, seed=0) -> WindowSet:
+        """``n_windows`` (a power of 2) windows by randomised quasi-Monte Carlo in the Gaussian window law.
+
+        Scrambled Sobol points u in [0, 1)^(L d) become z = Phi^-1(u) and the windows L z, with L the
+        Cholesky factor of the window covariance taken with the inputs ordered most recent first. So the
+        first Sobol coordinates, the best equidistributed, carry x_0, then x_{-1} given x_0, and so on back
+        in time, which is the order in which the limit depends on the inputs (geometrically less on older
+        ones: ``theory_notes/limit.md`` section 8). Each window has weight 1/M, and the first M/2 points are
+        themselves a scrambled net, so the limit on them estimates the grid's error (``LimitModel``).
+        """
+        length = _positive_int(length, "length")
+        n_windows = _positive_int(n_windows, "n_windows")
+        if n_windows & (n_windows - 1):
+            raise ValueError(f"n_windows must be a power of 2 for a Sobol grid, got {n_windows}")
+        d = self.input_dim
+        recent_first = np.arange(length)[::-1]
+        order = (recent_first[:, None] * d + np.arange(d)).ravel()
+        C = self.window_covariance(length)[np.ix_(order, order)]
+        root = np.linalg.cholesky(C)
+        u = stats.qmc.Sobol(length * d, scramble=True, seed=seed).random(n_windows)
+        z = special.ndtri(u) @ root.T  # rows: (x_0, x_{-1}, ...) flattened
+        values = z.reshape(n_windows, length, d)[:, ::-1]
+        return WindowSet(np.ascontiguousarray(values), np.full(n_windows, 1.0 / n_windows))
+
+
+CHAIN_KINDS = {"finite": ("transition", "states"), "gaussian-ar1": ("A", "Q")}
+_CHAIN_ARGUMENTS = {"P": "transition", "states": "states", "A": "A", "Q": "Q"}  # constructor argument -> key
+
+
+def chain_from_spec(spec, field: str = "chain") -> MarkovChain | GaussianAR1:
+    """A chain from data: ``{"kind": "finite", "transition": P, "states": xi}`` or ``{"kind": "gaussian-ar1",
+    "A": A, "Q": Q}`` (a config's ``[task.chain]`` table). Errors name the key, as ``FIELD.KEY must ...``."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"{field} must be a table with a 'kind' and its matrices, got {spec!r}")
+    kind = spec.get("kind")
+    if kind not in CHAIN_KINDS:
+        raise ValueError(f"{field}.kind must be one of {sorted(CHAIN_KINDS)}, got {kind!r}")
+    known = ("kind", *CHAIN_KINDS[kind])
+    for key in spec:
+        if key not in known:
+            raise ValueError(f"{field}.{key} is not a key of a {kind} chain (known: {', '.join(known)})")
+    for key in CHAIN_KINDS[kind]:
+        if key not in spec:
+            raise ValueError(f"{field}.{key} is missing (a {kind} chain needs {' and '.join(CHAIN_KINDS[kind])})")
+    try:
+        if kind == "finite":
+            return MarkovChain(spec["transition"], spec["states"])
+        return GaussianAR1(spec["A"], spec["Q"])
+    except ValueError as err:  # "P must ...": name the key
+        argument, _, rest = str(err).partition(" ")
+        raise ValueError(f"{field}.{_CHAIN_ARGUMENTS.get(argument, argument)} {rest}") from None
+
+
+def chain_spec(chain) -> dict:
+    """The data of a chain, as :func:`chain_from_spec` reads it."""
+    if isinstance(chain, MarkovChain):
+        return dict(kind="finite", transition=chain.given[0].tolist(), states=chain.given[1].tolist())
+    return dict(kind="gaussian-ar1", A=chain.A.tolist(), Q=chain.Q.tolist())
+
+
+def _check_windows(chain, length: int, count: int = 4096) -> np.ndarray:
+    """Windows on which to check that a target is finite: all of them for a small finite chain, otherwise
+    ``count`` stationary ones (a Sobol grid for a Gaussian chain)."""
+    if isinstance(chain, MarkovChain) and chain.n_states**length <= 2**16:
+        return chain.windows(length).values
+    if isinstance(chain, GaussianAR1):
+        return chain.qmc_windows(length, count, seed=0).values
+    return chain.sample_windows(length, count, rng=0).values
 
 
 @dataclass(frozen=True)
 class Task:
     """A regression task on a chain: Y_k = target(X_{k-lags}, ..., X_k) + noise_std * eps_k.
 
-    ``target`` maps an array (..., lags + 1, d) of inputs, oldest first, to (...).
+    ``target`` maps an array (..., lags + 1, d) of inputs, oldest first, to (...). A target written as an
+    expression of the inputs (:meth:`from_expression`) and the named tasks (:func:`make_task`) keep their
+    data in ``spec``, from which a study's configuration records and rebuilds them.
     """
 
     chain: MarkovChain | GaussianAR1
@@ -295,6 +384,36 @@ class Task:
     lags: int
     noise_std: float = 0.0
     name: str = "custom"
+    spec: dict | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_expression(cls, chain, target: str, noise_std=0.0, *, window=None, field="target") -> Task:
+        """Y_k = ``target`` + noise, the target an expression of the inputs such as
+        ``"sin(x0_0) * x1_1 + 0.5 * x2_0"`` (``x{lag}_{component}``; ``x{lag}`` for scalar inputs; grammar in
+        :mod:`meanfield.expressions`), parsed without ``eval`` and checked to be finite on the chain's states
+        (all windows of a small finite chain, else 4096 stationary windows). ``window`` bounds the lags."""
+        from .expressions import parse_expression
+
+        if not isinstance(chain, (MarkovChain, GaussianAR1)):
+            raise ValueError(f"chain must be a MarkovChain or a GaussianAR1, got {type(chain).__name__}")
+        expression = parse_expression(target, chain.input_dim, window=window, field=field)
+        expression.check_finite(_check_windows(chain, expression.lags + 1), field=field)
+        noise_std = checks.real(noise_std, "noise_std", 0)
+        return cls(chain, expression, expression.lags, noise_std, name="custom",
+                   spec=dict(target=expression.text, noise_std=noise_std, chain=chain_spec(chain)))
+
+    def description(self) -> dict:
+        """The task as data: ``spec`` for named and expression tasks; for a Python function, its name and a
+        fingerprint (a digest of its values on 64 fixed windows, of the lags and of the noise), so that a
+        changed function never reuses a stale result."""
+        if self.spec is not None:
+            return dict(self.spec)
+        windows = self.chain.sample_windows(self.lags + 1, 64, rng=0).values
+        values = np.asarray(self.target(windows), dtype=float)
+        digest = hashlib.sha256(values.tobytes() + f"{self.lags}/{self.noise_std!r}".encode()).hexdigest()[:16]
+        name = getattr(self.target, "__qualname__", type(self.target).__name__)
+        return dict(function=f"{getattr(self.target, '__module__', '?')}.{name} (fingerprint {digest})",
+                    noise_std=self.noise_std, chain=chain_spec(self.chain))
 
     def __post_init__(self):
         if isinstance(self.lags, bool) or not isinstance(self.lags, (int, np.integer)) or self.lags < 0:
@@ -384,6 +503,7 @@ def make_task(name: str, **options) -> Task:
     ``"ar1-sin"``: scalar AR(1) input X_{k+1} = a X_k + sqrt(1 - a^2) eps (``a`` default 0.5, unit
     stationary variance), Y_k = sin(X_k + 0.5 X_{k-1}) + noise (``noise_std``, default 0.1).
     """
+    spec = dict(name=name, **options)
     noise_std = checks.real(options.pop("noise_std", 0.1), "noise_std", 0)
     if name == "parity2":
         q1, q2 = checks.real_list(options.pop("stay", (0.9, 0.6)), "stay", 0, 1, min_length=2)[:2]
@@ -403,7 +523,7 @@ def make_task(name: str, **options) -> Task:
         raise ValueError(f"unknown task {name!r}; named tasks are {TASK_NAMES}")
     if options:
         raise ValueError(f"unknown options for task {name!r}: {sorted(options)}")
-    return Task(chain, target, lags=1, noise_std=noise_std, name=name)
+    return Task(chain, target, lags=1, noise_std=noise_std, name=name, spec=spec)
 
 
 TASK_NAMES = ("parity2", "delay1", "ar1-sin")

@@ -88,10 +88,13 @@ class LinearKernelFlow:
         BV = self._B[:, None] * self._V
         return (BV * self._phi(float(t))) @ BV.T
 
-    def coefficients(self, times) -> np.ndarray:
-        """c_t = N_t (ybar - f_0) at each time, shape (T, M)."""
+    def coefficients(self, times, f0=None) -> np.ndarray:
+        """c_t = N_t (ybar - f_0) at each time, shape (T, M); ``f0`` (M,) replaces the flow's initial values."""
         t = _times(times)
-        u0 = self._V.T @ (self._B * (self.ybar - self.f0))
+        f0 = self.f0 if f0 is None else np.asarray(f0, dtype=float)
+        if f0.shape != self.f0.shape:
+            raise ValueError(f"f0 must have shape {self.f0.shape}, got {f0.shape}")
+        u0 = self._V.T @ (self._B * (self.ybar - f0))
         phi = np.stack([self._phi(ti) for ti in t])  # (T, M)
         return (phi * u0) @ self._V.T * self._B
 
@@ -99,13 +102,15 @@ class LinearKernelFlow:
         """f_t on the grid, shape (T, M)."""
         return self.f0 + self.coefficients(times) @ self.K
 
-    def at(self, times, K_cross, f0_cross=None) -> np.ndarray:
-        """f_t at P points outside the grid, from K_cross = K(points, grid) (P, M); shape (T, P)."""
+    def at(self, times, K_cross, f0_cross=None, f0=None) -> np.ndarray:
+        """f_t at P points outside the grid, from K_cross = K(points, grid) (P, M); shape (T, P). ``f0_cross``
+        (P,) are the initial values at the points and ``f0`` (M,) replaces those on the grid (the flow is affine
+        in them, so one flow serves every initialisation)."""
         K_cross = np.asarray(K_cross, dtype=float)
         if K_cross.ndim != 2 or K_cross.shape[1] != self.K.shape[0]:
             raise ValueError(f"K_cross must have shape (P, {self.K.shape[0]}), got {K_cross.shape}")
-        f0 = 0.0 if f0_cross is None else np.asarray(f0_cross, dtype=float)
-        return f0 + self.coefficients(times) @ K_cross.T
+        start = 0.0 if f0_cross is None else np.asarray(f0_cross, dtype=float)
+        return start + self.coefficients(times, f0) @ K_cross.T
 
     def residual_at_infinity(self) -> np.ndarray:
         """B (ybar - f_inf): the component of B (ybar - f_0) in the null space of A.

@@ -51,7 +51,8 @@ CASES = [
     ("lr", lambda: elman_train(lr="fast")),
     ("width", lambda: MuPNetwork(10**8, 1, 2)),  # was a MemoryError
     ("maxiter", lambda: saddle_solve(maxiter=0)),  # was buried in a SaddlePointError
-    ("n_boot", lambda: fit_rate([1, 2], [[1.0], [0.5]], n_boot=0)),  # was an IndexError
+    ("errors_per_seed", lambda: fit_rate([1, 2], [[1.0], [0.5]])),  # one seed: no spread, no interval
+    ("level", lambda: fit_rate([1, 2], [[1.0, 1.1], [0.5, 0.6]], level=1.0)),
     ("TABLE.KEY", lambda: StudyConfig.load(overrides={"seed": 1})),
     ("nosuch", lambda: StudyConfig.load().replace(**{"nosuch.k": 1})),  # was a KeyError
 ]

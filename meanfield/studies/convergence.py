@@ -19,7 +19,9 @@ per-seed seeds, so the two backends report the same numbers (to rounding).
 from __future__ import annotations
 
 import math
+import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +29,13 @@ import numpy as np
 
 from .. import checks
 from ..activations import ACTIVATIONS
-from ..architectures.diagonal import Diagonal, train_online, train_seeds
+from ..architectures.diagonal import Diagonal, LimitModel, train_online, train_seeds
+from ..architectures.diagonal.limit import limit_grid
 from ..backends import check_backend
-from ..data import TASK_NAMES, MarkovChain, make_task
-from ..estimators import memory_state_errors, trajectory_errors
+from ..data import TASK_NAMES, MarkovChain, Task, chain_from_spec, make_task
+from ..estimators import gaussian_moment_errors, memory_state_errors, trajectory_errors
 from ..report import pyplot
-from ..stats import fit_rate
+from ..stats import RateFit, fit_rate
 from .framework import (
     Config,
     ConfigError,
@@ -48,15 +51,21 @@ from .framework import (
     write_report,
 )
 
+INITS = ("symmetric", "gaussian")
 NS_PER_UNIT_STEP = 3.0  # the simulator's speed on one core (benchmarks/bench_simulator.py), for estimates
 
 
 @dataclass(frozen=True)
 class TaskSection(Section, name="task"):
-    name: str = spec(checks.choice, options=TASK_NAMES)
-    noise_std: float = spec(checks.real, minimum=0)
+    """Either a shipped task (``name``, with its options) or the user's own (``target`` and ``[task.chain]``)."""
+
+    name: str | None = None  # a shipped task: parity2, delay1, ar1-sin
+    target: str | None = None  # the user's own: Y_k as an expression of the inputs (meanfield.expressions)
+    chain: dict | None = None  # [task.chain]: kind = "finite" (transition, states) or "gaussian-ar1" (A, Q)
+    noise_std: float | None = None  # default 0.1 for a shipped task, 0 for a target
     stay: object = None  # parity2, delay1: stay probabilities (checked by make_task)
     a: object = None  # ar1-sin: AR coefficient (checked by make_task)
+    function: str | None = None  # set by convergence_study for a Python function (name and fingerprint)
 
     def options(self) -> dict:
         return {k: v for k, v in (("noise_std", self.noise_std), ("stay", self.stay), ("a", self.a)) if v is not None}
@@ -67,6 +76,7 @@ class ModelSection(Section, name="model"):
     activation: str = spec(checks.choice, options=[n for n, a in ACTIVATIONS.items() if a.bounded])
     sigma_w: float = spec(checks.positive)
     beta: float = spec(checks.real, minimum=0)
+    init: str = spec(checks.choice, options=INITS, default="symmetric")
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,7 @@ class TrainingSection(Section, name="training"):
 class LimitSection(Section, name="limit"):
     window: int = spec(checks.integer, minimum=2)
     order: tuple = spec(checks.integer_list, minimum=1, min_length=2)
+    grid: int = spec(checks.integer, minimum=2, default=4096)
 
 
 @dataclass(frozen=True)
@@ -101,11 +112,23 @@ class MemorySection(Section, name="memory"):
     sequences: int = spec(checks.integer, minimum=2)
 
 
+def _field_error(err: ValueError, prefix: str, fallback: str) -> ConfigError:
+    """A ConfigError naming the field of a message "FIELD must ..." or "FIELD: ..." whose FIELD starts with prefix
+    (else the field ``fallback``)."""
+    text = str(err)
+    field, _, rest = text.partition(": ") if text.split(" ")[0].endswith(":") else text.partition(" ")
+    if not field.startswith(prefix):
+        field, rest = fallback, text
+    return ConfigError(f"config field '{field}': {rest}")
+
+
 @dataclass(frozen=True)
 class StudyConfig(Config):
     """The convergence study's configuration (``meanfield/studies/convergence_default.toml``)."""
 
     DEFAULT = "convergence_default.toml"
+    SHIPPED = {"ar1": "convergence_ar1.toml"}
+    REPLACING_KEYS = {"task": ("name", "target")}
     task: TaskSection
     model: ModelSection
     training: TrainingSection
@@ -115,32 +138,53 @@ class StudyConfig(Config):
     memory: MemorySection
 
     def validate(self):
-        try:
+        t = self.task
+        given = [k for k in ("name", "target", "function") if getattr(t, k) is not None]
+        if len(given) != 1:
+            raise ConfigError("config field 'task': give either name = a shipped task "
+                              f"({', '.join(TASK_NAMES)}) or target = an expression with a [task.chain] table, "
+                              f"got {' and '.join(given) if given else 'neither'}")
+        if t.name is not None and t.chain is not None:
+            raise ConfigError("config field 'task.chain': a shipped task has its own chain; give target = ... "
+                              "for your own task on this chain")
+        if t.name is None and (t.stay is not None or t.a is not None):
+            raise ConfigError(f"config field 'task.{'stay' if t.stay is not None else 'a'}': an option of the shipped "
+                              f"tasks, not of a target")
+        if t.name is None and t.chain is None:
+            raise ConfigError("config field 'task.chain': missing (the chain of your target: a [task.chain] table)")
+        if t.function is None:
             self.make_task()
-        except ValueError as err:  # "OPTION must ...": name the field task.OPTION
-            option, _, rest = str(err).partition(" ")
-            field = f"task.{option}" if option.split("[")[0] in ("stay", "a", "noise_std") else "task"
-            raise ConfigError(f"config field '{field}': {rest if field != 'task' else err}") from None
         if len(self.limit.order) != 2:
             raise ConfigError(f"config field 'limit.order': must be two positive integers, got "
                               f"{list(self.limit.order)}")
-        check_diagonal_sweep(self.sweep.widths, self.training.horizon, self.training.n_records, "sweep", "training")
+        if self.model.init == "symmetric":
+            check_diagonal_sweep(self.sweep.widths, self.training.horizon, self.training.n_records, "sweep",
+                                 "training")
         try:
             self.architecture()
         except ValueError as err:
             raise ConfigError(f"config field 'model.beta': {err}") from None
 
+    def chain(self):
+        """The task's chain (built from [task.chain], or the shipped task's)."""
+        if self.task.chain is not None:
+            try:
+                return chain_from_spec(self.task.chain, "task.chain")
+            except ValueError as err:
+                raise _field_error(err, "task.chain", "task.chain") from None
+        return self.make_task().chain
+
     def check_size(self, memory_bytes):
-        task = self.make_task()
-        d, n_probes = task.input_dim, self.probes.count
+        chain = self.chain()
+        d, n_probes = chain.input_dim, self.probes.count
         N = self.sweep.widths[-1]
         refuse_if_larger("sweep.widths", 8.0 * N * (8 + 4 * d), memory_bytes, f"a network of width {N}")
         refuse_if_larger("probes.count", 16.0 * N * n_probes * (d + 2), memory_bytes,
                          f"the kernel of {n_probes} probes at width {N}")
-        chain = task.chain
-        grid = (chain.n_states ** self.limit.window if isinstance(chain, MarkovChain)
-                and math.log(chain.n_states) * self.limit.window <= math.log(4096) else 4096)
-        refuse_if_larger("limit.window", 8.0 * grid * (self.limit.window * d + 4 * grid), memory_bytes,
+        grid = self.limit.grid
+        if isinstance(chain, MarkovChain) and math.log(chain.n_states) * self.limit.window <= math.log(grid):
+            grid = chain.n_states ** self.limit.window
+        refuse_if_larger("limit.window" if self.limit.window * d > 4 * grid else "limit.grid", 8.0 * grid * (self.limit.window * d + 4 * grid), memory_bytes,
                          f"the limit on {grid} windows of length {self.limit.window}")
         n_w, n_b = self.limit.order
         if n_w**d * n_b > 2**24:
@@ -153,15 +197,37 @@ class StudyConfig(Config):
                          f"{self.memory.steps} memory steps")
 
     def estimated_seconds(self):
-        unit_steps = sum(self.sweep.seeds * self.training.horizon * N * N * (self.make_task().input_dim + 2)
-                         for N in self.sweep.widths)
+        d = self.chain().input_dim
+        unit_steps = sum(self.sweep.seeds * self.training.horizon * N * N * (d + 2) for N in self.sweep.widths)
         return unit_steps * NS_PER_UNIT_STEP * 1e-9
 
     def architecture(self) -> Diagonal:
-        return Diagonal(self.model.activation, self.model.sigma_w, self.model.beta, symmetric=True)
+        return Diagonal(self.model.activation, self.model.sigma_w, self.model.beta,
+                        symmetric=self.model.init == "symmetric")
 
-    def make_task(self):
-        return make_task(self.task.name, **self.task.options())
+    def make_task(self) -> Task:
+        """The task of the [task] table (a Python function's task cannot be rebuilt: convergence_study holds it)."""
+        t = self.task
+        if t.function is not None:
+            raise ConfigError(f"config field 'task.function': {t.function} is a Python function; run it with "
+                              f"meanfield.convergence_study(task, ...), which holds it")
+        if t.name is not None:
+            try:
+                return make_task(t.name, **t.options())
+            except ValueError as err:  # "stay must ...", "unknown task ..."
+                option = str(err).split(" ")[0]
+                named = option.split("[")[0] in ("stay", "a", "noise_std")
+                raise _field_error(ValueError(f"task.{err}" if named else err), "task.", "task.name") from None
+        chain = self.chain()
+        try:
+            return Task.from_expression(chain, t.target, 0.0 if t.noise_std is None else t.noise_std,
+                                        window=self.limit.window, field="task.target")
+        except ValueError as err:
+            raise _field_error(err, "task.", "task.target") from None
+
+    def limit_model(self, task: Task) -> LimitModel:
+        return self.architecture().limit(task, self.limit.window, self.training.alpha, order=self.limit.order,
+                                         max_grid=self.limit.grid)
 
     def probes_for(self, task) -> np.ndarray:
         rng = np.random.default_rng(np.random.SeedSequence(self.sweep.seed, spawn_key=(2**31,)))
@@ -172,58 +238,271 @@ def _model_and_data_seeds(cfg: StudyConfig, index: int):
     return np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)).spawn(2)
 
 
-def simulate_run(config: dict, n_units: int, index: int, threads: int = 1) -> dict:
-    """One (width, seed) task on the Numba backend: empirical NTK at initialisation and a training trajectory."""
+def _initial_outputs(cfg: StudyConfig, task: Task, models, probes) -> dict:
+    """For the Gaussian initialisation: f^N_0 on the probes and on the limit's grid (the coupling of
+    ``theory_notes/limit.md`` section 6), stacked over ``models``."""
+    if cfg.model.init == "symmetric":
+        return {}
+    grid = limit_grid(task.chain, cfg.limit.window, cfg.limit.grid).values
+    return dict(f0_probes=np.stack([m(probes) for m in models]), f0_grid=np.stack([m(grid) for m in models]))
+
+
+def simulate_run(config: dict, n_units: int, index: int, threads: int = 1, task: Task | None = None) -> dict:
+    """One (width, seed) task on the Numba backend: empirical NTK at initialisation and a training trajectory
+    (``task``: the task object when it cannot be rebuilt from ``config``; the config holds its fingerprint)."""
     import numba
 
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     cfg = StudyConfig.from_dict(config)
-    task = cfg.make_task()
+    task = task or cfg.make_task()
     probes = cfg.probes_for(task)
     model_seed, data_seed = _model_and_data_seeds(cfg, index)
     model = cfg.architecture().network(n_units, task.input_dim, seed=model_seed)
     ntk0 = model.ntk(probes)
+    initial = {k: v[0] for k, v in _initial_outputs(cfg, task, [model], probes).items()}
     t0 = time.perf_counter()
     res = train_online(model, task, cfg.training.horizon, cfg.training.alpha, probes, cfg.training.n_records,
                        seed=data_seed, progress=False)
     return dict(n_units=n_units, index=index, times=res.times, outputs=res.outputs, losses=res.losses,
-                ntk0=ntk0, seconds=time.perf_counter() - t0)
+                ntk0=ntk0, seconds=time.perf_counter() - t0, **initial)
 
 
-def simulate_width(config: dict, n_units: int, first_index: int, backend: str = "jax", progress: bool = False) -> dict:
+def simulate_width(config: dict, n_units: int, first_index: int, backend: str = "jax", progress: bool = False,
+                   task: Task | None = None) -> dict:
     """All seeds of one width in one task (the JAX backend trains them as one batch): the arrays of
     :func:`simulate_run` with a leading seed axis; seed s uses the seeds of run index first_index + s."""
     cfg = StudyConfig.from_dict(config)
-    task = cfg.make_task()
+    task = task or cfg.make_task()
     probes = cfg.probes_for(task)
     seeds = [_model_and_data_seeds(cfg, first_index + s) for s in range(cfg.sweep.seeds)]
     models = [cfg.architecture().network(n_units, task.input_dim, seed=model_seed) for model_seed, _ in seeds]
     ntk0 = np.stack([model.ntk(probes) for model in models])
+    initial = _initial_outputs(cfg, task, models, probes)
     t0 = time.perf_counter()
     results = train_seeds(models, task, cfg.training.horizon, cfg.training.alpha, probes, cfg.training.n_records,
                           seeds=[data_seed for _, data_seed in seeds], progress=progress, backend=backend)
     return dict(n_units=n_units, first_index=first_index, times=results[0].times,
                 outputs=np.stack([r.outputs for r in results]), losses=np.stack([r.losses for r in results]),
-                ntk0=ntk0, seconds=time.perf_counter() - t0)
+                ntk0=ntk0, seconds=time.perf_counter() - t0, **initial)
 
 
-def _simulate(cfg: StudyConfig, folder: StudyFolder, workers, scheduler, progress, backend) -> dict:
+def _simulate(cfg: StudyConfig, task: Task, runs_dir, workers, scheduler, progress, backend) -> dict:
     """{f"N{N}_s{s}": run} for every width and seed: one task per run on Numba (parallel over workers), one
     task per width on JAX (the seeds of a width are one batch on the device; see backend_workers)."""
     sw = cfg.sweep
     if backend == "numba":
         threads = worker_threads(workers, scheduler)
-        tasks = {f"N{N}_s{s}": dict(config=cfg.as_dict(), n_units=N, index=i * sw.seeds + s, threads=threads)
-                 for i, N in enumerate(sw.widths) for s in range(sw.seeds)}
-        return run_tasks(simulate_run, tasks, folder.runs, workers=workers, scheduler=scheduler, progress=progress,
-                         unkeyed=("threads",))
+        tasks = {f"N{N}_s{s}": dict(config=cfg.as_dict(), n_units=N, index=i * sw.seeds + s, threads=threads,
+                                    task=task) for i, N in enumerate(sw.widths) for s in range(sw.seeds)}
+        return run_tasks(simulate_run, tasks, runs_dir, workers=workers, scheduler=scheduler, progress=progress,
+                         unkeyed=("threads", "task"))
     tasks = {f"N{N}_{backend}": dict(config=cfg.as_dict(), n_units=N, first_index=i * sw.seeds, backend=backend,
-                                     progress=progress) for i, N in enumerate(sw.widths)}
-    widths = run_tasks(simulate_width, tasks, folder.runs, workers=backend_workers(backend, workers, scheduler),
-                       scheduler=scheduler, progress=progress, unkeyed=("progress",))
-    return {f"N{N}_s{s}": dict(n_units=N, times=run["times"], outputs=run["outputs"][s], losses=run["losses"][s],
-                               ntk0=run["ntk0"][s])
+                                     progress=progress, task=task) for i, N in enumerate(sw.widths)}
+    widths = run_tasks(simulate_width, tasks, runs_dir, workers=backend_workers(backend, workers, scheduler),
+                       scheduler=scheduler, progress=progress, unkeyed=("progress", "task"))
+    per_seed = ("outputs", "losses", "ntk0", "f0_probes", "f0_grid")
+    return {f"N{N}_s{s}": dict(n_units=N, times=run["times"], **{k: run[k][s] for k in per_seed if k in run})
             for N, run in zip(sw.widths, widths.values()) for s in range(sw.seeds)}
+
+
+@dataclass
+class ConvergenceResult:
+    """What a convergence study found: the report (``report``, the content of report.json), the fitted rates
+    (``rate``: sup_t |f^N_t - f_t| against N; ``kernel_rate``; ``memory_rate``, in the number of steps), the
+    per-seed errors by width (``errors``, ``kernel_errors``), and the runs with their limit (``runs``: times,
+    outputs and limit on the probes for each f"N{N}_s{seed}"). :meth:`plot` draws the figures and
+    :meth:`write` writes report.json, report.md and the figures, as ``meanfield study`` does."""
+
+    config: StudyConfig
+    report: dict
+    runs: dict
+    rate: RateFit
+    kernel_rate: RateFit
+    memory_rate: RateFit
+    memory: np.ndarray
+    grid_loss: tuple
+
+    @property
+    def widths(self) -> tuple:
+        return self.config.sweep.widths
+
+    @property
+    def errors(self) -> dict:
+        return {N: np.array(self.report["errors"][str(N)]["sup_per_seed"]) for N in self.widths}
+
+    @property
+    def kernel_errors(self) -> dict:
+        return {N: np.array(self.report["kernel_errors"][str(N)]["per_seed"]) for N in self.widths}
+
+    def trajectories(self, width: int, seed: int = 0):
+        """(times, f^N_t on the probes, f_t on the probes) of one run."""
+        run = self.runs[f"N{width}_s{seed}"]
+        return run["times"], run["outputs"], run["limit"]
+
+    def plot(self) -> dict:
+        """The study's figures, {file name: matplotlib Figure}."""
+        return _figures(self)
+
+    def write(self, out, *, overwrite=False) -> Path:
+        """Write report.json, report.md and the figures into ``out`` (checked as the CLI's --out); returns
+        the path of report.md."""
+        with StudyFolder(out, "convergence", self.config, overwrite=overwrite) as folder:
+            return self._write(folder)
+
+    def _write(self, folder: StudyFolder) -> Path:
+        start = time.perf_counter()
+        for name, fig in self.plot().items():
+            fig.savefig(folder.path / name, dpi=120)
+            pyplot().close(fig)
+        return write_report(folder, self.report, _markdown(self.report, self.config),
+                            start - self.report["seconds"]["total"])
+
+
+def _study(cfg: StudyConfig, task: Task, runs_dir, *, workers, scheduler, progress, backend) -> ConvergenceResult:
+    start = time.perf_counter()
+    probes = cfg.probes_for(task)
+    arch, tr, sw = cfg.architecture(), cfg.training, cfg.sweep
+    limit_start = time.perf_counter()
+    lim = cfg.limit_model(task)
+    K_cross = lim.cross_kernel(probes)
+    K_probes = arch.kernel(probes, order=cfg.limit.order, kind="ntk", error_estimate=False).ntk
+    limit_seconds = time.perf_counter() - limit_start
+
+    sweep_start = time.perf_counter()
+    runs = _simulate(cfg, task, runs_dir, workers, scheduler, progress, backend)
+    sweep_seconds = time.perf_counter() - sweep_start
+
+    limit_start = time.perf_counter()
+    for run in runs.values():  # the limit at each run's own record times (t = k/N, rounded steps)
+        f0 = {} if cfg.model.init == "symmetric" else dict(f0_cross=run["f0_probes"], f0=run["f0_grid"])
+        run["limit"] = lim.flow.at(run["times"], K_cross, **f0)
+    record_times = runs[f"N{sw.widths[-1]}_s0"]["times"]
+    grid_error = lim.grid_error(record_times, probes)
+    limit_seconds += time.perf_counter() - limit_start
+
+    sup_err = {N: [] for N in sw.widths}
+    l2_err = {N: [] for N in sw.widths}
+    ker_err = {N: [] for N in sw.widths}
+    for run in runs.values():
+        N = int(run["n_units"])
+        sup, l2 = trajectory_errors(run["outputs"], run["limit"])
+        sup_err[N].append(sup)
+        l2_err[N].append(l2)
+        ker_err[N].append(np.linalg.norm(run["ntk0"] - K_probes) / np.linalg.norm(K_probes))
+    widths = np.array(sw.widths)
+    rate = fit_rate(widths, [sup_err[N] for N in sw.widths])
+    kernel_rate = fit_rate(widths, [ker_err[N] for N in sw.widths])
+
+    mc = cfg.memory
+    rng = np.random.default_rng(np.random.SeedSequence(sw.seed, spawn_key=(2**31 + 1,)))
+    W, b = arch.sample_hidden(rng, mc.nodes, task.input_dim)
+    mem = memory_state_errors(task.chain, W, b, arch.activation, mc.steps, mc.sequences, seed=rng)
+    memory_rate = fit_rate(np.arange(1, mc.steps + 1), list(mem.T), scale="linear")
+
+    times_lim = np.linspace(0, tr.horizon, 41)
+    grid_loss = 0.5 * (lim.flow.on_grid(times_lim) - lim.ybar) ** 2 @ lim.grid.weights
+    largest = float(np.mean(sup_err[sw.widths[-1]]))
+    warnings_ = []
+    if grid_error > 0.1 * largest:
+        warnings_.append(f"the limit's grid error {grid_error:.2g} exceeds a tenth of the mean error at the largest "
+                         f"width ({largest:.2g}): raise limit.grid (now {len(lim.grid)} windows)")
+        warnings.warn(warnings_[-1], GridErrorWarning, stacklevel=3)
+    report = dict(
+        study="convergence", config=cfg.as_dict(), task=task.description(), widths=sw.widths, seeds=sw.seeds,
+        errors={str(N): dict(sup_per_seed=sup_err[N], mean=float(np.mean(sup_err[N])),
+                             std=float(np.std(sup_err[N], ddof=1)),
+                             l2_by_time_mean=np.mean(l2_err[N], axis=0)) for N in sw.widths},
+        rate=rate.as_dict(),
+        kernel_errors={str(N): dict(per_seed=ker_err[N], mean=float(np.mean(ker_err[N]))) for N in sw.widths},
+        kernel_rate=kernel_rate.as_dict(),
+        memory_rate=dict(**memory_rate.as_dict(), rate=float(np.exp(memory_rate.slope)),
+                         rate_ci=[float(np.exp(memory_rate.ci_low)), float(np.exp(memory_rate.ci_high))],
+                         rho=lim.rho, mean_error_by_step=mem.mean(axis=0)),
+        limit=dict(grid_windows=len(lim.grid), grid="exact" if lim.exact_grid else lim.grid_rule,
+                   grid_error=grid_error, grid_error_ratio=grid_error / largest,
+                   kernel_quadrature_error=lim.kernel_error, truncation_bound=lim.truncation_bound,
+                   loss_initial=float(grid_loss[0]), loss_at_horizon=float(grid_loss[-1]),
+                   loss_ratio=float(grid_loss[-1] / grid_loss[0])),
+        warnings=warnings_, backend=backend, seconds=dict(sweep=sweep_seconds, limit=limit_seconds))
+    if cfg.model.init == "gaussian":
+        report["moments"] = _moments(cfg, lim, runs, probes, K_cross)
+    report["seconds"]["total"] = time.perf_counter() - start
+    return ConvergenceResult(cfg, report, runs, rate, kernel_rate, memory_rate, mem, (times_lim, grid_loss))
+
+
+def _moments(cfg, lim, runs, probes, K_cross) -> dict:
+    """Gaussian initialisation: mean and variance over seeds of f^N_t against the limit's Gaussian law, with the
+    Monte Carlo standard errors of S seeds (the floor under these errors at any width)."""
+    out = {}
+    for N in cfg.sweep.widths:
+        seeds = [runs[f"N{N}_s{s}"] for s in range(cfg.sweep.seeds)]
+        mean, cov = lim.predict_gaussian(seeds[0]["times"], probes)
+        out[str(N)] = gaussian_moment_errors(np.stack([r["outputs"] for r in seeds]), mean, cov)
+    return out
+
+
+class GridErrorWarning(UserWarning):
+    """The limit's grid error is not small against the finite-width error it is compared with."""
+
+
+def convergence_study(task: Task, *, activation=None, sigma_w=None, beta=None, init=None, alpha=None, horizon=None,
+                      n_records=None, widths=None, seeds=None, seed=None, window=None, order=None, grid=None,
+                      probes=None, quick=False, out=None, overwrite=False, workers=0, scheduler=None,
+                      backend="numba", progress=True) -> ConvergenceResult:
+    """The convergence study of wide diagonal RNNs on ``task`` (any :class:`meanfield.Task`), as ``meanfield
+    study`` runs it from a config file: one code path, the same report.
+
+    Settings left at None take the shipped defaults (``meanfield/studies/convergence_default.toml``; with
+    ``quick``, its quick grid): the model (activation, sigma_w, beta, init = "symmetric" | "gaussian"),
+    training (alpha, horizon, n_records), the sweep (widths, seeds, seed), the limit (window, order = (n_w, n_b),
+    grid = windows of a continuous chain's Sobol grid) and the number of probes. With ``out``, the runs are kept
+    there (an interrupted study resumes) and the report is written there; ``workers=0`` runs in this process.
+
+    Examples
+    --------
+    >>> import meanfield
+    >>> chain = meanfield.MarkovChain([[0.8, 0.2], [0.2, 0.8]], [-1.0, 1.0])
+    >>> task = meanfield.Task.from_expression(chain, "x1", noise_std=0.1)
+    >>> result = meanfield.convergence_study(task, widths=[64, 128], seeds=2, horizon=0.5,
+    ...                                      window=6, order=(32, 8), progress=False)  # doctest: +SKIP
+    >>> result.rate.slope  # doctest: +SKIP
+    """
+    if not isinstance(task, Task):
+        raise ValueError(f"task must be a meanfield Task (see meanfield.Task.from_expression), got "
+                         f"{type(task).__name__}")
+    raw = StudyConfig.default_dict()
+    quick_tables = raw.pop("quick", {})
+    if quick:
+        for table, values in quick_tables.items():
+            raw[table].update(values)
+    raw["task"] = task.description()
+    given = dict(model=dict(activation=activation, sigma_w=sigma_w, beta=beta, init=init),
+                 training=dict(alpha=alpha, horizon=horizon, n_records=n_records),
+                 sweep=dict(widths=widths, seeds=seeds, seed=seed), limit=dict(window=window, order=order, grid=grid),
+                 probes=dict(count=probes))
+    for table, values in given.items():
+        raw[table].update({k: list(v) if isinstance(v, (tuple, np.ndarray)) else v
+                           for k, v in values.items() if v is not None})
+    cfg = StudyConfig.from_dict(raw)
+    cfg.check_size(checks.available_memory())
+    if task.lags + 1 > cfg.limit.window:
+        raise ConfigError(f"config field 'limit.window': must be at least lags + 1 = {task.lags + 1} for this task, "
+                          f"got {cfg.limit.window}")
+    return _run(cfg, task, out, overwrite=overwrite, workers=workers, scheduler=scheduler, progress=progress,
+                backend=backend)
+
+
+def _run(cfg, task, out, *, overwrite, workers, scheduler, progress, backend) -> ConvergenceResult:
+    backend = check_backend(backend)
+    if out is None:
+        with tempfile.TemporaryDirectory(prefix="meanfield-study-") as tmp:
+            return _study(cfg, task, Path(tmp) / "runs", workers=workers, scheduler=scheduler, progress=progress,
+                          backend=backend)
+    with StudyFolder(out, "convergence", cfg, overwrite=overwrite) as folder:
+        result = _study(cfg, task, folder.runs, workers=workers, scheduler=scheduler, progress=progress,
+                        backend=backend)
+        result._write(folder)
+        return result
 
 
 @register("study", "convergence study of wide RNNs against their limit (report + plots)", config=StudyConfig,
@@ -234,100 +513,40 @@ def run_study(cfg: StudyConfig, out, *, workers=None, scheduler=None, progress=T
 
     backend "jax" trains all seeds of a width as one batch, one width after the other in this process unless
     ``scheduler`` is given."""
-    backend = check_backend(backend)
-    start = time.perf_counter()
-    with StudyFolder(out, "convergence", cfg, overwrite=overwrite) as folder:
-        task = cfg.make_task()
-        probes = cfg.probes_for(task)
-        arch, tr, sw = cfg.architecture(), cfg.training, cfg.sweep
-        limit_start = time.perf_counter()
-        lim = arch.limit(task, cfg.limit.window, tr.alpha, order=cfg.limit.order)
-        K_probes = arch.kernel(probes, order=cfg.limit.order, kind="ntk", error_estimate=False).ntk
-        limit_seconds = time.perf_counter() - limit_start
-
-        sweep_start = time.perf_counter()
-        runs = _simulate(cfg, folder, workers, scheduler, progress, backend)
-        sweep_seconds = time.perf_counter() - sweep_start
-
-        limit_start = time.perf_counter()
-        limit_cache = {}
-        for run in runs.values():  # the limit at each run's own record times (t = k/N, rounded steps)
-            key = run["times"].tobytes()
-            if key not in limit_cache:
-                limit_cache[key] = lim.predict(run["times"], probes)
-            run["limit"] = limit_cache[key]
-        limit_seconds += time.perf_counter() - limit_start
-
-        sup_err = {N: [] for N in sw.widths}
-        l2_err = {N: [] for N in sw.widths}
-        ker_err = {N: [] for N in sw.widths}
-        for run in runs.values():
-            N = int(run["n_units"])
-            sup, l2 = trajectory_errors(run["outputs"], run["limit"])
-            sup_err[N].append(sup)
-            l2_err[N].append(l2)
-            ker_err[N].append(np.linalg.norm(run["ntk0"] - K_probes) / np.linalg.norm(K_probes))
-        widths = np.array(sw.widths)
-        rate = fit_rate(widths, [sup_err[N] for N in sw.widths], seed=sw.seed)
-        kernel_rate = fit_rate(widths, [ker_err[N] for N in sw.widths], seed=sw.seed)
-
-        rho = lim.rho
-        mc = cfg.memory
-        rng = np.random.default_rng(np.random.SeedSequence(sw.seed, spawn_key=(2**31 + 1,)))
-        W, b = arch.sample_hidden(rng, mc.nodes, task.input_dim)
-        mem = memory_state_errors(task.chain, W, b, arch.activation, mc.steps, mc.sequences, seed=rng)
-        steps = np.arange(1, mc.steps + 1)
-        memory_rate = fit_rate(steps, list(mem.T), scale="linear", seed=sw.seed)
-
-        times_lim = np.linspace(0, tr.horizon, 41)
-        grid_loss = 0.5 * (lim.flow.on_grid(times_lim) - lim.ybar) ** 2 @ lim.grid.weights
-        report = dict(
-            study="convergence", config=cfg.as_dict(), widths=sw.widths, seeds=sw.seeds,
-            errors={str(N): dict(sup_per_seed=sup_err[N], mean=float(np.mean(sup_err[N])),
-                                 std=float(np.std(sup_err[N], ddof=1)),
-                                 l2_by_time_mean=np.mean(l2_err[N], axis=0)) for N in sw.widths},
-            rate=rate.as_dict(),
-            kernel_errors={str(N): dict(per_seed=ker_err[N], mean=float(np.mean(ker_err[N]))) for N in sw.widths},
-            kernel_rate=kernel_rate.as_dict(),
-            memory_rate=dict(**memory_rate.as_dict(), rate=float(np.exp(memory_rate.slope)),
-                             rate_ci=[float(np.exp(memory_rate.ci_low)), float(np.exp(memory_rate.ci_high))],
-                             rho=rho, mean_error_by_step=mem.mean(axis=0)),
-            limit=dict(grid_windows=len(lim.grid), kernel_quadrature_error=lim.kernel_error,
-                       truncation_bound=lim.truncation_bound, loss_initial=float(grid_loss[0]),
-                       loss_at_horizon=float(grid_loss[-1]), loss_ratio=float(grid_loss[-1] / grid_loss[0])),
-            backend=backend, seconds=dict(sweep=sweep_seconds, limit=limit_seconds))
-        _figures(folder.path, cfg, runs, sup_err, rate, ker_err, kernel_rate, mem, memory_rate, rho, times_lim,
-                 grid_loss, len(lim.grid))
-        report["seconds"]["total"] = time.perf_counter() - start
-        return write_report(folder, report, _markdown(report, cfg), start)
+    _run(cfg, cfg.make_task(), out, overwrite=overwrite, workers=workers, scheduler=scheduler, progress=progress,
+         backend=backend)
+    return Path(out) / "report.md"
 
 
-def _figures(out, cfg, runs, sup_err, rate, ker_err, kernel_rate, mem, memory_rate, rho, times_lim, grid_loss,
-             n_grid):
+def _figures(result: ConvergenceResult) -> dict:
     plt = pyplot()
+    cfg, report, runs = result.config, result.report, result.runs
     widths = np.array(cfg.sweep.widths, dtype=float)
     xs = np.geomspace(widths[0], widths[-1], 100)
-    subtitle = (f"{cfg.task.name}, alpha = {cfg.training.alpha:g}, T = {cfg.training.horizon:g}, "
+    subtitle = (f"{_task_title(cfg)}, alpha = {cfg.training.alpha:g}, T = {cfg.training.horizon:g}, "
                 f"{cfg.sweep.seeds} seeds per width")
-
+    figures = {}
     for name, errs, fit, ylabel in (
-            ("error_vs_width.png", sup_err, rate, "sup over t <= T and probes of |f^N_t - f_t|"),
-            ("kernel_error_vs_width.png", ker_err, kernel_rate, "|NTK_N(init) - K|_F / |K|_F on the probes")):
+            ("error_vs_width.png", result.errors, result.rate, "sup over t <= T and probes of |f^N_t - f_t|"),
+            ("kernel_error_vs_width.png", result.kernel_errors, result.kernel_rate,
+             "|NTK_N(init) - K|_F / |K|_F on the probes")):
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         for N in cfg.sweep.widths:
             ax.scatter(np.full(len(errs[N]), N), errs[N], s=10, color="0.6", zorder=2)
         ax.plot(widths, [np.mean(errs[N]) for N in cfg.sweep.widths], "o", color="C0", label="mean over seeds",
                 zorder=3)
         lo, hi = fit.band(xs)
-        ax.fill_between(xs, lo, hi, color="C1", alpha=0.25, label="95% bootstrap band")
+        ax.fill_between(xs, lo, hi, color="C1", alpha=0.25, label=f"{fit.level:.0%} band")
         ax.plot(xs, fit.predict(xs), color="C1",
                 label=f"fit: slope {fit.slope:.3f} [{fit.ci_low:.3f}, {fit.ci_high:.3f}]")
         ax.plot(xs, fit.predict(widths[0]) * (xs / widths[0]) ** -0.5, "k:", lw=1, label="slope -1/2")
+        if name == "error_vs_width.png" and report["limit"]["grid_error"] > 0:
+            ax.axhline(report["limit"]["grid_error"], color="C3", ls="--", lw=1,
+                       label=f"grid error of the limit ({report['limit']['grid_windows']} windows)")
         ax.set(xscale="log", yscale="log", xlabel="width N", ylabel=ylabel, title=subtitle)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(out / name, dpi=120)
-        plt.close(fig)
+        figures[name] = fig
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     shown = [cfg.sweep.widths[0], cfg.sweep.widths[len(cfg.sweep.widths) // 2], cfg.sweep.widths[-1]]
@@ -341,17 +560,17 @@ def _figures(out, cfg, runs, sup_err, rate, ker_err, kernel_rate, mem, memory_ra
             axes[0].plot(run["times"], run["outputs"][:, p], color=color, lw=1, ls=ls,
                          label=f"N = {N} (seed 0)" if p == 0 else None)
     axes[0].set(xlabel="training time t = k/N", ylabel="output on probe window",
-                title=f"f^N_t against f_t on 3 probes ({cfg.task.name})")
+                title=f"f^N_t against f_t on 3 probes ({_task_title(cfg)})")
     axes[0].legend(fontsize=8)
+    times_lim, grid_loss = result.grid_loss
     axes[1].plot(times_lim, grid_loss / grid_loss[0], color="k")
     axes[1].set(xlabel="training time t", ylabel="limit loss / initial loss",
-                title=f"limit loss on the {n_grid} grid windows",
-                ylim=(0, 1.05))
+                title=f"limit loss on the {report['limit']['grid_windows']} grid windows", ylim=(0, 1.05))
     fig.tight_layout()
-    fig.savefig(out / "trajectories.png", dpi=120)
-    plt.close(fig)
+    figures["trajectories.png"] = fig
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    mem, memory_rate, rho = result.memory, result.memory_rate, report["memory_rate"]["rho"]
     k = np.arange(1, mem.shape[1] + 1)
     ax.semilogy(k, mem.T, color="0.7", lw=0.8)
     ax.semilogy(k, mem.mean(axis=0), "o", color="C0", label="mean over sequences")
@@ -362,43 +581,61 @@ def _figures(out, cfg, runs, sup_err, rate, ker_err, kernel_rate, mem, memory_ra
            title=f"memory state: {cfg.memory.nodes} nodes, {cfg.memory.sequences} sequences")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "memory_state.png", dpi=120)
-    plt.close(fig)
+    figures["memory_state.png"] = fig
+    return figures
+
+
+def _task_title(cfg) -> str:
+    t = cfg.task
+    if t.name is not None:
+        return t.name
+    kind = (t.chain or {}).get("kind", "chain")
+    return f"{t.target if t.target is not None else t.function.split(' ')[0]} on a {kind} chain"
 
 
 def _markdown(report, cfg) -> str:
     r, kr, mr, lim = report["rate"], report["kernel_rate"], report["memory_rate"], report["limit"]
+    init = cfg.model.init
     lines = [
-        f"# Convergence study: {cfg.task.name}",
+        f"# Convergence study: {_task_title(cfg)}",
         "",
-        f"Diagonal RNNs ({cfg.model.activation}, sigma_w = {cfg.model.sigma_w:g}, beta = {cfg.model.beta:g}, symmetric "
+        f"Diagonal RNNs ({cfg.model.activation}, sigma_w = {cfg.model.sigma_w:g}, beta = {cfg.model.beta:g}, {init} "
         f"initialisation) of widths {list(cfg.sweep.widths)}, {cfg.sweep.seeds} seeds each, trained by online SGD with "
         f"learning rate alpha/N, alpha = {cfg.training.alpha:g}, for training time T = {cfg.training.horizon:g} (T N "
-        f"steps), compared with the kernel limit on {cfg.probes.count} probe windows of length {cfg.limit.window}.",
+        f"steps), compared with the kernel limit on {cfg.probes.count} probe windows of length {cfg.limit.window}"
+        + (" (the limit started from each network's own f^N_0: theory_notes/limit.md section 6)." if init == "gaussian"
+           else "."),
         "",
         "## Results",
         "",
-        f"- **Rate in N** of sup_t |f^N_t - f_t|: slope **{r['slope']:.3f}**, 95% interval "
-        f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] (theory: -0.5).",
+        f"- **Rate in N** of sup_t |f^N_t - f_t|: slope **{r['slope']:.3f}**, {r['level']:.0%} interval "
+        f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] (theory: -0.5; studentised interval, {r['dof']:.0f} degrees of "
+        f"freedom).",
         f"- **Kernel at initialisation** (empirical NTK vs limit kernel): slope {kr['slope']:.3f}, "
-        f"95% interval [{kr['ci_low']:.3f}, {kr['ci_high']:.3f}].",
+        f"{kr['level']:.0%} interval [{kr['ci_low']:.3f}, {kr['ci_high']:.3f}].",
         f"- **Memory state** in the number of steps: geometric rate {mr['rate']:.3f} per step "
         f"(95% interval [{mr['rate_ci'][0]:.3f}, {mr['rate_ci'][1]:.3f}]), bound rho = {mr['rho']:.3f}.",
-        f"- **Limit**: {lim['grid_windows']} grid windows, quadrature error estimate "
+        f"- **Limit**: {lim['grid_windows']} grid windows ({lim['grid']}), grid error {lim['grid_error']:.2g} "
+        f"({lim['grid_error_ratio']:.2g} of the mean error at the largest width), quadrature error estimate "
         f"{lim['kernel_quadrature_error']:.2g}, truncation bound rho^L = {lim['truncation_bound']:.2g}; "
         f"loss at T / initial loss = {lim['loss_ratio']:.3f}.",
         f"- Wall time: {report['seconds']['total']:.1f} s (sweep {report['seconds']['sweep']:.1f} s on the "
-        f"{report['backend']} backend, "
-        f"limit {report['seconds']['limit']:.1f} s).",
-        "",
-        "| N | mean sup error | std over seeds | kernel error |",
-        "|---|---|---|---|",
+        f"{report['backend']} backend, limit {report['seconds']['limit']:.1f} s).",
     ]
+    lines += [f"- **Warning**: {w}." for w in report["warnings"]]
+    lines += ["", "| N | mean sup error | std over seeds | kernel error |", "|---|---|---|---|"]
     for N in cfg.sweep.widths:
         e, k = report["errors"][str(N)], report["kernel_errors"][str(N)]
         lines.append(f"| {N} | {e['mean']:.4g} | {e['std']:.2g} | {k['mean']:.4g} |")
+    if "moments" in report:
+        lines += ["", "Moments over seeds against the limit's Gaussian law (sup over times and probes); the Monte "
+                  f"Carlo standard errors of {cfg.sweep.seeds} seeds are the floor under these errors at any width:",
+                  "", "| N | mean error | its MC s.e. | variance error | its MC s.e. |", "|---|---|---|---|---|"]
+        for N, m in report["moments"].items():
+            lines.append(f"| {N} | {m['mean_error']:.3g} | {m['mean_se']:.3g} | {m['var_error']:.3g} | "
+                         f"{m['var_se']:.3g} |")
     lines += ["", "## Figures", "",
-              "Error against width (grey: seeds; blue: mean; orange: fit with its bootstrap band):", "",
+              "Error against width (grey: seeds; blue: mean; orange: fit with its band):", "",
               "![error vs width](error_vs_width.png)", "",
               "Trajectories on three probes for three widths (seed 0) and the limit; right: the limit's loss:", "",
               "![trajectories](trajectories.png)", "",

@@ -69,9 +69,10 @@ class DamagedRunWarning(UserWarning):
 # Configuration
 # ---------------------------------------------------------------------------------------------------------
 
-def spec(rule: Callable, **options):
-    """A config field checked by ``rule(value, name, **options)`` (a function of :mod:`meanfield.checks`)."""
-    return field(metadata=dict(rule=rule, options=options))
+def spec(rule: Callable, *, default=dataclasses.MISSING, **options):
+    """A config field checked by ``rule(value, name, **options)`` (a function of :mod:`meanfield.checks`), with an
+    optional default (for keys added after configs were written)."""
+    return field(default=default, metadata=dict(rule=rule, options=options))
 
 
 class Section:
@@ -133,6 +134,11 @@ class Config:
     """
 
     DEFAULT: ClassVar[str] = ""
+    SHIPPED: ClassVar[dict] = {}
+    """{name: file in meanfield/studies}: further shipped configs, which ``--config NAME`` loads."""
+    REPLACING_KEYS: ClassVar[dict] = {}
+    """{table: keys}: a user's table that sets one of these keys replaces the shipped table instead of
+    overlaying it (the keys choose between kinds of table, such as a named task or a user's own)."""
 
     def __post_init__(self):
         self.validate()
@@ -159,6 +165,8 @@ class Config:
         ``[quick]`` tables of the file in use; ``overrides`` maps "section.key" to values (the CLI's options)."""
         raw = cls.default_dict()
         quick_tables = raw.pop("quick", {})
+        if path is not None and str(path) in cls.SHIPPED and not Path(path).exists():
+            path = resources.files("meanfield.studies").joinpath(cls.SHIPPED[str(path)])
         if path is not None:
             try:
                 text = Path(path).read_text(encoding="utf-8")
@@ -168,6 +176,9 @@ class Config:
                 raise ConfigError(f"config file {path}: not UTF-8 text (TOML files are UTF-8)") from None
             user = _read_toml(text, str(path))
             quick_tables = user.pop("quick", {})
+            for table, keys in cls.REPLACING_KEYS.items():
+                if isinstance(user.get(table), dict) and any(k in user[table] for k in keys):
+                    raw.pop(table, None)
             raw = _overlay(raw, user)
         cls._check_shape(quick_tables, "quick.")
         if quick:

@@ -296,7 +296,7 @@ def run_regime(cfg: RegimeConfig, out, *, workers=None, scheduler=None, progress
             ok = [r["width"] for r in rows if r["ci_high"] < wl.tolerance]
             table[T] = dict(rows=rows, smallest_width=ok[0] if ok else None)
         exponent = _width_exponent(cfg, table)
-        gap_rates = {T: fit_rate(wl.widths, [r["gaps"] for r in table[T]["rows"]], seed=seed).as_dict()
+        gap_rates = {T: fit_rate(wl.widths, [r["gaps"] for r in table[T]["rows"]]).as_dict()
                      for T in wl.lengths}
 
         # parameterisation: kernel distance after training against the width
@@ -306,7 +306,7 @@ def run_regime(cfg: RegimeConfig, out, *, workers=None, scheduler=None, progress
             dists = [[float(r["kernel_distance"][-1]) for r in cell] for cell in cells]
             dists_pos = [np.maximum(d, 1e-300) for d in dists]
             param[p] = dict(widths=pa.widths, distance=dists, mean=[float(np.mean(d)) for d in dists],
-                            rate=fit_rate(pa.widths, dists_pos, seed=seed).as_dict(),
+                            rate=fit_rate(pa.widths, dists_pos).as_dict(),
                             weight_change=[float(np.mean([r["weight_change"][-1] for r in cell])) for cell in cells],
                             stability_constant=[float(np.mean([r["stability_constant"] for r in cell]))
                                                 for cell in cells])

@@ -37,7 +37,7 @@ from scipy import special, stats
 
 from ... import checks
 from ...activations import get_activation, normal_rule
-from ...data import MarkovChain, Task
+from ...data import GaussianAR1, MarkovChain, Task
 from ...solvers.fixed_point import FixedPointResult, fixed_point
 from ...solvers.ode import LinearKernelFlow
 from ..settings import resolve
@@ -250,6 +250,23 @@ def periodic_memory(inputs, W, b, activation="tanh", *, method="anderson", tol=1
 # The limit model
 # ----------------------------------------------------------------------------------------------
 
+def limit_grid(chain, window: int, max_grid: int = 4096, seed=0, *, rule=False):
+    """The windows on which the limit is solved: all m^L windows of a finite chain when there are at most
+    ``max_grid``, else ``max_grid`` sampled ones; for a Gaussian AR(1) chain a scrambled Sobol grid of
+    ``max_grid`` (a power of 2) windows (:meth:`GaussianAR1.qmc_windows`). With ``rule``, returns
+    (WindowSet, "exact" | "sampled" | "sobol")."""
+    if isinstance(chain, MarkovChain) and chain.n_states**window <= max_grid:
+        grid, name = chain.windows(window), "exact"
+    elif isinstance(chain, GaussianAR1):
+        if max_grid < 2 or max_grid & (max_grid - 1):
+            raise ValueError(f"max_grid must be a power of 2 >= 2 for the Sobol grid of a continuous chain, "
+                             f"got {max_grid}")
+        grid, name = chain.qmc_windows(window, max_grid, seed=seed), "sobol"
+    else:
+        grid, name = chain.sample_windows(window, max_grid, rng=seed), "sampled"
+    return (grid, name) if rule else grid
+
+
 class LimitModel:
     """The limit of training a wide diagonal RNN on ``task``: kernel flow on a grid of windows.
 
@@ -262,8 +279,10 @@ class LimitModel:
         Learning-rate constant (the network's rate is alpha / N).
     order, rule : quadrature of the kernel (see :func:`limit_kernel`).
     max_grid : int
-        Use all m^L windows of a finite chain when there are at most this many; otherwise (and for
-        continuous chains) ``max_grid`` windows sampled from the stationary chain with ``grid_seed``.
+        Use all m^L windows of a finite chain when there are at most this many, and otherwise ``max_grid``
+        windows sampled from the stationary chain with ``grid_seed``. A Gaussian AR(1) chain gets a
+        randomised quasi-Monte Carlo grid of ``max_grid`` windows (a power of 2; ``GaussianAR1.qmc_windows``),
+        whose error :meth:`grid_error` estimates.
     settings : Diagonal, or the keywords of :class:`Diagonal` (activation, sigma_w, beta)
     """
 
@@ -277,11 +296,8 @@ class LimitModel:
         checks.fits_in_memory(8.0 * max_grid * (self.window * task.input_dim + 4 * max_grid), "window",
                               f"the limit on up to {max_grid} windows of length {self.window}")
         self.task, self.alpha, self.order, self.rule = task, checks.positive(alpha, "alpha"), order, rule
-        chain = task.chain
-        if isinstance(chain, MarkovChain) and chain.n_states**window <= max_grid:
-            self.grid = chain.windows(window)
-        else:
-            self.grid = chain.sample_windows(window, max_grid, rng=grid_seed)
+        self.grid, self.grid_rule = limit_grid(task.chain, self.window, max_grid, grid_seed, rule=True)
+        self.exact_grid = self.grid_rule == "exact"
         self.ybar = task.conditional_mean(self.grid)
         kern = self._kernel(self.grid.values, None, kind="both", error_estimate=True)
         self.K, self.nngp, self.kernel_error = kern.ntk, kern.nngp, kern.error
@@ -300,10 +316,27 @@ class LimitModel:
         return limit_kernel(X, Y, order=self.order, rule=self.rule, kind=kind, error_estimate=error_estimate,
                             settings=self.settings)
 
+    def cross_kernel(self, probes) -> np.ndarray:
+        """K(probes, grid) (P, M), for ``self.flow.at(times, K_cross)``."""
+        return self._kernel(as_windows(probes, self.task.input_dim, "probes"), self.grid.values, "ntk").ntk
+
     def predict(self, times, probes) -> np.ndarray:
         """f_t on the probe windows for the symmetric initialisation (f_0 = 0), shape (T, P)."""
-        K_cross = self._kernel(as_windows(probes, self.task.input_dim, "probes"), self.grid.values, "ntk").ntk
-        return self.flow.at(times, K_cross)
+        return self.flow.at(times, self.cross_kernel(probes))
+
+    def grid_error(self, times, probes) -> float:
+        """max over times and probes of |f_t computed on the whole grid - f_t on its first half|.
+
+        0 for the exact grid of a finite chain (all m^L windows). For a Sobol grid (or a sample), the first
+        half of the points is a grid of its own, so the difference estimates the error of the half grid, a
+        conservative estimate of the whole grid's error (QMC errors fall at least like M^-1/2)."""
+        if self.exact_grid:
+            return 0.0
+        half = len(self.grid) // 2
+        K_cross = self.cross_kernel(probes)
+        w = self.grid.weights[:half]
+        flow = LinearKernelFlow(self.K[:half, :half], w / w.sum(), self.ybar[:half], self.alpha)
+        return float(np.max(np.abs(self.flow.at(times, K_cross) - flow.at(times, K_cross[:, :half]))))
 
     def predict_gaussian(self, times, probes):
         """Mean (T, P) and covariance (T, P, P) of f_t on the probes for Gaussian readout weights.
