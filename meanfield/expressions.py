@@ -233,7 +233,8 @@ class Expression:
 
 
 def _first_non_finite(node: _Node, h):
-    """(node, index of one input in h (n, L, d)) for the deepest node whose value is non-finite where its children's are not."""
+    """(node, index of one input in h (n, L, d)) for the deepest node whose value is non-finite where its
+    children's are not."""
     for child in node.children():
         found = _first_non_finite(child, h)
         if found is not None:

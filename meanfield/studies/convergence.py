@@ -184,7 +184,8 @@ class StudyConfig(Config):
         grid = self.limit.grid
         if isinstance(chain, MarkovChain) and math.log(chain.n_states) * self.limit.window <= math.log(grid):
             grid = chain.n_states ** self.limit.window
-        refuse_if_larger("limit.window" if self.limit.window * d > 4 * grid else "limit.grid", 8.0 * grid * (self.limit.window * d + 4 * grid), memory_bytes,
+        field = "limit.window" if self.limit.window * d > 4 * grid else "limit.grid"
+        refuse_if_larger(field, 8.0 * grid * (self.limit.window * d + 4 * grid), memory_bytes,
                          f"the limit on {grid} windows of length {self.limit.window}")
         n_w, n_b = self.limit.order
         if n_w**d * n_b > 2**24:
