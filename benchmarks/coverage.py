@@ -83,10 +83,17 @@ def main(argv=None):
     parser.add_argument("--full", action="store_true", help="the full grid of the config instead of [quick]")
     parser.add_argument("--out", default="coverage_out")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--start", type=int, default=0, help="first reseed number (to split reseeds over processes)")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="evaluate only the reseeds already in OUT/runs (e.g. of a run that was stopped)")
     args = parser.parse_args(argv)
     cfg = StudyConfig.load(args.config, quick=not args.full)
     start = time.perf_counter()
-    tasks = {f"reseed{r:04d}": dict(config=cfg.as_dict(), seed=10_000 + r) for r in range(args.reseeds)}
+    tasks = {f"reseed{r:04d}": dict(config=cfg.as_dict(), seed=10_000 + r)
+             for r in range(args.start, args.start + args.reseeds)}
+    if args.finished_only:
+        tasks = {name: kw for name, kw in tasks.items() if (Path(args.out) / "runs" / f"{name}.npz").exists()}
+        args.reseeds = len(tasks)
     runs = run_tasks(reseed_errors, tasks, Path(args.out) / "runs", workers=args.workers, desc="reseeds")
     widths = np.array(cfg.sweep.widths, dtype=float)
     table = {}

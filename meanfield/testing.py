@@ -13,7 +13,7 @@ Example, a user's ``test_my_theory.py``::
         chain = meanfield.MarkovChain([[0.9, 0.1], [0.2, 0.8]], [[-1.0, 0.5], [1.0, 0.0]])
         task = meanfield.Task.from_expression(chain, "tanh(x0_0 + x1_1)", noise_std=0.1)
         result = meanfield.convergence_study(task, quick=True, window=8, order=(32, 12), progress=False)
-        assert_converges_to_limit(result)               # rate -1/2, no grid floor
+        assert_converges_to_limit(result, level=0.999)  # rate -1/2, no grid floor
         assert_rate(result.widths, list(result.kernel_errors.values()), expected=-0.5)
 """
 
@@ -48,18 +48,21 @@ def assert_rate(x, errors_per_seed, expected=-0.5, *, level=0.95, scale="log") -
     return fit
 
 
-def assert_converges_to_limit(result, expected=-0.5, *, grid_error_ratio=0.1, moments_within=5.0):
+def assert_converges_to_limit(result, expected=-0.5, *, level=0.99, grid_error_ratio=0.1, moments_within=5.0):
     """Assert what a convergence study (:func:`meanfield.convergence_study`) should show:
 
-    - the rate of sup_t |f^N_t - f_t| has an interval containing ``expected`` and excluding 0;
+    - the rate of sup_t |f^N_t - f_t| has an interval at ``level`` containing ``expected`` and excluding 0 (a
+      calibrated interval at 0.99 fails on correct code for one seed in a hundred, so a regression test that
+      must not flake uses a level such as 0.999);
     - the limit's grid error is below ``grid_error_ratio`` times the mean error at the largest width (so the
       comparison has no floor of its own);
     - with the Gaussian initialisation, the mean and variance over seeds at the largest width are within
       ``moments_within`` Monte Carlo standard errors of the limit's.
     """
     report = result.report
-    _check(result.rate, expected, "rate of sup_t |f^N_t - f_t| in N",
-           _table(result.widths, list(result.errors.values())))
+    errors = list(result.errors.values())
+    _check(fit_rate(result.widths, errors, level=level), expected, "rate of sup_t |f^N_t - f_t| in N",
+           _table(result.widths, errors))
     lim = report["limit"]
     if lim["grid_error_ratio"] > grid_error_ratio:
         raise AssertionError(f"grid error of the limit {lim['grid_error']:.3g} is {lim['grid_error_ratio']:.2f} of the "

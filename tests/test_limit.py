@@ -99,7 +99,7 @@ def test_empirical_ntk_converges_to_the_limit_kernel_at_rate_one_half(windows):
             G = DiagonalRNN(int(N), sigma_w=SIGMA_W, beta=BETA, seed=[int(N), seed]).ntk(windows)
             errs.append(np.linalg.norm(G - K) / np.linalg.norm(K))
         errors.append(errs)
-    fit = fit_rate(widths, errors)
+    fit = fit_rate(widths, errors, level=0.999)  # calibrated: fails on correct code for ~1 seed in 1000
     assert fit.covers(-0.5), fit
     assert fit.ci_high < -0.3 and fit.ci_low > -0.7, fit
 

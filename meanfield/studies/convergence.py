@@ -1,11 +1,16 @@
 """Convergence study: wide diagonal RNNs against their kernel limit, as N and the number of steps grow.
 
-For each width N and seed, a network with the symmetric initialisation is trained by online SGD on the
-task for T N steps, recording f^N_t on fixed probe windows; the limit f_t is solved once. Reported
-(``theory_notes/limit.md`` section 7):
+The task is a shipped one (``[task] name``) or the user's own: a finite or Gaussian AR(1) chain
+(``[task.chain]``) and a target written as an expression of the inputs (``[task] target``, parsed without eval
+by :mod:`meanfield.expressions`), or from Python any :class:`meanfield.Task` (:func:`convergence_study`, the same
+code path as the CLI). For each width N and seed, a network is trained by online SGD on the task for T N steps,
+recording f^N_t on fixed probe windows; the limit f_t is solved once, on all windows of a small finite chain or
+on a scrambled Sobol grid for an AR(1) chain, whose error is estimated (``theory_notes/limit.md`` section 8). With
+the symmetric initialisation f_0 = 0; with the Gaussian one the limit starts from each network's own f^N_0 and
+the moments over seeds are compared with the limit's Gaussian law (section 6). Reported (section 7):
 
 - the error sup_{t <= T, probes} |f^N_t - f_t| per width and seed, and its fitted rate in N with a
-  bootstrap 95% interval (the theory says -1/2), and the L2 error over the probes at each recorded time;
+  studentised 95% interval (the theory says -1/2), and the L2 error over the probes at each recorded time;
 - the empirical NTK at initialisation against the limit kernel on the probes, and its rate;
 - the memory state against the number of steps k (a geometric rate, compared with rho = beta sup|sigma'|).
 
@@ -524,7 +529,7 @@ def _figures(result: ConvergenceResult) -> dict:
     cfg, report, runs = result.config, result.report, result.runs
     widths = np.array(cfg.sweep.widths, dtype=float)
     xs = np.geomspace(widths[0], widths[-1], 100)
-    subtitle = (f"{_task_title(cfg)}, alpha = {cfg.training.alpha:g}, T = {cfg.training.horizon:g}, "
+    subtitle = (f"{_task_title(cfg)}\nalpha = {cfg.training.alpha:g}, T = {cfg.training.horizon:g}, "
                 f"{cfg.sweep.seeds} seeds per width")
     figures = {}
     for name, errs, fit, ylabel in (
@@ -544,7 +549,8 @@ def _figures(result: ConvergenceResult) -> dict:
         if name == "error_vs_width.png" and report["limit"]["grid_error"] > 0:
             ax.axhline(report["limit"]["grid_error"], color="C3", ls="--", lw=1,
                        label=f"grid error of the limit ({report['limit']['grid_windows']} windows)")
-        ax.set(xscale="log", yscale="log", xlabel="width N", ylabel=ylabel, title=subtitle)
+        ax.set(xscale="log", yscale="log", xlabel="width N", ylabel=ylabel)
+        ax.set_title(subtitle, fontsize=9)
         ax.legend(fontsize=8)
         fig.tight_layout()
         figures[name] = fig
