@@ -1,6 +1,7 @@
 """The convergence study on a user's own chain and target: from TOML (CLI) and from Python, one code path."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import pytest
 import meanfield
 from meanfield.cli import main
 from meanfield.studies.convergence import StudyConfig
-from meanfield.studies.framework import ConfigError
+from meanfield.studies.framework import ConfigError, DamagedRunWarning
 from meanfield.testing import assert_converges_to_limit, assert_rate
 
 FINITE_TOML = """
@@ -57,13 +58,22 @@ def test_own_finite_chain_converges_at_rate_one_half(finite_study):
 
 
 def test_python_study_gives_the_report_of_the_cli(finite_study, tmp_path):
+    """The task built in Python gives the CLI's configuration (so the folder guard accepts the CLI's folder and
+    every run key matches its run files, which are reused), and the same report from them."""
+    import shutil
+
+    shutil.copytree(finite_study, tmp_path / "py")
+    (tmp_path / "py" / "report.json").unlink()
     task = meanfield.Task.from_expression(finite_chain(), "sin(x0_0) * x1_1 + 0.5 * x2_0", noise_std=0.1)
-    result = meanfield.convergence_study(task, widths=[128, 256, 512, 1024, 2048], n_records=10, window=7,
-                                         order=(32, 12), workers=2, progress=False, out=tmp_path / "py")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DamagedRunWarning)  # a run of another key would be recomputed, with a warning
+        result = meanfield.convergence_study(task, widths=[128, 256, 512, 1024, 2048], n_records=10, window=7,
+                                             order=(32, 12), workers=0, progress=False, out=tmp_path / "py")
+    assert result.report["seconds"]["sweep"] < 5  # read from disk, not simulated again
     cli = json.loads((finite_study / "report.json").read_text())
     py = json.loads((tmp_path / "py" / "report.json").read_text())
     assert py["config"] == cli["config"] and py["digest"] == cli["digest"]
-    for key in ("errors", "rate", "kernel_errors", "kernel_rate", "memory_rate", "limit"):
+    for key in ("errors", "rate", "kernel_errors", "kernel_rate", "memory_rate", "limit", "task"):
         assert py[key] == cli[key], key
     assert_converges_to_limit(result, level=0.999)
     assert_rate(result.widths, list(result.kernel_errors.values()), expected=-0.5, level=0.999)
@@ -180,3 +190,25 @@ def test_qmc_grid_beats_sampling_on_a_gaussian_integral():
         qmc = np.mean(np.sin(w[:, 2].sum(axis=1)) * w[:, 1, 0])
         assert abs(qmc - exact) < 2e-3, (qmc, exact)  # MC standard error at 4096 points: about 1e-2
     np.testing.assert_allclose(np.cov(chain.qmc_windows(3, 8192, seed=0).values.reshape(8192, -1).T), C, atol=0.03)
+
+
+def test_gaussian_initialisation_couples_the_limit_and_reports_the_moment_floor():
+    task = meanfield.make_task("delay1")
+    result = meanfield.convergence_study(task, init="gaussian", widths=[128, 256, 512, 1024], n_records=10,
+                                         workers=0, progress=False)
+    moments = result.report["moments"]
+    assert set(moments) == {"128", "256", "512", "1024"}
+    assert all(m["mean_se"] > 0 and m["var_se"] > 0 for m in moments.values())
+    assert_converges_to_limit(result, level=0.999)  # coupled rate -1/2; moments within 5 Monte Carlo s.e.
+    run = result.runs["N1024_s0"]
+    np.testing.assert_allclose(run["limit"][0], run["f0_probes"], atol=1e-12)  # the limit starts at f^N_0
+
+
+def test_jax_backend_gives_the_numba_errors_on_an_own_task():
+    pytest.importorskip("jax")
+    task = meanfield.Task.from_expression(finite_chain(), "sin(x0_0) * x1_1", noise_std=0.1)
+    kw = dict(widths=[64, 128], seeds=2, horizon=1.0, n_records=4, window=5, order=(16, 6), probes=4, workers=0,
+              progress=False)
+    numba, jax = (meanfield.convergence_study(task, backend=b, **kw) for b in ("numba", "jax"))
+    for N in (64, 128):
+        np.testing.assert_allclose(jax.errors[N], numba.errors[N], rtol=1e-9)
