@@ -99,7 +99,13 @@ class _Parser:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
                 self.fail(f"constant {source} is not allowed (only numbers)")
-            return _Number(node.value, source)
+            try:
+                number = float(node.value)
+            except OverflowError:
+                number = float("inf")
+            if not np.isfinite(number):
+                self.fail(f"number {source[:20]}{'...' if len(source) > 20 else ''} is too large")
+            return _Number(number, source)
         if isinstance(node, ast.Name):
             return self.variable(node.id, source)
         if isinstance(node, ast.BinOp):
@@ -177,7 +183,8 @@ def _parse(text, input_dim, window, field):
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
-        raise ValueError(f"{field}: not a valid expression: {err.msg} at column {err.offset}") from None
+        where = f" at column {err.offset}" if err.offset else ""
+        raise ValueError(f"{field}: not a valid expression: {err.msg}{where}") from None
     except (RecursionError, MemoryError, ValueError):
         raise ValueError(f"{field}: the expression is nested too deeply") from None
     parser = _Parser(text.strip(), input_dim, window, field)
@@ -212,41 +219,40 @@ class Expression:
     def __call__(self, h) -> np.ndarray:
         h = self._inputs(h)
         with np.errstate(all="ignore"):
-            return np.asarray(self._root.value(h), dtype=float)
+            return np.array(self._root.value(h), dtype=float)  # a copy, never a view of h
 
     def check_finite(self, h, field="target"):
-        """Raise a one-line ValueError naming the smallest sub-expression that turns finite values into a
-        non-finite one on some of the inputs h (..., lags + 1, d), with one such input."""
+        """Raise a one-line ValueError if the target is non-finite on some of the inputs h (..., lags + 1, d),
+        naming the smallest sub-expression that turns finite values into a non-finite one there, with the input."""
         h = self._inputs(h)
         h = h.reshape(-1, *h.shape[-2:])
         with np.errstate(all="ignore"):
-            culprit = _first_non_finite(self._root, h)
-        if culprit is None:
-            return
-        node, where = culprit
-        with np.errstate(all="ignore"):
-            bad = np.broadcast_to(node.value(h), h.shape[:1])[where]
+            bad_output = ~np.isfinite(np.broadcast_to(self._root.value(h), h.shape[:1]))
+            if not bad_output.any():
+                return
+            where = int(np.argmax(bad_output))
+            node = _culprit(self._root, h[where:where + 1])
+            bad = np.broadcast_to(node.value(h[where:where + 1]), (1,))[0]
         inputs = h[where, h.shape[1] - 1 - self.lags:]
         shown = ", ".join(f"X_k-{self.lags - i}" if self.lags - i else "X_k" for i in range(inputs.shape[0]))
         raise ValueError(f"{field}: '{node.source}' is not finite ({bad}) at inputs ({shown}) = "
                          f"{np.array2string(inputs, separator=', ').replace(chr(10), '')}")
 
 
-def _first_non_finite(node: _Node, h):
-    """(node, index of one input in h (n, L, d)) for the deepest node whose value is non-finite where its
-    children's are not."""
+def _culprit(node: _Node, h) -> _Node:
+    """Below a node that is non-finite on the one input h (1, L, d), the deepest one whose children are finite."""
     for child in node.children():
-        found = _first_non_finite(child, h)
-        if found is not None:
-            return found
-    bad = ~np.isfinite(np.broadcast_to(node.value(h), h.shape[:1]))
-    return (node, int(np.argmax(bad))) if bad.any() else None
+        if not np.all(np.isfinite(child.value(h))):
+            return _culprit(child, h)
+    return node
 
 
 def parse_expression(text, input_dim, *, window=None, field="target") -> Expression:
     """Parse and check ``text`` for inputs of dimension ``input_dim``; ``window`` (the window length) bounds the
     lags to window - 1. Errors are one-line ValueErrors starting with ``field``."""
     if isinstance(input_dim, bool) or not isinstance(input_dim, (int, np.integer)) or input_dim < 1:
-        raise ValueError(f"input_dim must be a positive integer, got {input_dim!r}")
+        raise ValueError(f"{field}: input_dim must be a positive integer, got {input_dim!r}")
+    if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1):
+        raise ValueError(f"{field}: window must be a positive integer, got {window!r}")
     _parse(text, int(input_dim), window, field)  # the checks, with the caller's field name and window
     return Expression(text.strip(), int(input_dim))

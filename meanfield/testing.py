@@ -29,12 +29,13 @@ def _table(x, errors_per_seed) -> str:
 
 
 def _check(fit: RateFit, expected: float, what: str, means: str):
+    level = f"{100 * fit.level:g}%"
     problems = []
     if not fit.covers(expected):
-        problems.append(f"its {fit.level:.0%} interval [{fit.ci_low:.3f}, {fit.ci_high:.3f}] misses the expected "
+        problems.append(f"its {level} interval [{fit.ci_low:.3f}, {fit.ci_high:.3f}] misses the expected "
                         f"{expected:g}")
     if fit.covers(0.0):
-        problems.append(f"its {fit.level:.0%} interval [{fit.ci_low:.3f}, {fit.ci_high:.3f}] contains 0, so no "
+        problems.append(f"its {level} interval [{fit.ci_low:.3f}, {fit.ci_high:.3f}] contains 0, so no "
                         f"decrease is established (more seeds or a wider range)")
     if problems:
         raise AssertionError(f"{what}: slope {fit.slope:.3f}; " + "; ".join(problems) + f". Mean errors: {means}")

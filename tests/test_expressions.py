@@ -77,6 +77,9 @@ BAD = [
     ("-" * 3000 + "x0_0", "longer than 2000"),
     ("-" * 1500 + "x0_0", "nested"),
     ("(" * 300 + "x0_0" + ")" * 300, "nested"),
+    ("1" + "0" * 400 + " * x0_0", "too large"),  # was an OverflowError
+    ("1e400 * x0_0", "too large"),
+    ("x0_0\x00", "not a valid expression"),
 ]
 
 
@@ -95,6 +98,15 @@ def test_check_finite_names_the_sub_expression():
     with pytest.raises(ValueError, match=r"'1/x0' is not finite \(inf\)"):
         parse_expression("3 + 1/x0", 1).check_finite(states)
     parse_expression("exp(-x0 ** 2)", 1).check_finite(states)
+    # a non-finite intermediate with a finite target is fine: only the target's values matter
+    parse_expression("tanh(exp(x0))", 1).check_finite(np.array([[[1000.0]]]))
+    parse_expression("exp(-1/x0**2)", 1).check_finite(states)
+
+
+def test_the_value_is_never_a_view_of_the_inputs():
+    h = np.ones((3, 1, 1))
+    parse_expression("x0", 1)(h)[:] = 5.0
+    assert np.all(h == 1.0)
 
 
 def test_the_module_never_calls_eval_exec_or_compile():

@@ -212,3 +212,16 @@ def test_jax_backend_gives_the_numba_errors_on_an_own_task():
     numba, jax = (meanfield.convergence_study(task, backend=b, **kw) for b in ("numba", "jax"))
     for N in (64, 128):
         np.testing.assert_allclose(jax.errors[N], numba.errors[N], rtol=1e-9)
+
+
+def test_limit_grid_rules():
+    from meanfield.architectures.diagonal.limit import limit_grid
+
+    chain = finite_chain()
+    assert limit_grid(chain, 4, 4096, rule=True)[1] == "exact"  # 3^4 = 81 windows
+    grid, rule = limit_grid(chain, 9, 1024, rule=True)  # 3^9 > 1024: a stationary sample
+    assert rule == "sampled" and len(grid) == 1024
+    ar = meanfield.GaussianAR1([[0.5]], [[0.75]])
+    assert limit_grid(ar, 4, 512, rule=True)[1] == "sobol"
+    with pytest.raises(ValueError, match="power of 2"):
+        limit_grid(ar, 4, 1000)

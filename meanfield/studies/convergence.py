@@ -383,7 +383,7 @@ def _study(cfg: StudyConfig, task: Task, runs_dir, *, workers, scheduler, progre
         f0 = {} if cfg.model.init == "symmetric" else dict(f0_cross=run["f0_probes"], f0=run["f0_grid"])
         run["limit"] = lim.flow.at(run["times"], K_cross, **f0)
     record_times = runs[f"N{sw.widths[-1]}_s0"]["times"]
-    grid_error = lim.grid_error(record_times, probes)
+    grid_error = lim.grid_error(record_times, probes, K_cross)
     limit_seconds += time.perf_counter() - limit_start
 
     sup_err = {N: [] for N in sw.widths}

@@ -324,16 +324,17 @@ class LimitModel:
         """f_t on the probe windows for the symmetric initialisation (f_0 = 0), shape (T, P)."""
         return self.flow.at(times, self.cross_kernel(probes))
 
-    def grid_error(self, times, probes) -> float:
+    def grid_error(self, times, probes, K_cross=None) -> float:
         """max over times and probes of |f_t computed on the whole grid - f_t on its first half|.
 
         0 for the exact grid of a finite chain (all m^L windows). For a Sobol grid (or a sample), the first
         half of the points is a grid of its own, so the difference estimates the error of the half grid, a
-        conservative estimate of the whole grid's error (QMC errors fall at least like M^-1/2)."""
+        conservative estimate of the whole grid's error (QMC errors fall at least like M^-1/2). ``K_cross``: the
+        probes' :meth:`cross_kernel`, if already computed."""
         if self.exact_grid:
             return 0.0
         half = len(self.grid) // 2
-        K_cross = self.cross_kernel(probes)
+        K_cross = self.cross_kernel(probes) if K_cross is None else K_cross
         w = self.grid.weights[:half]
         flow = LinearKernelFlow(self.K[:half, :half], w / w.sum(), self.ybar[:half], self.alpha)
         return float(np.max(np.abs(self.flow.at(times, K_cross) - flow.at(times, K_cross[:, :half]))))
