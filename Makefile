@@ -22,7 +22,7 @@ study: $(VENV)/.installed
 	$(BIN)/meanfield study --out $(OUT)
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_simulator.py
