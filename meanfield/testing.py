@@ -36,7 +36,7 @@ def _check(fit: RateFit, expected: float, what: str, means: str):
                         f"{expected:g}")
     if fit.covers(0.0):
         problems.append(f"its {level} interval [{fit.ci_low:.3f}, {fit.ci_high:.3f}] contains 0, so no "
-                        f"decrease is established (more seeds or a wider range)")
+                        f"trend in x is established (more seeds or a wider range)")
     if problems:
         raise AssertionError(f"{what}: slope {fit.slope:.3f}; " + "; ".join(problems) + f". Mean errors: {means}")
 
