@@ -384,7 +384,7 @@ class Task:
     lags: int
     noise_std: float = 0.0
     name: str = "custom"
-    spec: dict | None = field(default=None, compare=False, repr=False)
+    spec: dict | None = field(default=None, init=False, compare=False, repr=False)  # dropped by replace()
 
     @classmethod
     def from_expression(cls, chain, target: str, noise_std=0.0, *, window=None, field="target") -> Task:
@@ -399,16 +399,17 @@ class Task:
         expression = parse_expression(target, chain.input_dim, window=window, field=field)
         expression.check_finite(_check_windows(chain, expression.lags + 1), field=field)
         noise_std = checks.real(noise_std, "noise_std", 0)
-        return cls(chain, expression, expression.lags, noise_std, name="custom",
-                   spec=dict(target=expression.text, noise_std=noise_std, chain=chain_spec(chain)))
+        task = cls(chain, expression, expression.lags, noise_std, name="custom")
+        object.__setattr__(task, "spec", dict(target=expression.text, noise_std=noise_std, chain=chain_spec(chain)))
+        return task
 
     def description(self) -> dict:
         """The task as data: ``spec`` for named and expression tasks; for a Python function, its name and a
-        fingerprint (a digest of its values on 64 fixed windows, of the lags and of the noise), so that a
-        changed function never reuses a stale result."""
+        fingerprint (a digest of its values on every window of a small finite chain, else on 4096 fixed windows,
+        of the lags and of the noise), so that a changed function never reuses a stale result."""
         if self.spec is not None:
             return dict(self.spec)
-        windows = self.chain.sample_windows(self.lags + 1, 64, rng=0).values
+        windows = _check_windows(self.chain, self.lags + 1)
         values = np.asarray(self.target(windows), dtype=float)
         digest = hashlib.sha256(values.tobytes() + f"{self.lags}/{self.noise_std!r}".encode()).hexdigest()[:16]
         name = getattr(self.target, "__qualname__", type(self.target).__name__)
@@ -523,7 +524,9 @@ def make_task(name: str, **options) -> Task:
         raise ValueError(f"unknown task {name!r}; named tasks are {TASK_NAMES}")
     if options:
         raise ValueError(f"unknown options for task {name!r}: {sorted(options)}")
-    return Task(chain, target, lags=1, noise_std=noise_std, name=name, spec=spec)
+    task = Task(chain, target, lags=1, noise_std=noise_std, name=name)
+    object.__setattr__(task, "spec", spec)
+    return task
 
 
 TASK_NAMES = ("parity2", "delay1", "ar1-sin")

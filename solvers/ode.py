@@ -88,6 +88,11 @@ class LinearKernelFlow:
         BV = self._B[:, None] * self._V
         return (BV * self._phi(float(t))) @ BV.T
 
+    def cross_operator(self, t, K_cross) -> np.ndarray:
+        """K_cross N_t (P, M) without forming N_t: P M^2 operations instead of M^3."""
+        BV = self._B[:, None] * self._V
+        return ((np.asarray(K_cross, dtype=float) @ BV) * self._phi(float(t))) @ BV.T
+
     def coefficients(self, times, f0=None) -> np.ndarray:
         """c_t = N_t (ybar - f_0) at each time, shape (T, M); ``f0`` (M,) replaces the flow's initial values."""
         t = _times(times)

@@ -163,6 +163,24 @@ def test_ar1_chain_and_task_table_errors():
         assert f"'{field}'" in str(info.value), str(info.value)
 
 
+def test_a_replaced_task_is_described_by_its_new_values():
+    import dataclasses
+
+    task = meanfield.Task.from_expression(finite_chain(), "x1_0", noise_std=0.1)
+    changed = dataclasses.replace(task, noise_std=0.5)  # the expression's spec no longer describes it
+    assert "target" in task.description() and "function" in changed.description()
+    assert changed.description()["noise_std"] == 0.5
+
+
+def test_gaussian_initialisation_needs_no_even_widths_but_its_records():
+    base = StudyConfig.load()
+    assert base.replace(**{"model.init": "gaussian", "sweep.widths": [127, 255]}).sweep.widths == (127, 255)
+    with pytest.raises(ConfigError, match="'training.n_records'"):
+        base.replace(**{"model.init": "gaussian", "training.n_records": 10**6})
+    with pytest.raises(ConfigError, match="'limit.grid'"):
+        StudyConfig.load("ar1").replace(**{"limit.grid": 3000})
+
+
 def test_python_function_targets_are_fingerprinted():
     chain = finite_chain()
     task = meanfield.Task(chain, lambda h: np.tanh(h[..., -1, 0]), lags=0, noise_std=0.1)

@@ -105,6 +105,12 @@ def test_operator_gives_the_coefficients():
     K, w, ybar, f0 = random_problem(M=12, seed=2)
     flow = LinearKernelFlow(K, w, ybar, 1.5, f0)
     np.testing.assert_allclose(flow.operator(0.7) @ (ybar - f0), flow.coefficients([0.7])[0], atol=1e-12)
+    K_cross = np.random.default_rng(3).normal(size=(4, 12))
+    np.testing.assert_allclose(flow.cross_operator(0.7, K_cross), K_cross @ flow.operator(0.7), atol=1e-12)
+    # the flow from other initial values on the grid (the Gaussian initialisation's coupling)
+    g0 = np.random.default_rng(4).normal(size=12)
+    np.testing.assert_allclose(flow.at([0.7], K_cross, np.zeros(4), f0=g0)[0],
+                               K_cross @ flow.operator(0.7) @ (ybar - g0), atol=1e-12)
 
 
 def test_linear_flow_validation():

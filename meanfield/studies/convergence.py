@@ -37,7 +37,7 @@ from ..activations import ACTIVATIONS
 from ..architectures.diagonal import Diagonal, LimitModel, train_online, train_seeds
 from ..architectures.diagonal.limit import limit_grid
 from ..backends import check_backend
-from ..data import TASK_NAMES, MarkovChain, Task, chain_from_spec, make_task
+from ..data import TASK_NAMES, GaussianAR1, MarkovChain, Task, chain_from_spec, make_task
 from ..estimators import gaussian_moment_errors, memory_state_errors, trajectory_errors
 from ..report import pyplot
 from ..stats import RateFit, fit_rate
@@ -162,9 +162,11 @@ class StudyConfig(Config):
         if len(self.limit.order) != 2:
             raise ConfigError(f"config field 'limit.order': must be two positive integers, got "
                               f"{list(self.limit.order)}")
-        if self.model.init == "symmetric":
-            check_diagonal_sweep(self.sweep.widths, self.training.horizon, self.training.n_records, "sweep",
-                                 "training")
+        check_diagonal_sweep(self.sweep.widths, self.training.horizon, self.training.n_records, "sweep", "training",
+                             symmetric=self.model.init == "symmetric")
+        if self.limit.grid & (self.limit.grid - 1) and isinstance(self.chain(), GaussianAR1):
+            raise ConfigError(f"config field 'limit.grid': must be a power of 2 for the Sobol grid of a continuous "
+                              f"chain, got {self.limit.grid}")
         try:
             self.architecture()
         except ValueError as err:
@@ -229,7 +231,9 @@ class StudyConfig(Config):
             return Task.from_expression(chain, t.target, 0.0 if t.noise_std is None else t.noise_std,
                                         window=self.limit.window, field="task.target")
         except ValueError as err:
-            raise _field_error(err, "task.", "task.target") from None
+            text = str(err)
+            raise _field_error(ValueError(f"task.{text}" if text.startswith("noise_std") else text), "task.",
+                               "task.target") from None
 
     def limit_model(self, task: Task) -> LimitModel:
         return self.architecture().limit(task, self.limit.window, self.training.alpha, order=self.limit.order,
@@ -424,7 +428,7 @@ def _study(cfg: StudyConfig, task: Task, runs_dir, *, workers, scheduler, progre
         memory_rate=dict(**memory_rate.as_dict(), rate=float(np.exp(memory_rate.slope)),
                          rate_ci=[float(np.exp(memory_rate.ci_low)), float(np.exp(memory_rate.ci_high))],
                          rho=lim.rho, mean_error_by_step=mem.mean(axis=0)),
-        limit=dict(grid_windows=len(lim.grid), grid="exact" if lim.exact_grid else lim.grid_rule,
+        limit=dict(grid_windows=len(lim.grid), grid=lim.grid_rule,
                    grid_error=grid_error, grid_error_ratio=grid_error / largest,
                    kernel_quadrature_error=lim.kernel_error, truncation_bound=lim.truncation_bound,
                    loss_initial=float(grid_loss[0]), loss_at_horizon=float(grid_loss[-1]),

@@ -247,11 +247,11 @@ def refuse_if_larger(name: str, needed_bytes: float, memory_bytes: int, what: st
         raise ConfigError(f"config field '{name}': {str(err).partition(': ')[2]}") from None
 
 
-def check_diagonal_sweep(widths, horizon, n_records, table: str, records_table: str):
-    """The cross-field rules of a sweep of diagonal RNNs: even widths (symmetric initialisation), and at least
-    ``n_records`` training steps at the smallest width."""
+def check_diagonal_sweep(widths, horizon, n_records, table: str, records_table: str, symmetric=True):
+    """The cross-field rules of a sweep of diagonal RNNs: even widths (for the symmetric initialisation), and at
+    least ``n_records`` training steps at the smallest width."""
     odd = [N for N in widths if N % 2]
-    if odd:
+    if odd and symmetric:
         raise ConfigError(f"config field '{table}.widths': must be even (symmetric initialisation), got {odd[0]}")
     if horizon * widths[0] < n_records:
         raise ConfigError(f"config field '{records_table}.n_records': horizon * smallest width = "

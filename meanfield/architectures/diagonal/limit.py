@@ -297,7 +297,6 @@ class LimitModel:
                               f"the limit on up to {max_grid} windows of length {self.window}")
         self.task, self.alpha, self.order, self.rule = task, checks.positive(alpha, "alpha"), order, rule
         self.grid, self.grid_rule = limit_grid(task.chain, self.window, max_grid, grid_seed, rule=True)
-        self.exact_grid = self.grid_rule == "exact"
         self.ybar = task.conditional_mean(self.grid)
         kern = self._kernel(self.grid.values, None, kind="both", error_estimate=True)
         self.K, self.nngp, self.kernel_error = kern.ntk, kern.nngp, kern.error
@@ -331,7 +330,7 @@ class LimitModel:
         half of the points is a grid of its own, so the difference estimates the error of the half grid, a
         conservative estimate of the whole grid's error (QMC errors fall at least like M^-1/2). ``K_cross``: the
         probes' :meth:`cross_kernel`, if already computed."""
-        if self.exact_grid:
+        if self.grid_rule == "exact":
             return 0.0
         half = len(self.grid) // 2
         K_cross = self.cross_kernel(probes) if K_cross is None else K_cross
@@ -353,6 +352,6 @@ class LimitModel:
         mean = self.flow.at(times, K_pg)
         cov = np.empty((times.size, P.shape[0], P.shape[0]))
         for i, t in enumerate(times):
-            G = K_pg @ self.flow.operator(t)  # f_t(x) = f_0(x) - G f_0(grid) + G ybar
+            G = self.flow.cross_operator(t, K_pg)  # f_t(x) = f_0(x) - G f_0(grid) + G ybar
             cov[i] = C_pp - C_pg @ G.T - G @ C_pg.T + G @ C_gg @ G.T
         return mean, cov
