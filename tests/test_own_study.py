@@ -134,6 +134,16 @@ BAD_CHAINS = [
 ]
 
 
+def test_task_function_is_not_for_config_files(tmp_path):
+    (tmp_path / "f.toml").write_text('[task]\nname = "delay1"\nfunction = "os.system"\n')
+    with pytest.raises(ConfigError, match="got name and function"):  # the shipped name stays: two kinds of task
+        StudyConfig.load(tmp_path / "f.toml")
+    (tmp_path / "g.toml").write_text('[task]\ntarget = "x1"\nfunction = "os.system"\n[task.chain]\nkind = "finite"\n'
+                                     'transition = [[0.9, 0.1], [0.1, 0.9]]\nstates = [-1.0, 1.0]\n')
+    with pytest.raises(ConfigError, match="got target and function"):
+        StudyConfig.load(tmp_path / "g.toml")
+
+
 @pytest.mark.parametrize("transition, field, words", BAD_CHAINS)
 def test_bad_chains_are_refused_naming_the_field(tmp_path, capsys, transition, field, words):
     text = FINITE_TOML.replace("[[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]", transition)
