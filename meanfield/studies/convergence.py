@@ -435,19 +435,23 @@ def _study(cfg: StudyConfig, task: Task, runs_dir, *, workers, scheduler, progre
                    loss_ratio=float(grid_loss[-1] / grid_loss[0])),
         warnings=warnings_, backend=backend, seconds=dict(sweep=sweep_seconds, limit=limit_seconds))
     if cfg.model.init == "gaussian":
-        report["moments"] = _moments(cfg, lim, runs, probes, K_cross)
+        report["moments"] = _moments(cfg, lim, runs, probes)
     report["seconds"]["total"] = time.perf_counter() - start
     return ConvergenceResult(cfg, report, runs, rate, kernel_rate, memory_rate, mem, (times_lim, grid_loss))
 
 
-def _moments(cfg, lim, runs, probes, K_cross) -> dict:
+def _moments(cfg, lim, runs, probes) -> dict:
     """Gaussian initialisation: mean and variance over seeds of f^N_t against the limit's Gaussian law, with the
-    Monte Carlo standard errors of S seeds (the floor under these errors at any width)."""
-    out = {}
-    for N in cfg.sweep.widths:
-        seeds = [runs[f"N{N}_s{s}"] for s in range(cfg.sweep.seeds)]
-        mean, cov = lim.predict_gaussian(seeds[0]["times"], probes)
-        out[str(N)] = gaussian_moment_errors(np.stack([r["outputs"] for r in seeds]), mean, cov)
+    Monte Carlo standard errors of S seeds (the floor under these errors at any width). The law is computed once,
+    at the record times of all widths together (its kernels do not depend on the width)."""
+    times = [runs[f"N{N}_s0"]["times"] for N in cfg.sweep.widths]
+    mean, cov = lim.predict_gaussian(np.concatenate(times), probes)
+    out, start = {}, 0
+    for N, t in zip(cfg.sweep.widths, times):
+        outputs = np.stack([runs[f"N{N}_s{s}"]["outputs"] for s in range(cfg.sweep.seeds)])
+        part = slice(start, start + t.size)
+        out[str(N)] = gaussian_moment_errors(outputs, mean[part], cov[part])
+        start += t.size
     return out
 
 
