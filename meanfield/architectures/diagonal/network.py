@@ -218,6 +218,43 @@ def window_states_kernel(windows, W, b, code, jacobian):
     return S, JW, Jb
 
 
+@njit(parallel=True, **JIT)
+def path_states_kernel(path, W, b, code, S, JW, Jb):
+    """Memory states along one input path from S = 0 (and J = 0), after every step, with frozen parameters.
+
+    path (n, d); W (d, N); b (N,). Fills S (n, N), JW (d, n, N), Jb (n, N) (given, so that one buffer serves many
+    calls): row k is the state after the inputs path[0..k], which equals :func:`window_states_kernel` of the
+    window path[0..k]. Blocks of units run in parallel, each walking the path once (n steps instead of n L for
+    the n windows of length L).
+    """
+    n, d = path.shape
+    N = b.size
+    n_blocks = (N + 63) // 64
+    for blk in prange(n_blocks):
+        lo, hi = blk * 64, min(N, blk * 64 + 64)
+        m = hi - lo
+        s, jb, z, ds = np.zeros(m), np.zeros(m), np.empty(m), np.empty(m)
+        jw = np.zeros((d, m))
+        for k in range(n):
+            for i in range(m):
+                z[i] = b[lo + i] * s[i]
+            for j in range(d):
+                x = path[k, j]
+                for i in range(m):
+                    z[i] += W[j, lo + i] * x
+            activate_inplace(z, ds, m, code)
+            for i in range(m):
+                jb[i] = ds[i] * (s[i] + b[lo + i] * jb[i])
+                s[i] = z[i]
+                S[k, lo + i] = z[i]
+                Jb[k, lo + i] = jb[i]
+            for j in range(d):
+                x = path[k, j]
+                for i in range(m):
+                    jw[j, i] = ds[i] * (x + b[lo + i] * jw[j, i])
+                    JW[j, k, lo + i] = jw[j, i]
+
+
 @njit(**JIT)
 def _readout(S, c, starts, n_first, inv_sqrt_n):
     """N^{-1/2} sum_i c_i S_{m,i} for each row m, summed chunk by chunk and half by half."""
