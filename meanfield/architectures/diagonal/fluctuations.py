@@ -39,12 +39,15 @@ class Fluctuations:
     """The predicted law of G_t(x) = sqrt(N) (f^N_t(x) - f_t(x)) on probes at record times.
 
     ``covariances[source]`` (T, P, T, P) is the covariance of G over (time, probe) pairs due to one source
-    (``kernel``, ``chain``, ``noise``); they are independent, so :attr:`covariance` is their sum.
+    (``kernel``, ``chain``, ``noise``); they are independent, so :attr:`covariance` is their sum. For the Gaussian
+    initialisation G is a mixture over draws of f_0: ``components`` holds the covariance given each draw, and
+    the sources are averaged over the draws.
     """
 
     times: np.ndarray
     covariances: dict
     info: dict = field(default_factory=dict)
+    components: list = field(default_factory=list)  # the total covariance given each draw of f_0 (a mixture)
 
     @property
     def covariance(self) -> np.ndarray:
@@ -66,14 +69,18 @@ class Fluctuations:
         """C = E sup_{t, x} |G_t(x)| over the record times and probes, by sampling the Gaussian, with the
         Monte Carlo standard error: the prediction of sqrt(N) E sup |f^N - f|."""
         samples = checks.integer(samples, "samples", 2)
-        cov = self.covariance
-        n = cov.shape[0] * cov.shape[1]
-        lam, vec = np.linalg.eigh(cov.reshape(n, n))
-        root = vec * np.sqrt(np.clip(lam, 0, None))
         rng = np.random.default_rng(seed)
-        sups = np.concatenate([np.max(np.abs(rng.standard_normal((min(4096, samples - lo), n)) @ root.T), axis=1)
-                               for lo in range(0, samples, 4096)])
-        return float(sups.mean()), float(sups.std(ddof=1) / np.sqrt(samples))
+        components = self.components or [self.covariance]
+        sups = []
+        for i, cov in enumerate(components):  # equal shares of the samples from each mixture component
+            n = cov.shape[0] * cov.shape[1]
+            lam, vec = np.linalg.eigh(cov.reshape(n, n))
+            root = vec * np.sqrt(np.clip(lam, 0, None))
+            count = samples // len(components) + (i < samples % len(components))
+            sups += [np.max(np.abs(rng.standard_normal((min(4096, count - lo), n)) @ root.T), axis=1)
+                     for lo in range(0, count, 4096)]
+        sups = np.concatenate(sups)
+        return float(sups.mean()), float(sups.std(ddof=1) / np.sqrt(sups.size))
 
 
 def _uniform_times(times) -> tuple[np.ndarray, float]:
@@ -104,7 +111,8 @@ def _exp_weights(x: np.ndarray, step: float):
 
 
 class _Setup:
-    """The limit's eigenbasis and the time grid shared by the three sources."""
+    """The limit's eigenbasis, the time grid, and the limit's residual r_s on the grid for each initial function
+    (one for the symmetric initialisation, one per NNGP draw for the Gaussian one)."""
 
     def __init__(self, limit: LimitModel, probes, times, substeps):
         flow = limit.flow
@@ -120,15 +128,20 @@ class _Setup:
         self.lam = flow.eigenvalues[order]
         self.BV = flow._B[:, None] * flow._V[:, order]  # columns: pi^1/2 v_i, so <psi_i, a>_pi = BV^T a
         self.pi = flow.weights
-        self.K_pg = limit.cross_kernel(self.probes)
-        self.b_p = self.K_pg @ self.BV  # lambda_i psi_i(probe)
-        self.r_grid = limit.ybar - flow.on_grid(self.s)  # r_s on the grid (S, M)
-        self.ybar_hat = self.BV.T @ limit.ybar
+        self.b_p = limit.cross_kernel(self.probes) @ self.BV  # lambda_i psi_i(probe)
         # The kernel source's response sums over the modes lambda_i psi_i(x) phi_{t-s}(lambda_i) <psi_i, a>; the
         # discarded modes carry at most 1e-10 of E_pi K(x, W)^2 at every probe (their terms are below 1e-5 |a|).
         self.kernel_modes = _leading_modes(self.b_p, 1e-10)
         self.b_phi = (self.b_p[None, :, :self.kernel_modes] * self.phi(self.s)[:, None, :self.kernel_modes]).reshape(
             self.s.size * self.b_p.shape[0], self.kernel_modes)  # (S P, r): lambda_i psi_i(x) phi_s(lambda_i)
+
+    def set_initial(self, f0_grid: list):
+        """r_s = ybar - f_s on the grid (S, M) and the coefficients <psi_i, ybar - f_0> for each initial function
+        (None: f_0 = 0)."""
+        flow, ybar = self.limit.flow, self.limit.ybar
+        self.f0 = [np.zeros_like(ybar) if f0 is None else f0 for f0 in f0_grid]
+        self.r_grid = [ybar - f0 - flow.coefficients(self.s, f0) @ flow.K for f0 in self.f0]
+        self.coef = [self.BV.T @ (ybar - f0) for f0 in self.f0]
 
     def phi(self, tau):
         """(1 - exp(-alpha lambda tau)) / lambda (alpha tau at lambda = 0), shape (len(tau), M)."""
@@ -140,43 +153,45 @@ class _Setup:
 def _kernel_responses(st: _Setup, a_grid: np.ndarray, a_probe: np.ndarray) -> np.ndarray:
     """delta f_t(probe) for the rank-one kernel perturbations a a^T (a: columns of a_grid (M, c) and
     a_probe (P, c)): alpha int_0^t <a, r_s>_pi [a(x) - sum_i lambda_i psi_i(x) phi_{t-s}(lambda_i) <psi_i, a>] ds,
-    shape (T, P, c) (section 3)."""
-    r = st.kernel_modes
-    ahat = st.BV[:, :r].T @ a_grid  # (r, c)
-    c_s = (st.r_grid * st.pi) @ a_grid  # (S, c)
+    shape (initial functions, T, P, c) (section 3)."""
+    ahat = st.BV[:, :st.kernel_modes].T @ a_grid  # (r, c)
     h = a_probe[None] - (st.b_phi @ ahat).reshape(st.s.size, *a_probe.shape)  # (S, P, c)
-    out = np.zeros((st.times.size,) + a_probe.shape)
-    for j in range(1, st.times.size):
-        k = j * st.sub
-        cw = c_s[:k + 1] * (_simpson(k) * st.step)[:, None]
-        out[j] = st.alpha * np.einsum("kc,kpc->pc", cw, h[k::-1])
+    out = np.zeros((len(st.r_grid), st.times.size) + a_probe.shape)
+    for n, r_grid in enumerate(st.r_grid):
+        c_s = (r_grid * st.pi) @ a_grid  # (S, c)
+        for j in range(1, st.times.size):
+            k = j * st.sub
+            cw = c_s[:k + 1] * (_simpson(k) * st.step)[:, None]
+            out[n, j] = st.alpha * np.einsum("kc,kpc->pc", cw, h[k::-1])
     return out
 
 
-def _kernel_source(st: _Setup, order, rule) -> tuple[np.ndarray, int]:
-    """Covariance (T, P, T, P) of the response to Gamma = lim sqrt(N)(K^N_0 - K) (symmetric pairs):
-    2 Cov_theta(L k_theta) with k_theta = S S' + c^2 (J^w.J^w' + J^b J^b') and E c^4 = 3 (section 3)."""
+def _kernel_source(st: _Setup, order, rule) -> tuple[list, int]:
+    """Covariance (T, P, T, P) of the response to Gamma = lim sqrt(N)(K^N_0 - K) for each initial function:
+    Cov_theta(L k_theta), twice it for symmetric pairs, with k_theta = S S' + c^2 (J^w.J^w' + J^b J^b') and
+    E c^4 = 3 (section 3)."""
     arch, lim = st.limit.settings, st.limit
     d = lim.task.input_dim
     nodes = quadrature_nodes(d, arch.sigma_w, arch.beta, order, rule)
     X = np.concatenate([lim.grid.values, st.probes])
     M = len(lim.grid)
-    T, P = st.times.size, st.probes.shape[0]
-    mean = np.zeros(T * P)
-    second = np.zeros((T * P, T * P))
+    T, P, n_init = st.times.size, st.probes.shape[0], len(st.r_grid)
+    mean = np.zeros((n_init, T * P))
+    second = np.zeros((n_init, T * P, T * P))
     for lo in range(0, nodes.size, NODE_CHUNK // 4):
         hi = min(nodes.size, lo + NODE_CHUNK // 4)
         S, JW, Jb = window_states_kernel(X, np.ascontiguousarray(nodes.W[:, lo:hi]), nodes.b[lo:hi],
                                          arch.act.code, True)
         q = nodes.q[lo:hi]
-        L_A = _kernel_responses(st, S[:M], S[M:]).reshape(T * P, -1)
-        L_B = sum(_kernel_responses(st, F[:M], F[M:]) for F in [JW[:, j] for j in range(d)] + [Jb])
-        L_B = L_B.reshape(T * P, -1)
-        x = L_A + L_B
-        mean += x @ q
-        second += (x * q) @ x.T + 2 * (L_B * q) @ L_B.T
-    cov = 2 * (second - np.outer(mean, mean))
-    return cov.reshape(T, P, T, P), nodes.size
+        L_A = _kernel_responses(st, S[:M], S[M:]).reshape(n_init, T * P, -1)
+        L_B = sum(_kernel_responses(st, F[:M], F[M:]) for F in [*JW.transpose(1, 0, 2), Jb])
+        L_B = L_B.reshape(n_init, T * P, -1)
+        for n in range(n_init):
+            x = L_A[n] + L_B[n]
+            mean[n] += x @ q
+            second[n] += (x * q) @ x.T + 2 * (L_B[n] * q) @ L_B[n].T
+    pairs = 2 if arch.symmetric else 1
+    return [pairs * (sec - np.outer(m, m)).reshape(T, P, T, P) for m, sec in zip(mean, second)], nodes.size
 
 
 def _window_chain_poisson(chain: MarkovChain, L: int, h: np.ndarray) -> np.ndarray:
@@ -199,9 +214,13 @@ def _window_chain_poisson(chain: MarkovChain, L: int, h: np.ndarray) -> np.ndarr
 
 
 def fluctuations(limit: LimitModel, probes, times, *, order=None, rule=None, substeps=8, modes=1e-4,
-                 chain_rule="auto", path_windows=2**15, seed=0) -> Fluctuations:
-    """Predicted covariance of G_t = sqrt(N)(f^N_t - f_t) on ``probes`` at the equally spaced record ``times``
-    (from 0) for the symmetric initialisation, split into its three sources (``theory_notes/fluctuations.md``).
+                 chain_rule="auto", path_windows=2**15, initial_draws=32, seed=0) -> Fluctuations:
+    """Predicted law of G_t = sqrt(N)(f^N_t - f_t) on ``probes`` at the equally spaced record ``times`` (from 0),
+    split into its three sources (``theory_notes/fluctuations.md``).
+
+    For the symmetric initialisation G is a centred Gaussian. For the Gaussian one (``limit.settings.symmetric``
+    false) f_t is the limit started from the network's own f^N_0, G given f_0 is a centred Gaussian, and G is a
+    mixture over ``initial_draws`` draws of f_0 from the NNGP (section 7).
 
     ``order``, ``rule``: the quadrature in (w, b) for the kernel's fluctuation, a fourth moment for which a
     coarser rule than the limit's suffices (default: trapezoid (64, 12) for scalar inputs, 4096 scrambled Sobol
@@ -209,92 +228,101 @@ def fluctuations(limit: LimitModel, probes, times, *, order=None, rule=None, sub
     the leading modes of the limit kernel until the discarded ones carry at most this share of E_pi K(x, W)^2 at
     every probe. ``chain_rule``: "exact" (the window chain's fundamental matrix; the limit must be on all
     windows of a finite chain), "path" (a truncated lag sum on a stationary path of ``path_windows`` windows, a
-    Monte Carlo estimate), or "auto" (exact when possible).
+    Monte Carlo estimate), or "auto" (exact when possible). ``seed``: the path and the NNGP draws.
     """
-    if chain_rule not in ("auto", "exact", "path"):
-        raise ValueError(f"chain_rule must be 'auto', 'exact' or 'path', got {chain_rule!r}")
-    path_windows = checks.integer(path_windows, "path_windows", 256)
-    if not (0 < modes < 1):
-        raise ValueError(f"modes must be in (0, 1), got {modes!r}")
     if not isinstance(limit, LimitModel):
         raise ValueError(f"limit must be a LimitModel, got {type(limit).__name__}")
-    if not limit.settings.symmetric:
-        raise ValueError("fluctuations: the prediction is derived for the symmetric initialisation")
+    if chain_rule not in ("auto", "exact", "path"):
+        raise ValueError(f"chain_rule must be 'auto', 'exact' or 'path', got {chain_rule!r}")
+    if chain_rule == "exact" and limit.grid_rule != "exact":
+        raise ValueError("chain_rule='exact' needs the limit on all windows of a finite chain")
+    path_windows = checks.integer(path_windows, "path_windows", 256)
+    initial_draws = checks.integer(initial_draws, "initial_draws", 1)
     substeps = checks.integer(substeps, "substeps", 2)
+    if not (0 < modes < 1):
+        raise ValueError(f"modes must be in (0, 1), got {modes!r}")
     st = _Setup(limit, probes, times, substeps)
+    method = ("exact" if limit.grid_rule == "exact" else "path") if chain_rule == "auto" else chain_rule
+    r = _leading_modes(st.b_p, modes)
+    draws = 0 if limit.settings.symmetric else initial_draws
+    path = _stationary_path(limit, path_windows, seed) if method == "path" else None
+    along = _node_pass(st, r, path, draws, seed)
+    st.set_initial(list(along["f0_grid"].T) if draws else [None])
     if order is None:
         order, rule = ((64, 12), rule or "trapezoid") if limit.task.input_dim == 1 else ((4096,), "sobol")
-    cov_kernel, n_nodes = _kernel_source(st, order, rule or limit.rule)
-    cov_chain, cov_noise, info = _sgd_sources(st, modes, chain_rule, path_windows, seed)
-    info.update(nodes=n_nodes, substeps=substeps)
-    return Fluctuations(st.times, dict(kernel=cov_kernel, chain=cov_chain, noise=cov_noise), info)
+    kernel, n_nodes = _kernel_source(st, order, rule or limit.rule)
+    chain, noise = _sgd_sources(st, r, method, along)
+    components = [k + c + noise for k, c in zip(kernel, chain)]
+    info = dict(modes=r, chain_method=method, nodes=n_nodes, substeps=substeps, initial_draws=draws)
+    if method == "path":
+        lags = _lags(limit.task.chain, limit.window, path_windows)
+        info.update(path_windows=path_windows, lags=lags,
+                    chain_variance_rel_error=float(np.sqrt(2 * (2 * lags + 1) / (path_windows - lags))))
+    return Fluctuations(st.times, dict(kernel=np.mean(kernel, axis=0), chain=np.mean(chain, axis=0), noise=noise),
+                        info, components)
 
 
-def _sgd_sources(st: _Setup, modes, method, path_windows, seed):
+def _sgd_sources(st: _Setup, r: int, method: str, along: dict):
+    """The chain part (T, P, T, P) for each initial function, and the target-noise part (sections 4 and 5)."""
     lim = st.limit
     task = lim.task
-    r = _leading_modes(st.b_p, modes)
-    keep = np.arange(st.lam.size) < r
-    lam, BV, b_p = st.lam[keep], st.BV[:, keep], st.b_p[:, keep]
+    lam, b_p = st.lam[:r], st.b_p[:, :r]
     a = st.alpha
-    T = st.times.size
-    # Target noise (closed form, every mode): Var a~_i(t) = alpha^2 sigma^2 t (1 - e^{-x}) / x, x = 2 alpha lambda t.
-    sigma2 = task.noise_std**2
-    noise_var = np.array([a * a * sigma2 * t * _expm1_ratio(2 * a * st.lam * t) for t in st.times])  # (T, M)
-    # Chain part: Q_s = long-run Cov[r_s psi_i, r_s psi_j] on the time grid; P_{s+step} by the exponential integrator.
-    if method == "auto":
-        method = "exact" if lim.grid_rule == "exact" else "path"
+    T, P = st.times.size, st.probes.shape[0]
+    # Target noise (closed form, every mode): Var a_i(t) = alpha^2 sigma^2 t (1 - e^{-x}) / x, x = 2 alpha lambda t.
+    noise_var = np.array([a * a * task.noise_std**2 * t * _expm1_ratio(2 * a * st.lam * t) for t in st.times])
+    noise = np.zeros((T, P, T, P))
+    for j in range(T):
+        for k in range(j + 1):
+            block = (st.b_p * (np.exp(-a * st.lam * (st.times[j] - st.times[k])) * noise_var[k])) @ st.b_p.T
+            noise[j, :, k, :], noise[k, :, j, :] = block, block.T
     if method == "exact":
-        if lim.grid_rule != "exact":
-            raise ValueError("chain_rule='exact' needs the limit on all windows of a finite chain")
-        psi_grid = np.where(st.pi[:, None] > 0, BV / np.where(st.pi > 0, st.pi, 1.0)[:, None], 0.0)
+        psi_grid = np.where(st.pi[:, None] > 0, st.BV[:, :r] / np.where(st.pi > 0, st.pi, 1.0)[:, None], 0.0)
 
-        def long_run(k):
-            h = st.r_grid[k][:, None] * psi_grid
+        def long_run(n, k):
+            h = st.r_grid[n][k][:, None] * psi_grid
             h = h - st.pi @ h
             u = _window_chain_poisson(task.chain, lim.window, h)
             hu = (h * st.pi[:, None]).T @ u
             return hu + hu.T - (h * st.pi[:, None]).T @ h
     else:
-        b_path, ybar_path = _path_modes(st, keep, path_windows, seed)
+        b_path, ybar_path = along["b_path"], along["ybar_path"]
         psi_path = b_path / lam
-        # f_s on the path from all modes kept; the discarded ones' share of f_s is below the mode tolerance.
-        coef = st.ybar_hat[keep]
-        lags = _lags(task.chain, lim.window, path_windows)
-        n = path_windows - lags
+        lags = _lags(task.chain, lim.window, b_path.shape[0])
+        m = b_path.shape[0] - lags
 
-        def long_run(k):
-            f = b_path @ (st.phi(st.s[k])[0, keep] * coef)
+        def long_run(n, k):
+            # f_s on the path from the kept modes; the discarded ones' share is below the mode tolerance.
+            f = b_path @ (st.phi(st.s[k])[0, :r] * st.coef[n][:r])
+            if "f0_path" in along:
+                f += along["f0_path"][:, n]
             h = (ybar_path - f)[:, None] * psi_path
             h -= h.mean(axis=0)
             csum = np.concatenate([np.zeros((1, r)), np.cumsum(h, axis=0)])
-            u = csum[lags + 1:lags + 1 + n] - csum[:n]  # sum_{j=0}^{lags} h(W_{k+j}), the truncated Poisson solution
-            hu = h[:n].T @ u / n
-            return hu + hu.T - h[:n].T @ h[:n] / n
+            u = csum[lags + 1:lags + 1 + m] - csum[:m]  # sum_{j=0}^{lags} h(W_{k+j}): the truncated Poisson solution
+            hu = h[:m].T @ u / m
+            return hu + hu.T - h[:m].T @ h[:m] / m
     kappa = a * (lam[:, None] + lam[None, :])
     decay = np.exp(-kappa * st.step)
     w_left, w_right = _exp_weights(kappa * st.step, st.step)
-    Pcov = np.zeros((r, r))
-    at_records = [Pcov]
-    Q_prev = long_run(0)
-    for k in range(1, st.s.size):
-        Q = long_run(k)
-        Pcov = decay * Pcov + a * a * (w_left * Q_prev + w_right * Q)
-        Q_prev = Q
-        if k % st.sub == 0:
-            at_records.append(Pcov)
-    P = b_p.shape[0]
-    chain = np.zeros((T, P, T, P))
-    noise = np.zeros((T, P, T, P))
-    for j in range(T):
-        for k in range(j + 1):
-            e = np.exp(-a * lam * (st.times[j] - st.times[k]))
-            block = (b_p * e) @ at_records[k] @ b_p.T
-            chain[j, :, k, :], chain[k, :, j, :] = block, block.T
-            e_all = np.exp(-a * st.lam * (st.times[j] - st.times[k]))
-            nb = (st.b_p * (e_all * noise_var[k])) @ st.b_p.T
-            noise[j, :, k, :], noise[k, :, j, :] = nb, nb.T
-    return chain, noise, dict(modes=r, chain_method=method)
+    chains = []
+    for n in range(len(st.r_grid)):
+        Pcov = np.zeros((r, r))
+        at_records = [Pcov]
+        Q_prev = long_run(n, 0)
+        for k in range(1, st.s.size):
+            Q = long_run(n, k)
+            Pcov = decay * Pcov + a * a * (w_left * Q_prev + w_right * Q)
+            Q_prev = Q
+            if k % st.sub == 0:
+                at_records.append(Pcov)
+        chain = np.zeros((T, P, T, P))
+        for j in range(T):
+            for k in range(j + 1):
+                block = (b_p * np.exp(-a * lam * (st.times[j] - st.times[k]))) @ at_records[k] @ b_p.T
+                chain[j, :, k, :], chain[k, :, j, :] = block, block.T
+        chains.append(chain)
+    return chains, noise
 
 
 def _leading_modes(b_p, share) -> int:
@@ -322,31 +350,52 @@ def _expm1_ratio(x):
     return np.where(x > 0, -np.expm1(-xs) / xs, 1.0)
 
 
-def _path_modes(st: _Setup, keep, n_windows, seed):
-    """lambda_i psi_i(W) = K(W, grid) pi^1/2 v_i for the kept modes, and ybar(W), at the histories W along one
-    stationary path of the chain, with the limit's own quadrature nodes (section 4). The memory states run along
-    the path (the whole history, after a burn-in of one window length)."""
-    lim = st.limit
-    chain, L = lim.task.chain, lim.window
+def _stationary_path(limit: LimitModel, n_windows: int, seed) -> np.ndarray:
+    """n_windows + L - 1 consecutive inputs (n, d) of the stationary chain."""
+    chain = limit.task.chain
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
-    path = np.ascontiguousarray(chain.values(chain.simulate(n_windows + L - 1, rng)), dtype=float)
-    if path.ndim == 1:
-        path = path[:, None]
-    arch = lim.settings
-    nodes = quadrature_nodes(lim.task.input_dim, arch.sigma_w, arch.beta, lim.order, lim.rule)
-    BV = st.BV[:, keep]
-    b = np.zeros((n_windows, BV.shape[1]))
+    path = np.asarray(chain.values(chain.simulate(n_windows + limit.window - 1, rng)), dtype=float)
+    return np.ascontiguousarray(path[:, None] if path.ndim == 1 else path)
+
+
+def _node_pass(st: _Setup, r: int, path, draws: int, seed) -> dict:
+    """One pass over the limit's quadrature nodes, for what the path and the Gaussian initialisation need:
+
+    - with a ``path``: lambda_i psi_i(W) = K(W, grid) pi^1/2 v_i for the r leading modes (``b_path``) and ybar
+      (``ybar_path``) at the histories W along the path, the memory states running along it (the whole history,
+      after a burn-in of one window length);
+    - with ``draws``: that many draws of the NNGP f_0 = sum_n sqrt(q_n) zeta_n S_n, zeta_n ~ N(0, 1), on the grid
+      (``f0_grid`` (M, draws)) and along the path (``f0_path``): their covariance is the quadrature's NNGP.
+    """
+    lim = st.limit
+    if path is None and not draws:
+        return {}
+    arch, L, d = lim.settings, lim.window, lim.task.input_dim
+    nodes = quadrature_nodes(d, arch.sigma_w, arch.beta, lim.order, lim.rule)
+    zeta = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(8,))).standard_normal((nodes.size, draws))
+    out = dict(f0_grid=np.zeros((len(lim.grid), draws))) if draws else {}
     chunk = 512
-    d = path.shape[1]
-    buffers = np.empty((d + 2, path.shape[0], chunk))  # S, J^w (d), J^b along the path
+    if path is not None:
+        n = path.shape[0] - L + 1
+        out.update(b_path=np.zeros((n, r)), ybar_path=lim.task.conditional_mean(
+            np.lib.stride_tricks.sliding_window_view(path, L, axis=0).transpose(0, 2, 1)))
+        if draws:
+            out["f0_path"] = np.zeros((n, draws))
+        buffers = np.empty((d + 2, path.shape[0], chunk))  # S, J^w (d), J^b along the path
+    BV = st.BV[:, :r]
     for lo in range(0, nodes.size, chunk):
-        W, bb = np.ascontiguousarray(nodes.W[:, lo:lo + chunk]), nodes.b[lo:lo + chunk]
-        sq = np.sqrt(nodes.q[lo:lo + chunk])
-        S, JW, Jb = window_states_kernel(lim.grid.values, W, bb, arch.act.code, True)
-        U = [(F * sq[None, :] ** 2).T @ BV for F in [S, *JW.transpose(1, 0, 2), Jb]]
-        out = buffers[:, :, :bb.size]
-        path_states_kernel(path, W, bb, arch.act.code, out[0], out[1:d + 1], out[d + 1])
-        for F, u in zip(out, U):
-            b += F[L - 1:] @ u
-    windows = np.lib.stride_tricks.sliding_window_view(path, L, axis=0).transpose(0, 2, 1)
-    return b, lim.task.conditional_mean(windows)
+        W, b = np.ascontiguousarray(nodes.W[:, lo:lo + chunk]), nodes.b[lo:lo + chunk]
+        q = nodes.q[lo:lo + chunk]
+        S, JW, Jb = window_states_kernel(lim.grid.values, W, b, arch.act.code, path is not None)
+        if draws:
+            out["f0_grid"] += S @ (np.sqrt(q)[:, None] * zeta[lo:lo + chunk])
+        if path is None:
+            continue
+        U = [(F * q).T @ BV for F in [S, *JW.transpose(1, 0, 2), Jb]]  # sum_n q_n F_n(grid) pi^1/2 v_i
+        along = buffers[:, :, :b.size]
+        path_states_kernel(path, W, b, arch.act.code, along[0], along[1:d + 1], along[d + 1])
+        for F, u in zip(along, U):
+            out["b_path"] += F[L - 1:] @ u
+        if draws:
+            out["f0_path"] += along[0][L - 1:] @ (np.sqrt(q)[:, None] * zeta[lo:lo + chunk])
+    return out
