@@ -78,7 +78,8 @@ def test_python_study_gives_the_report_of_the_cli(finite_study, tmp_path):
     assert_converges_to_limit(result, level=0.999)
     assert_rate(result.widths, list(result.kernel_errors.values()), expected=-0.5, level=0.999)
     figures = result.plot()
-    assert set(figures) == {"error_vs_width.png", "kernel_error_vs_width.png", "trajectories.png", "memory_state.png"}
+    assert set(figures) == {"error_vs_width.png", "kernel_error_vs_width.png", "trajectories.png", "memory_state.png",
+                            "fluctuations.png"}
     times, outputs, limit = result.trajectories(result.widths[-1])
     assert outputs.shape == limit.shape == (times.size, 16)
 

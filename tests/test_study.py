@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from meanfield.cli import main
 from meanfield.studies.convergence import StudyConfig
@@ -28,9 +29,16 @@ def test_quick_study_recovers_the_n_to_the_minus_half_rate(quick_study):
     errors = [report["errors"][str(N)]["sup_per_seed"] for N in report["widths"]]
     assert_rate(report["widths"], errors, expected=-0.5, level=0.999)  # the calibrated interval, at a test's level
     assert report["memory_rate"]["rate_ci"][1] < report["memory_rate"]["rho"]
+    # The predicted constant of the fluctuation theory against sqrt(N) x mean error pooled over N >= 1024 (the runs
+    # are independent across widths; the pooled standard error is derived from the seeds).
+    fl = report["fluctuations"]
+    large = [fl["widths"][str(N)] for N in report["widths"] if N >= 1024]
+    measured = np.mean([w["measured"] for w in large])
+    se = np.hypot(np.sqrt(sum(w["se"] ** 2 for w in large)) / len(large), fl["predicted_constant_se"])
+    assert abs(measured - fl["predicted_constant"]) < stats.norm.ppf(0.9995) * se, (measured, fl["predicted_constant"])
     assert report["limit"]["loss_ratio"] < 0.5  # learning is visible in the chosen setting
     for name in ("report.md", "error_vs_width.png", "trajectories.png", "kernel_error_vs_width.png",
-                 "memory_state.png"):
+                 "memory_state.png", "fluctuations.png"):
         assert (quick_study / name).stat().st_size > 0, name
     cfg = StudyConfig.load(quick=True)
     assert len(list((quick_study / "runs").glob("*.npz"))) == len(cfg.sweep.widths) * cfg.sweep.seeds

@@ -35,6 +35,7 @@ import numpy as np
 from .. import checks
 from ..activations import ACTIVATIONS
 from ..architectures.diagonal import Diagonal, LimitModel, train_online, train_seeds
+from ..architectures.diagonal.fluctuations import Fluctuations, fluctuations
 from ..architectures.diagonal.limit import limit_grid
 from ..backends import check_backend
 from ..data import TASK_NAMES, GaussianAR1, MarkovChain, Task, chain_from_spec, make_task
@@ -331,6 +332,7 @@ class ConvergenceResult:
     memory_rate: RateFit
     memory: np.ndarray
     grid_loss: tuple
+    fluctuations: Fluctuations | None = None
 
     @property
     def widths(self) -> tuple:
@@ -436,8 +438,39 @@ def _study(cfg: StudyConfig, task: Task, runs_dir, *, workers, scheduler, progre
         warnings=warnings_, backend=backend, seconds=dict(sweep=sweep_seconds, limit=limit_seconds))
     if cfg.model.init == "gaussian":
         report["moments"] = _moments(cfg, lim, runs, probes)
+    fl_start = time.perf_counter()
+    fl = fluctuations(lim, probes, np.linspace(0, tr.horizon, tr.n_records + 1), seed=sw.seed)
+    report["fluctuations"] = _fluctuation_report(cfg, fl, runs, sup_err)
+    report["seconds"]["fluctuations"] = time.perf_counter() - fl_start
     report["seconds"]["total"] = time.perf_counter() - start
-    return ConvergenceResult(cfg, report, runs, rate, kernel_rate, memory_rate, mem, (times_lim, grid_loss))
+    return ConvergenceResult(cfg, report, runs, rate, kernel_rate, memory_rate, mem, (times_lim, grid_loss), fl)
+
+
+def scaled_deviations(runs: dict, width: int, seeds: int) -> np.ndarray:
+    """sqrt(N) (f^N_t - f_t) on the probes for each seed of one width, shape (seeds, T, P)."""
+    return np.stack([np.sqrt(width) * (runs[f"N{width}_s{s}"]["outputs"] - runs[f"N{width}_s{s}"]["limit"])
+                     for s in range(seeds)])
+
+
+def _fluctuation_report(cfg: StudyConfig, fl: Fluctuations, runs: dict, sup_err: dict) -> dict:
+    """The predicted constant C (with its Monte Carlo standard error) against sqrt(N) x the mean sup error per
+    width, and the share of (time, probe) pairs whose predicted variance lies in the 95% chi-square interval of
+    the variance over seeds (``theory_notes/fluctuations.md``)."""
+    from scipy import stats
+
+    C, C_se = fl.sup_constant(seed=cfg.sweep.seed)
+    S = cfg.sweep.seeds
+    predicted = fl.std()[1:] ** 2  # t = 0 has no error
+    low, high = (S - 1) / stats.chi2.ppf(0.975, S - 1), (S - 1) / stats.chi2.ppf(0.025, S - 1)
+    widths = {}
+    for N in cfg.sweep.widths:
+        scaled = np.sqrt(N) * np.asarray(sup_err[N])
+        var = scaled_deviations(runs, N, S)[:, 1:].var(axis=0, ddof=1)
+        widths[str(N)] = dict(measured=float(scaled.mean()), se=float(scaled.std(ddof=1) / np.sqrt(S)),
+                              ratio=float(scaled.mean() / C),
+                              std_in_interval=float(np.mean((predicted >= low * var) & (predicted <= high * var))))
+    return dict(predicted_constant=C, predicted_constant_se=C_se, shares=fl.shares(), settings=fl.info,
+                predicted_std=fl.std(), widths=widths)
 
 
 def _moments(cfg, lim, runs, probes) -> dict:
@@ -597,7 +630,42 @@ def _figures(result: ConvergenceResult) -> dict:
     ax.legend(fontsize=8)
     fig.tight_layout()
     figures["memory_state.png"] = fig
+    if result.fluctuations is not None:
+        figures["fluctuations.png"] = _fluctuation_figure(result, subtitle)
     return figures
+
+
+def _fluctuation_figure(result: ConvergenceResult, subtitle: str):
+    """Left: the fan of sqrt(N) (f^N_t - f_t) across seeds at the largest width on the probe of largest predicted
+    spread, with the predicted +-2 standard deviation band. Right: sqrt(N) x mean sup error per width against C."""
+    plt = pyplot()
+    cfg, fl, report = result.config, result.fluctuations, result.report["fluctuations"]
+    N = cfg.sweep.widths[-1]
+    scaled = scaled_deviations(result.runs, N, cfg.sweep.seeds)
+    std = fl.std()
+    p = int(np.argmax(std[-1]))
+    times = result.runs[f"N{N}_s0"]["times"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    axes[0].fill_between(fl.times, -2 * std[:, p], 2 * std[:, p], color="C1", alpha=0.3,
+                         label="predicted +-2 std")
+    for s in range(cfg.sweep.seeds):
+        axes[0].plot(times, scaled[s, :, p], color="0.35", lw=0.8, label="seeds" if s == 0 else None)
+    axes[0].set(xlabel="training time t", ylabel="sqrt(N) (f^N_t - f_t)", title=f"N = {N}, probe {p}")
+    axes[0].legend(fontsize=8)
+    widths = np.array(cfg.sweep.widths)
+    measured = np.array([report["widths"][str(n)]["measured"] for n in widths])
+    se = np.array([report["widths"][str(n)]["se"] for n in widths])
+    axes[1].errorbar(widths, measured, yerr=2 * se, fmt="o", color="C0", capsize=3,
+                     label="sqrt(N) x mean sup error (+-2 s.e.)")
+    C = report["predicted_constant"]
+    axes[1].axhline(C, color="C1", label=f"predicted C = {C:.3f}")
+    axes[1].set(xscale="log", xlabel="width N", ylabel="sqrt(N) E sup |f^N - f|", ylim=(0, None))
+    axes[1].minorticks_off()
+    axes[1].set_xticks(widths, [str(n) for n in widths], fontsize=8)
+    axes[1].set_title(subtitle, fontsize=9)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def _task_title(cfg) -> str:
@@ -637,11 +705,23 @@ def _markdown(report, cfg) -> str:
         f"- Wall time: {report['seconds']['total']:.1f} s (sweep {report['seconds']['sweep']:.1f} s on the "
         f"{report['backend']} backend, limit {report['seconds']['limit']:.1f} s).",
     ]
+    fl = report.get("fluctuations")
+    if fl:
+        shares = ", ".join(f"{name} {share:.0%}" for name, share in fl["shares"].items())
+        largest = [(N, fl["widths"][str(N)]) for N in cfg.sweep.widths[-2:]]
+        lines.insert(-1, f"- **Predicted constant** (the N^-1/2 fluctuation theory, theory_notes/fluctuations.md): "
+                     f"E sup |f^N - f| = C N^-1/2 with C = **{fl['predicted_constant']:.3f}** (Monte Carlo s.e. "
+                     f"{fl['predicted_constant_se']:.1g}; variance from the sources: {shares}). Measured sqrt(N) x "
+                     "mean error: " + "; ".join(f"{w['measured']:.3f} +- {w['se']:.2f} at N = {N} (ratio "
+                                                f"{w['ratio']:.2f})" for N, w in largest) + ".")
     lines += [f"- **Warning**: {w}." for w in report["warnings"]]
-    lines += ["", "| N | mean sup error | std over seeds | kernel error |", "|---|---|---|---|"]
+    lines += ["", "| N | mean sup error | std over seeds | kernel error | sqrt(N) x mean error / predicted C | "
+              "predicted std in the 95% interval |", "|---|---|---|---|---|---|"]
     for N in cfg.sweep.widths:
         e, k = report["errors"][str(N)], report["kernel_errors"][str(N)]
-        lines.append(f"| {N} | {e['mean']:.4g} | {e['std']:.2g} | {k['mean']:.4g} |")
+        w = fl["widths"][str(N)] if fl else None
+        extra = f"{w['ratio']:.2f} | {w['std_in_interval']:.0%}" if w else "- | -"
+        lines.append(f"| {N} | {e['mean']:.4g} | {e['std']:.2g} | {k['mean']:.4g} | {extra} |")
     if "moments" in report:
         lines += ["", "Moments over seeds against the limit's Gaussian law (sup over times and probes); the Monte "
                   f"Carlo standard errors of {cfg.sweep.seeds} seeds are the floor under these errors at any width:",
@@ -658,5 +738,7 @@ def _markdown(report, cfg) -> str:
               "![kernel error](kernel_error_vs_width.png)", "",
               "Memory state against the number of steps, with the contraction bound:", "",
               "![memory state](memory_state.png)", "",
+              "sqrt(N) (f^N_t - f_t) across seeds against the predicted band, and sqrt(N) x mean error against the "
+              "predicted constant:", "", "![fluctuations](fluctuations.png)", "",
               "Full numbers and the configuration in report.json; runs in runs/.", ""]
     return "\n".join(lines)
