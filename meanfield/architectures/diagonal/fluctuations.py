@@ -65,7 +65,7 @@ class Fluctuations:
         whole = sum(total.values())
         return {s: v / whole for s, v in total.items()}
 
-    def sup_constant(self, samples: int = 20000, seed=0) -> tuple[float, float]:
+    def sup_constant(self, samples: int = 50000, seed=0) -> tuple[float, float]:
         """C = E sup_{t, x} |G_t(x)| over the record times and probes, by sampling the Gaussian, with the
         Monte Carlo standard error: the prediction of sqrt(N) E sup |f^N - f|."""
         samples = checks.integer(samples, "samples", 2)

@@ -1,0 +1,143 @@
+"""The N^-1/2 fluctuation theory (theory_notes/fluctuations.md) against many seeds of finite networks.
+
+Run: ``.venv/bin/python benchmarks/fluctuations.py [--config ar1] [--init gaussian] [--widths 8192 16384]
+[--seeds 64] [--processes 2] [--out fluctuations_out]``; ``--split`` instead tabulates the predicted split of the
+variance into its sources for delay1 against alpha and the chain's stay probability (predictions only, seconds).
+
+For each width, ``--seeds`` networks of the study's configuration (its probes, task and limit; run indices
+distinct per seed) are trained in ``--processes`` processes, and the report gives, next to the prediction:
+
+- the measured constant sqrt(N) x mean sup_{t,x} |f^N_t - f_t| with its standard error, and its ratio to the
+  predicted C;
+- the share of (time, probe) pairs whose predicted variance of G lies in the 95% chi-square interval of the
+  variance over seeds (the issue's goal: at least 90%);
+- the trace ratio sum var_hat / tr C with its standard error sqrt(2 tr C^2 / (S - 1)) / tr C.
+
+Results: OUT/fluctuations.json (or OUT/split.json) and a markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from meanfield.architectures.diagonal import Diagonal
+from meanfield.architectures.diagonal.fluctuations import fluctuations
+from meanfield.data import make_task
+from meanfield.report import software_versions, write_json
+from meanfield.studies.convergence import StudyConfig, simulate_run
+
+
+def _config(name, init) -> StudyConfig:
+    return StudyConfig.load(name, overrides={"model.init": init})
+
+
+def _run(args):
+    name, init, width, index = args
+    cfg = _config(name, init)
+    return simulate_run(cfg.as_dict(), width, index)
+
+
+def compare(name, init, widths, seeds, processes) -> dict:
+    cfg = _config(name, init)
+    task = cfg.make_task()
+    probes = cfg.probes_for(task)
+    start = time.perf_counter()
+    lim = cfg.limit_model(task)
+    K_cross = lim.cross_kernel(probes)
+    tr = cfg.training
+    fl = fluctuations(lim, probes, np.linspace(0, tr.horizon, tr.n_records + 1), seed=cfg.sweep.seed)
+    C, C_se = fl.sup_constant(seed=cfg.sweep.seed)
+    predict_seconds = time.perf_counter() - start
+    jobs = [(name, init, N, 1_000_000 + i * seeds + s) for i, N in enumerate(widths) for s in range(seeds)]
+    start = time.perf_counter()
+    spawn = multiprocessing.get_context("spawn")  # no fork after OpenMP threads have started
+    with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
+        runs = list(pool.map(_run, jobs, chunksize=1))
+    sweep_seconds = time.perf_counter() - start
+    out = dict(config=name or "default", init=init, predicted_constant=C, predicted_constant_se=C_se,
+               shares=fl.shares(), settings=fl.info, predict_seconds=predict_seconds, sweep_seconds=sweep_seconds,
+               widths={})
+    pred = fl.std()[1:] ** 2
+    n = pred.size
+    cov = fl.covariance[1:, :, 1:, :].reshape(n, n)
+    low, high = (seeds - 1) / stats.chi2.ppf(0.975, seeds - 1), (seeds - 1) / stats.chi2.ppf(0.025, seeds - 1)
+    for i, N in enumerate(widths):
+        G = []
+        for run in runs[i * seeds:(i + 1) * seeds]:
+            start_values = {} if init == "symmetric" else dict(f0_cross=run["f0_probes"], f0=run["f0_grid"])
+            G.append(np.sqrt(N) * (run["outputs"] - lim.flow.at(run["times"], K_cross, **start_values)))
+        G = np.array(G)[:, 1:]
+        sup = np.abs(G).max(axis=(1, 2))
+        var = G.var(axis=0, ddof=1)
+        out["widths"][str(N)] = dict(
+            measured=float(sup.mean()), se=float(sup.std(ddof=1) / np.sqrt(seeds)), ratio=float(sup.mean() / C),
+            std_in_interval=float(np.mean((pred >= low * var) & (pred <= high * var))),
+            trace_ratio=float(var.sum() / np.trace(cov)),
+            trace_ratio_se=float(np.sqrt(2 * np.trace(cov @ cov) / (seeds - 1)) / np.trace(cov)),
+            mean_over_std=float(np.mean(np.abs(G.mean(axis=0)) / np.sqrt(pred))))
+    return out
+
+
+def split(alphas, stays) -> list:
+    """Predicted shares of the variance and C for delay1 (the default study's model, T = 2) against alpha and the
+    stay probability of its two-state chain (mixing: the second eigenvalue 2 stay - 1)."""
+    arch = Diagonal("tanh", 1.0, 0.5, symmetric=True)
+    rows = []
+    for stay in stays:
+        task = make_task("delay1", noise_std=0.1, stay=stay)
+        probes = task.chain.sample_windows(10, 16, rng=2026).values
+        for alpha in alphas:
+            lim = arch.limit(task, 10, alpha, order=(256, 24))
+            fl = fluctuations(lim, probes, np.linspace(0, 2.0, 21))
+            rows.append(dict(stay=stay, mixing=task.chain.mixing, alpha=alpha, constant=fl.sup_constant()[0],
+                             shares=fl.shares(), variance_at_T={s: float(np.mean(fl.std(s)[-1] ** 2))
+                                                                for s in fl.covariances}))
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default=None, help="a shipped config name (ar1) or a TOML file; default: delay1")
+    parser.add_argument("--init", default="symmetric", choices=("symmetric", "gaussian"))
+    parser.add_argument("--widths", type=int, nargs="+", default=[8192, 16384])
+    parser.add_argument("--seeds", type=int, default=64)
+    parser.add_argument("--processes", type=int, default=os.cpu_count())
+    parser.add_argument("--split", action="store_true", help="the source split against alpha and mixing instead")
+    parser.add_argument("--out", default="fluctuations_out")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # one thread per process
+    if args.split:
+        rows = split([1.0, 4.0, 16.0], [0.5, 0.8, 0.95])
+        write_json(out / "split.json", dict(rows=rows, software=software_versions()))
+        print("| stay | mixing | alpha | C | kernel | chain | noise | chain variance at T |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            s = r["shares"]
+            print(f"| {r['stay']} | {r['mixing']:.2f} | {r['alpha']:g} | {r['constant']:.2f} | {s['kernel']:.0%} | "
+                  f"{s['chain']:.0%} | {s['noise']:.0%} | {r['variance_at_T']['chain']:.3g} |")
+        return
+    result = compare(args.config, args.init, args.widths, args.seeds, args.processes)
+    name = f"fluctuations_{result['config']}_{args.init}.json"
+    write_json(out / name, dict(**result, seeds=args.seeds, software=software_versions()))
+    print(f"{result['config']} ({args.init}): predicted C = {result['predicted_constant']:.3f} +- "
+          f"{result['predicted_constant_se']:.3f}; shares {result['shares']}; prediction "
+          f"{result['predict_seconds']:.0f} s, sweep {result['sweep_seconds']:.0f} s")
+    print("| N | sqrt(N) x mean error | ratio to C | pairs in interval | trace ratio | |mean| / std |")
+    print("|---|---|---|---|---|---|")
+    for N, w in result["widths"].items():
+        print(f"| {N} | {w['measured']:.3f} +- {w['se']:.3f} | {w['ratio']:.3f} | {w['std_in_interval']:.0%} | "
+              f"{w['trace_ratio']:.2f} +- {w['trace_ratio_se']:.2f} | {w['mean_over_std']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
