@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python benchmarks/fluctuations.py [--config ar1] [--init gaussian] [--widths 8192 16384]
 [--seeds 64] [--processes 2] [--out fluctuations_out]``; ``--split`` instead tabulates the predicted split of the
-variance into its sources for delay1 against alpha and the chain's stay probability (predictions only, seconds).
+variance into its sources on delay1's chain against alpha and the chain's stay probability (predictions only, a
+minute).
 
 For each width, ``--seeds`` networks of the study's configuration (its probes, task and limit; run indices
 distinct per seed) are trained in ``--processes`` processes, and the report gives, next to the prediction:
@@ -19,6 +20,7 @@ Results: OUT/fluctuations.json (or OUT/split.json) and a markdown table on stdou
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing
 import os
 import time
@@ -29,8 +31,8 @@ import numpy as np
 from scipy import stats
 
 from meanfield.architectures.diagonal import Diagonal
-from meanfield.architectures.diagonal.fluctuations import fluctuations
-from meanfield.data import make_task
+from meanfield.architectures.diagonal.fluctuations import _window_chain_poisson, fluctuations
+from meanfield.data import Task, make_task
 from meanfield.report import software_versions, write_json
 from meanfield.studies.convergence import StudyConfig, simulate_run
 
@@ -86,21 +88,37 @@ def compare(name, init, widths, seeds, processes) -> dict:
     return out
 
 
-def split(alphas, stays) -> list:
-    """Predicted shares of the variance and C for delay1 (the default study's model, T = 2) against alpha and the
-    stay probability of its two-state chain (mixing: the second eigenvalue 2 stay - 1)."""
+def split(alphas, stays, targets=("x1", "1 + x1")) -> list:
+    """Predicted shares of the variance and C for the default study's model (T = 2) on the sticky two-state chain of
+    delay1 against alpha and the chain's stay probability (mixing: the second eigenvalue 2 stay - 1), for delay1's
+    target x1 and for 1 + x1. The tanh network's kernel is odd in the window, so for x1 the SGD increment
+    x_{-1} K(x, W) takes the same value on the two constant windows a sticky chain dwells in and keeps little
+    memory; 1 + x1 breaks that symmetry."""
     arch = Diagonal("tanh", 1.0, 0.5, symmetric=True)
     rows = []
-    for stay in stays:
-        task = make_task("delay1", noise_std=0.1, stay=stay)
+    for target, stay in itertools.product(targets, stays):
+        chain = make_task("delay1", stay=stay).chain
+        task = Task.from_expression(chain, target, noise_std=0.1)
         probes = task.chain.sample_windows(10, 16, rng=2026).values
         for alpha in alphas:
             lim = arch.limit(task, 10, alpha, order=(256, 24))
             fl = fluctuations(lim, probes, np.linspace(0, 2.0, 21))
-            rows.append(dict(stay=stay, mixing=task.chain.mixing, alpha=alpha, constant=fl.sup_constant()[0],
-                             shares=fl.shares(), variance_at_T={s: float(np.mean(fl.std(s)[-1] ** 2))
-                                                                for s in fl.covariances}))
+            at_T = {s: float(np.mean(fl.std(s)[-1] ** 2)) for s in fl.covariances}
+            rows.append(dict(target=target, stay=stay, mixing=task.chain.mixing, alpha=alpha,
+                             constant=fl.sup_constant()[0], shares=fl.shares(), variance_at_T=at_T,
+                             memory_factor=_memory_factor(lim, probes)))
     return rows
+
+
+def _memory_factor(lim, probes) -> float:
+    """Long-run over plain variance of the SGD increment at t = 0, h = ybar(W) K(x, W), averaged over the probes:
+    the chain's memory alone (1 for independent windows), apart from how large the residual is."""
+    h = lim.ybar[:, None] * lim.cross_kernel(probes).T
+    pi = lim.grid.weights[:, None]
+    h -= np.sum(pi * h, axis=0)
+    u = _window_chain_poisson(lim.task.chain, lim.window, h)
+    plain = np.sum(pi * h * h, axis=0)
+    return float(np.mean((2 * np.sum(pi * h * u, axis=0) - plain) / plain))
 
 
 def main(argv=None):
@@ -115,16 +133,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # one thread per process
     if args.split:
         rows = split([1.0, 4.0, 16.0], [0.5, 0.8, 0.95])
         write_json(out / "split.json", dict(rows=rows, software=software_versions()))
-        print("| stay | mixing | alpha | C | kernel | chain | noise | chain variance at T |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| target | stay | mixing | memory factor | alpha | C | kernel | chain | noise | chain variance at T |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             s = r["shares"]
-            print(f"| {r['stay']} | {r['mixing']:.2f} | {r['alpha']:g} | {r['constant']:.2f} | {s['kernel']:.0%} | "
-                  f"{s['chain']:.0%} | {s['noise']:.0%} | {r['variance_at_T']['chain']:.3g} |")
+            print(f"| {r['target']} | {r['stay']} | {r['mixing']:.2f} | {r['memory_factor']:.2f} | {r['alpha']:g} | "
+                  f"{r['constant']:.2f} | {s['kernel']:.0%} | {s['chain']:.0%} | {s['noise']:.0%} | "
+                  f"{r['variance_at_T']['chain']:.3g} |")
         return
     result = compare(args.config, args.init, args.widths, args.seeds, args.processes)
     name = f"fluctuations_{result['config']}_{args.init}.json"
