@@ -338,6 +338,13 @@ class LimitModel:
         flow = LinearKernelFlow(self.K[:half, :half], w / w.sum(), self.ybar[:half], self.alpha)
         return float(np.max(np.abs(self.flow.at(times, K_cross) - flow.at(times, K_cross[:, :half]))))
 
+    def fluctuations(self, probes, times, **options):
+        """The predicted law of sqrt(N)(f^N_t - f_t) on the probes at equally spaced times from 0
+        (:func:`~meanfield.architectures.diagonal.fluctuations.fluctuations`, ``theory_notes/fluctuations.md``)."""
+        from .fluctuations import fluctuations
+
+        return fluctuations(self, probes, times, **options)
+
     def predict_gaussian(self, times, probes):
         """Mean (T, P) and covariance (T, P, P) of f_t on the probes for Gaussian readout weights.
 
