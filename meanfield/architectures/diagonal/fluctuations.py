@@ -376,6 +376,7 @@ def _node_pass(st: _Setup, r: int, path, draws: int, seed) -> dict:
     out = dict(f0_grid=np.zeros((len(lim.grid), draws))) if draws else {}
     chunk = 512
     if path is not None:
+        chunk = int(np.clip(2**24 // ((d + 2) * path.shape[0]), 16, 512))  # the path's states: at most 128 MB
         n = path.shape[0] - L + 1
         out.update(b_path=np.zeros((n, r)), ybar_path=lim.task.conditional_mean(
             np.lib.stride_tricks.sliding_window_view(path, L, axis=0).transpose(0, 2, 1)))
