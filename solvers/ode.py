@@ -24,6 +24,13 @@ import numpy as np
 from scipy import integrate, linalg
 
 
+def phi(lam, t, alpha) -> np.ndarray:
+    """phi_t(lambda) = (1 - exp(-alpha lambda t)) / lambda (alpha t at lambda = 0), elementwise, broadcast."""
+    lam, t = np.asarray(lam, dtype=float), np.asarray(t, dtype=float)
+    safe = np.where(lam > 0, lam, 1.0)
+    return np.where(lam > 0, -np.expm1(-alpha * lam * t) / safe, alpha * t)
+
+
 def _times(times) -> np.ndarray:
     t = np.atleast_1d(np.asarray(times, dtype=float))
     if t.ndim != 1 or not np.all(np.isfinite(t)) or np.any(t < 0):
@@ -78,10 +85,14 @@ class LinearKernelFlow:
         self.eigenvalues = np.clip(lam, 0.0, None)
         self._V = V
 
+    @property
+    def eigenbasis(self):
+        """(B V, Lambda): the columns pi^1/2 v_i of the eigenvectors of A = B K B scaled by B = Pi^1/2, and the
+        eigenvalues (clipped at 0), so that <psi_i, a>_pi = (B V)^T a for the eigenfunctions psi_i of K in L^2(pi)."""
+        return self._B[:, None] * self._V, self.eigenvalues
+
     def _phi(self, t):
-        lam = self.eigenvalues
-        safe = np.where(lam > 0, lam, 1.0)
-        return np.where(lam > 0, -np.expm1(-self.alpha * lam * t) / safe, self.alpha * t)
+        return phi(self.eigenvalues, t, self.alpha)
 
     def operator(self, t) -> np.ndarray:
         """N_t = B V phi_t(Lambda) V^T B (M, M), so that f_t(x) = f_0(x) + K(x, grid) N_t (ybar - f_0)."""

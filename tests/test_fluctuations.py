@@ -3,7 +3,6 @@ and its predicted variance against the variance over seeds of finite networks.""
 
 import numpy as np
 import pytest
-from scipy import stats
 
 import meanfield
 from meanfield.activations import get_activation
@@ -107,9 +106,9 @@ def test_path_estimate_agrees_with_the_exact_poisson_solution(small_delay):
     exact = fluctuations(lim, probes, times)
     path = fluctuations(lim, probes, times, chain_rule="path", path_windows=2**14, seed=5)
     assert exact.info["chain_method"] == "exact" and path.info["chain_method"] == "path"
-    np.testing.assert_allclose(path.covariances["kernel"], exact.covariances["kernel"], rtol=0, atol=1e-14)
+    # Over ten paths the ratio had standard deviation 0.05 and mean 0.97; the reported error is 0.07.
     ratio = np.sum(path.std("chain") ** 2) / np.sum(exact.std("chain") ** 2)
-    assert abs(ratio - 1) < 4 * path.info["chain_variance_rel_error"], ratio
+    assert abs(ratio - 1) < 2 * path.info["chain_variance_rel_error"], ratio
 
 
 def test_sup_constant_of_one_variable_is_the_half_normal_mean():
@@ -134,26 +133,28 @@ def scaled_errors(arch, task, lim, probes, width, seeds, horizon, n_records, alp
     return np.array(out)
 
 
-def assert_variance_matches(G, fl: Fluctuations, level=0.999):
-    """The summed variance over seeds, sum_{t,x} var_hat G_t(x), against tr C: under the Gaussian (mixture) law its
-    mean is tr C and its variance 2 tr(C^2) / (S - 1) for one Gaussian; for a mixture the spread of tr C_f0 adds
-    Var(tr C_f0) / S. (The share of single (time, probe) pairs inside their own 95% interval is too noisy for a
-    test at 24 seeds, the pairs being strongly correlated: docs/results.md measures it with 64 seeds.)"""
-    S = G.shape[0]
-    n = G.shape[1] * G.shape[2]
-    components = [c.reshape(n, n) for c in (fl.components or [fl.covariance])]
-    trace = np.mean([np.trace(c) for c in components])
-    var = 2 * np.mean([np.trace(c @ c) for c in components]) / (S - 1) + np.var([np.trace(c) for c in components]) / S
-    measured = np.sum(G.var(axis=0, ddof=1))
-    z = stats.norm.ppf(0.5 + level / 2)
-    assert abs(measured - trace) < z * np.sqrt(var), (measured, trace, np.sqrt(var))
+def assert_fits(G, fl: Fluctuations, z=3.29):
+    """The deviations over seeds fit the predicted law: the whitened statistic of :meth:`Fluctuations.check` within
+    ``z`` standard deviations (3.29: two-sided 0.999)."""
+    check = fl.check(G)
+    assert abs(check["z"]) < z, check
+    return check
 
 
-def test_predicted_variance_matches_finite_networks_on_a_finite_chain(small_delay):
-    arch, task, lim, probes = small_delay
+@pytest.mark.parametrize("noise_std, refused", [(0.1, ["chain"]), (1.0, ["kernel", "noise"])])
+def test_predicted_variance_matches_finite_networks_on_a_finite_chain(noise_std, refused):
+    arch = Diagonal("tanh", 1.0, 0.5, symmetric=True)
+    task = make_task("delay1", noise_std=noise_std)
+    lim = arch.limit(task, 6, 4.0, order=(64, 12))
+    probes = task.chain.sample_windows(6, 5, rng=3).values
     fl = fluctuations(lim, probes, np.linspace(0, 1.0, 6))
     G = scaled_errors(arch, task, lim, probes, 4096, 24, 1.0, 5, 4.0)
-    assert_variance_matches(G, fl)
+    assert_fits(G, fl)
+    # The statistic can fail: a prediction without one source is refused, each where that source matters (measured
+    # with 48 seeds: z = 227 without the chain at noise 0.1; 45 without the kernel and 26 without the noise at 1.0).
+    for source in refused:
+        covariances = {name: 0 * cov if name == source else cov for name, cov in fl.covariances.items()}
+        assert Fluctuations(fl.times, covariances).check(G)["z"] > 3.29, source
 
 
 def test_predicted_variance_matches_finite_networks_on_an_ar1_chain():
@@ -165,7 +166,7 @@ def test_predicted_variance_matches_finite_networks_on_an_ar1_chain():
     fl = fluctuations(lim, probes, np.linspace(0, 1.0, 6), path_windows=2**14, order=(1024,), rule="sobol")
     assert fl.info["chain_method"] == "path"
     G = scaled_errors(arch, task, lim, probes, 4096, 24, 1.0, 5, 4.0)
-    assert_variance_matches(G, fl)
+    assert_fits(G, fl)
 
 
 def test_predicted_variance_for_the_gaussian_initialisation_is_a_mixture():
@@ -176,18 +177,20 @@ def test_predicted_variance_for_the_gaussian_initialisation_is_a_mixture():
     fl = fluctuations(lim, probes, np.linspace(0, 1.0, 6), initial_draws=32)
     assert len(fl.components) == 32
     G = scaled_errors(arch, task, lim, probes, 4096, 32, 1.0, 5, 4.0)
-    assert_variance_matches(G, fl)
+    assert_fits(G, fl)
 
 
-def test_kernel_drift_is_of_order_one_over_n(small_delay):
-    """The kernel moves by O(1/N) during training (section 2): the first-order change cancels in symmetric
-    pairs, so it does not enter the N^-1/2 fluctuations."""
-    arch, task, lim, probes = small_delay
-    widths = [256, 512, 1024, 2048]
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_kernel_drift_is_of_order_one_over_n(small_delay, symmetric):
+    """The kernel moves by O(1/N) during training (sections 2 and 7): the first-order change cancels in symmetric
+    pairs, and without pairs it is a mean of N terms odd in c; either way it does not enter the N^-1/2 law."""
+    _, task, _, probes = small_delay
+    arch = Diagonal("tanh", 1.0, 0.5, symmetric=symmetric)
+    widths = [256, 1024, 4096]  # without pairs the drift is heavy-tailed over seeds: a wide range of widths
     drift = []
     for N in widths:
         per_seed = []
-        for s in range(6):
+        for s in range(8):
             model_seed, data_seed = np.random.SeedSequence([N, s, 1]).spawn(2)
             model = arch.network(N, 1, seed=model_seed)
             res = train_online(model, task, 1.0, 4.0, probes, 2, seed=data_seed, progress=False)
@@ -201,8 +204,10 @@ def test_bad_arguments_are_refused_before_work(small_delay):
     times = np.linspace(0, 1, 3)
     with pytest.raises(ValueError, match="equally spaced"):
         fluctuations(lim, probes, [0.0, 0.3, 1.0])
-    with pytest.raises(ValueError, match="equally spaced"):
+    with pytest.raises(ValueError, match="start at 0"):
         fluctuations(lim, probes, [0.5, 1.0])
+    with pytest.raises(ValueError, match="scaled must have shape"):
+        fluctuations(lim, probes, times).check(np.zeros((4, 3, 2)))
     with pytest.raises(ValueError, match="substeps"):
         fluctuations(lim, probes, times, substeps=3)
     with pytest.raises(ValueError, match="chain_rule"):

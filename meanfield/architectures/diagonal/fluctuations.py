@@ -11,8 +11,8 @@ the martingale of the SGD steps, whose covariance rate is the long-run (Poisson-
 
 - ``kernel``: the response to Gamma, computed node by node of a quadrature rule in (w, b) (section 3);
 - ``chain``: the SGD noise from the chain's fluctuations of the history window (section 4), by the
-  fundamental matrix of the window chain (all windows of a finite chain: exact) or by batch means on a
-  long stationary path (a continuous chain or a sampled grid: a Monte Carlo estimate);
+  fundamental matrix of the window chain (all windows of a finite chain: exact) or by a truncated sum of lagged
+  covariances along a long stationary path (a continuous chain or a sampled grid: a Monte Carlo estimate);
 - ``noise``: the SGD noise from the target noise (closed form, section 4).
 
 In the eigenbasis psi_i of the limit kernel on L^2(pi) the SGD part is an Ornstein-Uhlenbeck process with
@@ -22,16 +22,21 @@ grid (section 5).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import stats
 
 from ... import checks
 from ...data import MarkovChain
-from .limit import NODE_CHUNK, LimitModel, quadrature_nodes
+from ...solvers.ode import phi
+from .limit import LimitModel, quadrature_nodes
 from .network import as_windows, path_states_kernel, window_states_kernel
 
-SOURCES = ("kernel", "chain", "noise")
+KERNEL_NODE_CHUNK = 512  # quadrature nodes per pass of the kernel source: bounds its (steps, probes, nodes) arrays
+KERNEL_MODES = 1e-8  # the kernel source's response keeps all but this share of E_pi K(x, W)^2 at every probe
+PATH_BYTES = 2**27  # the memory states along a path, per pass over the nodes
 
 
 @dataclass
@@ -80,16 +85,56 @@ class Fluctuations:
             sups += [np.max(np.abs(rng.standard_normal((min(4096, count - lo), n)) @ root.T), axis=1)
                      for lo in range(0, count, 4096)]
         sups = np.concatenate(sups)
-        return float(sups.mean()), float(sups.std(ddof=1) / np.sqrt(sups.size))
+        se = sups.std(ddof=1) / np.sqrt(sups.size)
+        if len(components) > 1:  # the finite number of draws of f_0 adds the spread of the components' means
+            means = [part.mean() for part in np.array_split(sups, len(components))]
+            se = np.hypot(se, np.std(means, ddof=1) / np.sqrt(len(components)))
+        return float(sups.mean()), float(se)
+
+    def check(self, scaled, level=0.95, share=1e-3) -> dict:
+        """How well the deviations sqrt(N)(f^N_t - f_t) of S independent networks, ``scaled`` (S, T, P), fit the
+        predicted law.
+
+        - ``z``: the whitened quadratic form Q = sum_s |Lambda^-1/2 V^T G_s|^2 over the k leading eigen-directions
+          of the predicted covariance (eigenvalues above ``share`` of the largest) against its mean k S, in standard
+          deviations: sqrt(2 k S) for one Gaussian; for a mixture over draws of f_0, from the components' moments,
+          plus the spread that a finite number of draws leaves in the prediction itself. Every direction counts
+          alike, so an error in a source that is small in the total still shows.
+        - ``in_interval``: the share of (time, probe) pairs whose predicted variance lies in the ``level``
+          chi-square interval of the variance over seeds (for a single Gaussian; the pairs are strongly
+          correlated, so this share moves in blocks).
+        """
+        G = np.asarray(scaled, dtype=float)
+        T, P = self.covariance.shape[:2]
+        if G.ndim != 3 or G.shape[1:] != (T, P) or G.shape[0] < 2:
+            raise ValueError(f"scaled must have shape (seeds >= 2, {T}, {P}), got {G.shape}")
+        S, n = G.shape[0], T * P
+        lam, vec = np.linalg.eigh(self.covariance.reshape(n, n))
+        keep = lam > share * lam.max()
+        whiten = vec[:, keep] / np.sqrt(lam[keep])
+        k = int(keep.sum())
+        Q = float(np.sum((G.reshape(S, n) @ whiten) ** 2))
+        parts = [whiten.T @ c.reshape(n, n) @ whiten for c in (self.components or [self.covariance])]
+        traces = np.array([np.trace(a) for a in parts])
+        var_one = np.mean([2 * np.sum(a * a) for a in parts]) + np.var(traces)  # Var |z_s|^2 under the mixture
+        sd = np.sqrt(S * var_one + (S**2 * np.var(traces, ddof=1) / len(parts) if len(parts) > 1 else 0.0))
+        var = G[:, 1:].var(axis=0, ddof=1)
+        pred = self.std()[1:] ** 2
+        low, high = (S - 1) / stats.chi2.ppf(0.5 + level / 2, S - 1), (S - 1) / stats.chi2.ppf(0.5 - level / 2, S - 1)
+        inside = (pred >= low * var) & (pred <= high * var)
+        return dict(z=(Q - k * S) / sd, statistic=Q, expected=k * S, sd=sd, directions=k,
+                    in_interval=float(inside.mean()))
 
 
 def _uniform_times(times) -> tuple[np.ndarray, float]:
     times = np.atleast_1d(np.asarray(times, dtype=float))
-    if times.ndim != 1 or times.size < 2 or times[0] != 0 or not np.all(np.isfinite(times)):
-        raise ValueError("times must be equally spaced record times starting at 0 (at least two)")
+    if times.ndim != 1 or times.size < 2 or not np.all(np.isfinite(times)):
+        raise ValueError(f"times must be at least two finite record times, got {times.tolist()}")
+    if times[0] != 0:
+        raise ValueError(f"times must start at 0 (G_0 = 0), got {times[0]!r}")
     dt = times[1] - times[0]
     if dt <= 0 or not np.allclose(np.diff(times), dt, rtol=1e-9, atol=0):
-        raise ValueError("times must be equally spaced record times starting at 0 (at least two)")
+        raise ValueError("times must be equally spaced and increasing (the time grid of the integrals)")
     return times, float(dt)
 
 
@@ -124,14 +169,14 @@ class _Setup:
         self.sub = substeps
         self.step = dt / substeps
         self.s = np.arange(substeps * (self.times.size - 1) + 1) * self.step
-        order = np.argsort(flow.eigenvalues)[::-1]
-        self.lam = flow.eigenvalues[order]
-        self.BV = flow._B[:, None] * flow._V[:, order]  # columns: pi^1/2 v_i, so <psi_i, a>_pi = BV^T a
+        BV, lam = flow.eigenbasis
+        order = np.argsort(lam)[::-1]
+        self.lam, self.BV = lam[order], BV[:, order]  # columns pi^1/2 v_i: <psi_i, a>_pi = BV^T a
         self.pi = flow.weights
         self.b_p = limit.cross_kernel(self.probes) @ self.BV  # lambda_i psi_i(probe)
         # The kernel source's response sums over the modes lambda_i psi_i(x) phi_{t-s}(lambda_i) <psi_i, a>; the
-        # discarded modes carry at most 1e-10 of E_pi K(x, W)^2 at every probe (their terms are below 1e-5 |a|).
-        self.kernel_modes = _leading_modes(self.b_p, 1e-10)
+        # discarded modes carry at most KERNEL_MODES of E_pi K(x, W)^2 at every probe (terms below 1e-4 |a|).
+        self.kernel_modes = _leading_modes(self.b_p, KERNEL_MODES)
         self.b_phi = (self.b_p[None, :, :self.kernel_modes] * self.phi(self.s)[:, None, :self.kernel_modes]).reshape(
             self.s.size * self.b_p.shape[0], self.kernel_modes)  # (S P, r): lambda_i psi_i(x) phi_s(lambda_i)
 
@@ -144,10 +189,8 @@ class _Setup:
         self.coef = [self.BV.T @ (ybar - f0) for f0 in self.f0]
 
     def phi(self, tau):
-        """(1 - exp(-alpha lambda tau)) / lambda (alpha tau at lambda = 0), shape (len(tau), M)."""
-        tau = np.atleast_1d(tau)[:, None]
-        lam = np.where(self.lam > 0, self.lam, 1.0)
-        return np.where(self.lam > 0, -np.expm1(-self.alpha * self.lam * tau) / lam, self.alpha * tau)
+        """phi_tau(lambda_i) for each tau, shape (len(tau), M)."""
+        return phi(self.lam, np.atleast_1d(tau)[:, None], self.alpha)
 
 
 def _kernel_responses(st: _Setup, a_grid: np.ndarray, a_probe: np.ndarray) -> np.ndarray:
@@ -178,8 +221,8 @@ def _kernel_source(st: _Setup, order, rule) -> tuple[list, int]:
     T, P, n_init = st.times.size, st.probes.shape[0], len(st.r_grid)
     mean = np.zeros((n_init, T * P))
     second = np.zeros((n_init, T * P, T * P))
-    for lo in range(0, nodes.size, NODE_CHUNK // 4):
-        hi = min(nodes.size, lo + NODE_CHUNK // 4)
+    for lo in range(0, nodes.size, KERNEL_NODE_CHUNK):
+        hi = min(nodes.size, lo + KERNEL_NODE_CHUNK)
         S, JW, Jb = window_states_kernel(X, np.ascontiguousarray(nodes.W[:, lo:hi]), nodes.b[lo:hi],
                                          arch.act.code, True)
         q = nodes.q[lo:hi]
@@ -202,8 +245,8 @@ def _window_chain_poisson(chain: MarkovChain, L: int, h: np.ndarray) -> np.ndarr
     total = h.copy()
     cur = h
     for _ in range(L - 1):
-        shifted = cur.reshape(m ** (L - 2), m, m, -1) if L >= 2 else cur
-        nxt = np.einsum("aijc,ij->aic", shifted, P).reshape(1, m ** (L - 1), -1)  # depends on s_2..s_L
+        # (P_W h)(s_1..s_L) = sum_s' P(s_L, s') h(s_2..s_L, s'): it depends on s_2..s_L only
+        nxt = np.einsum("aijc,ij->aic", cur.reshape(m ** (L - 2), m, m, -1), P).reshape(1, m ** (L - 1), -1)
         cur = np.broadcast_to(nxt, (m, m ** (L - 1), nxt.shape[-1])).reshape(m**L, -1)
         total += cur
     # cur = P_W^{L-1} h depends on the last state only: hhat(y) on windows ending in y.
@@ -224,10 +267,12 @@ def fluctuations(limit: LimitModel, probes, times, *, order=None, rule=None, sub
 
     ``order``, ``rule``: the quadrature in (w, b) for the kernel's fluctuation, a fourth moment for which a
     coarser rule than the limit's suffices (default: trapezoid (64, 12) for scalar inputs, 4096 scrambled Sobol
-    points otherwise). ``substeps``: time steps per record interval (even). ``modes``: the SGD-noise part keeps
-    the leading modes of the limit kernel until the discarded ones carry at most this share of E_pi K(x, W)^2 at
-    every probe. ``chain_rule``: "exact" (the window chain's fundamental matrix; the limit must be on all
-    windows of a finite chain), "path" (a truncated lag sum on a stationary path of ``path_windows`` windows, a
+    points otherwise; an ``order`` without ``rule`` uses the limit's rule). ``substeps``: time steps per record
+    interval (even). ``modes``: the SGD-noise part keeps the leading modes of the limit kernel until the discarded
+    ones carry at most this share of E_pi K(x, W)^2 at every probe (the OU gain of a slow mode is at most
+    2 alpha lambda_1 t times a fast one's, so their share of the variance is at most that factor larger).
+    ``chain_rule``: "exact" (the window chain's fundamental matrix; the limit must be on all windows of a finite
+    chain), "path" (a truncated lag sum on a stationary path of ``path_windows`` windows, a
     Monte Carlo estimate), or "auto" (exact when possible). ``seed``: the path and the NNGP draws.
     """
     if not isinstance(limit, LimitModel):
@@ -243,34 +288,40 @@ def fluctuations(limit: LimitModel, probes, times, *, order=None, rule=None, sub
         raise ValueError(f"modes must be in (0, 1), got {modes!r}")
     st = _Setup(limit, probes, times, substeps)
     method = ("exact" if limit.grid_rule == "exact" else "path") if chain_rule == "auto" else chain_rule
-    r = _leading_modes(st.b_p, modes)
+    r = min(_leading_modes(st.b_p, modes), int(np.sum(st.lam > 0)))  # psi_i = (lambda_i psi_i) / lambda_i
     draws = 0 if limit.settings.symmetric else initial_draws
-    path = _stationary_path(limit, path_windows, seed) if method == "path" else None
+    info = dict(modes=r, chain_method=method, substeps=substeps, initial_draws=draws)
+    path = None
+    if method == "path":
+        path = _stationary_path(limit, path_windows, seed)
+        lags, capped = _lags(limit.task.chain, limit.window, path_windows)
+        if capped:
+            warnings.warn(f"fluctuations: the chain decorrelates slowly; lags capped at {lags} = path_windows / 16, "
+                          f"so the chain part is underestimated: raise path_windows", stacklevel=2)
+        info.update(path_windows=path_windows, lags=lags, lags_capped=capped,
+                    chain_variance_rel_error=float(np.sqrt(2 * (2 * lags + 1) / (path_windows - lags))))
     along = _node_pass(st, r, path, draws, seed)
     st.set_initial(list(along["f0_grid"].T) if draws else [None])
+    d = limit.task.input_dim
     if order is None:
-        order, rule = ((64, 12), rule or "trapezoid") if limit.task.input_dim == 1 else ((4096,), "sobol")
-    kernel, n_nodes = _kernel_source(st, order, rule or limit.rule)
-    chain, noise = _sgd_sources(st, r, method, along)
+        order = (64, 12) if d == 1 else (4096,)
+        rule = rule or ("trapezoid" if d == 1 else "sobol")
+    kernel, info["nodes"] = _kernel_source(st, order, rule or limit.rule)
+    chain, noise = _sgd_sources(st, r, method, along, info.get("lags"))
     components = [k + c + noise for k, c in zip(kernel, chain)]
-    info = dict(modes=r, chain_method=method, nodes=n_nodes, substeps=substeps, initial_draws=draws)
-    if method == "path":
-        lags = _lags(limit.task.chain, limit.window, path_windows)
-        info.update(path_windows=path_windows, lags=lags,
-                    chain_variance_rel_error=float(np.sqrt(2 * (2 * lags + 1) / (path_windows - lags))))
     return Fluctuations(st.times, dict(kernel=np.mean(kernel, axis=0), chain=np.mean(chain, axis=0), noise=noise),
                         info, components)
 
 
-def _sgd_sources(st: _Setup, r: int, method: str, along: dict):
+def _sgd_sources(st: _Setup, r: int, method: str, along: dict, lags):
     """The chain part (T, P, T, P) for each initial function, and the target-noise part (sections 4 and 5)."""
     lim = st.limit
     task = lim.task
     lam, b_p = st.lam[:r], st.b_p[:, :r]
     a = st.alpha
     T, P = st.times.size, st.probes.shape[0]
-    # Target noise (closed form, every mode): Var a_i(t) = alpha^2 sigma^2 t (1 - e^{-x}) / x, x = 2 alpha lambda t.
-    noise_var = np.array([a * a * task.noise_std**2 * t * _expm1_ratio(2 * a * st.lam * t) for t in st.times])
+    # Target noise (closed form, every mode): Var a_i(t) = alpha^2 sigma^2 int_0^t e^{-2 alpha lambda s} ds.
+    noise_var = a * task.noise_std**2 * phi(2 * st.lam, st.times[:, None], a)  # (T, M)
     noise = np.zeros((T, P, T, P))
     for j in range(T):
         for k in range(j + 1):
@@ -288,7 +339,6 @@ def _sgd_sources(st: _Setup, r: int, method: str, along: dict):
     else:
         b_path, ybar_path = along["b_path"], along["ybar_path"]
         psi_path = b_path / lam
-        lags = _lags(task.chain, lim.window, b_path.shape[0])
         m = b_path.shape[0] - lags
 
         def long_run(n, k):
@@ -333,21 +383,16 @@ def _leading_modes(b_p, share) -> int:
     return max(1, int(np.argmax(np.append(np.max(tail, axis=0) <= share, True))))
 
 
-def _lags(chain, window: int, n_windows: int) -> int:
-    """Lags of the truncated long-run covariance: the window's length plus the chain's decorrelation to 1e-3,
-    at most a sixteenth of the path."""
+def _lags(chain, window: int, n_windows: int) -> tuple[int, bool]:
+    """Lags of the truncated long-run covariance: the window's length plus the chain's decorrelation to 1e-3, at
+    most a sixteenth of the path; and whether that cap was hit."""
     if isinstance(chain, MarkovChain):
         rate = chain.mixing
     else:
         rate = float(np.max(np.abs(np.linalg.eigvals(chain.A))))
     decorrelate = 0 if rate < 1e-12 else int(np.ceil(np.log(1e-3) / np.log(rate)))
-    return int(min(window + decorrelate, n_windows // 16))
-
-
-def _expm1_ratio(x):
-    """(1 - e^{-x}) / x, 1 at x = 0."""
-    xs = np.where(x > 0, x, 1.0)
-    return np.where(x > 0, -np.expm1(-xs) / xs, 1.0)
+    wanted = window + decorrelate
+    return int(min(wanted, n_windows // 16)), wanted > n_windows // 16
 
 
 def _stationary_path(limit: LimitModel, n_windows: int, seed) -> np.ndarray:
@@ -376,7 +421,7 @@ def _node_pass(st: _Setup, r: int, path, draws: int, seed) -> dict:
     out = dict(f0_grid=np.zeros((len(lim.grid), draws))) if draws else {}
     chunk = 512
     if path is not None:
-        chunk = int(np.clip(2**24 // ((d + 2) * path.shape[0]), 16, 512))  # the path's states: at most 128 MB
+        chunk = int(np.clip(PATH_BYTES // (8 * (d + 2) * path.shape[0]), 16, 512))  # PATH_BYTES, or 16 nodes
         n = path.shape[0] - L + 1
         out.update(b_path=np.zeros((n, r)), ybar_path=lim.task.conditional_mean(
             np.lib.stride_tricks.sliding_window_view(path, L, axis=0).transpose(0, 2, 1)))
