@@ -96,8 +96,8 @@ def test_kernel_response_is_the_derivative_of_the_flow(small_delay):
         flow = LinearKernelFlow(lim.K + step * eps * a_grid @ a_grid.T, lim.grid.weights, lim.ybar, lim.alpha)
         outputs.append(flow.at(times, K_pg + step * eps * a_probe @ a_grid.T))
     difference = (-3 * outputs[0] + 4 * outputs[1] - outputs[2]) / (2 * eps)
-    # The modes left out of the response carry 1e-10 of E_pi K(x, W)^2: terms of relative size 1e-5 at most.
-    np.testing.assert_allclose(response, difference, rtol=0, atol=1e-4 * np.max(np.abs(difference)))
+    # The modes left out of the response carry KERNEL_MODES = 1e-8 of E_pi K(x, W)^2: terms below 1e-4 |a|.
+    np.testing.assert_allclose(response, difference, rtol=0, atol=3e-4 * np.max(np.abs(difference)))
 
 
 def test_path_estimate_agrees_with_the_exact_poisson_solution(small_delay):
