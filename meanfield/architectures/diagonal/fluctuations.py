@@ -184,9 +184,9 @@ class _Setup:
         """r_s = ybar - f_s on the grid (S, M) and the coefficients <psi_i, ybar - f_0> for each initial function
         (None: f_0 = 0)."""
         flow, ybar = self.limit.flow, self.limit.ybar
-        self.f0 = [np.zeros_like(ybar) if f0 is None else f0 for f0 in f0_grid]
-        self.r_grid = [ybar - f0 - flow.coefficients(self.s, f0) @ flow.K for f0 in self.f0]
-        self.coef = [self.BV.T @ (ybar - f0) for f0 in self.f0]
+        f0_grid = [np.zeros_like(ybar) if f0 is None else f0 for f0 in f0_grid]
+        self.r_grid = [ybar - f0 - flow.coefficients(self.s, f0) @ flow.K for f0 in f0_grid]
+        self.coef = [self.BV.T @ (ybar - f0) for f0 in f0_grid]
 
     def phi(self, tau):
         """phi_tau(lambda_i) for each tau, shape (len(tau), M)."""
