@@ -748,8 +748,9 @@ def _markdown(report, cfg) -> str:
               "Empirical NTK at initialisation against the limit kernel:", "",
               "![kernel error](kernel_error_vs_width.png)", "",
               "Memory state against the number of steps, with the contraction bound:", "",
-              "![memory state](memory_state.png)", "",
-              "sqrt(N) (f^N_t - f_t) across seeds against the predicted band, and sqrt(N) x mean error against the "
-              "predicted constant:", "", "![fluctuations](fluctuations.png)", "",
-              "Full numbers and the configuration in report.json; runs in runs/.", ""]
+              "![memory state](memory_state.png)", ""]
+    if fl:
+        lines += ["sqrt(N) (f^N_t - f_t) across seeds against the predicted band, and sqrt(N) x mean error against the "
+                  "predicted constant:", "", "![fluctuations](fluctuations.png)", ""]
+    lines += ["Full numbers and the configuration in report.json; runs in runs/.", ""]
     return "\n".join(lines)
