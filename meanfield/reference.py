@@ -76,16 +76,18 @@ def gaussian_dual_reference(s11, s12, s22, activation, order=128):
     return float(np.sum(ww * act(u) * act(v))), float(np.sum(ww * act.derivative(u) * act.derivative(v)))
 
 
-def rntk_reference(X, Y, *, layers=1, activation="relu", sigma_w=1.0, sigma_u=1.0, sigma_b=0.0,
-                   sigma_v=1.0, sigma_h=0.0, readout="last", dual=None):
+def rntk_reference(X, Y=None, *, layers=1, activation="relu", sigma_w=1.0, sigma_u=1.0, sigma_b=0.0,
+                   sigma_v=1.0, sigma_h=0.0, readout="last", initial_state="shared", dual=None):
     """(NNGP, NTK) Gram matrices by the full (T, T') recursion for every pair (slow; for tests).
 
     ``dual(s11, s12, s22)`` defaults to quadrature of the activation (:func:`gaussian_dual_reference`).
+    Y = None: Y is X, and with ``initial_state="independent"`` each sequence meets its own initial state on the
+    diagonal (else no pair shares one).
     """
     dual = dual or (lambda a, b, c: gaussian_dual_reference(a, b, c, activation))
     sw, su, sb, sv, sh = (s**2 for s in (sigma_w, sigma_u, sigma_b, sigma_v, sigma_h))
 
-    def grids(x, y):
+    def grids(x, y, same_start):
         Tx, Ty, m = x.shape[0], y.shape[0], x.shape[1]
         below_k = np.zeros((Tx + 1, Ty + 1))
         below_k[1:, 1:] = x @ y.T / m
@@ -104,7 +106,7 @@ def rntk_reference(X, Y, *, layers=1, activation="relu", sigma_w=1.0, sigma_u=1.
                 ky = dual(vy[t], vy[t], vy[t])[0]
                 vy_below[t] = ky
             k, kd, th = (np.zeros((Tx + 1, Ty + 1)) for _ in range(3))
-            k[0, 0] = sh
+            k[0, 0] = sh if same_start else 0.0
             for t in range(1, Tx + 1):
                 for u in range(1, Ty + 1):
                     s = sw * k[t - 1, u - 1] + su * below_k[t, u] + sb
@@ -114,14 +116,21 @@ def rntk_reference(X, Y, *, layers=1, activation="relu", sigma_w=1.0, sigma_u=1.
             below_k, below_kd, below_th = k, kd, th
         return k, kd, th
 
-    X, Y = [np.asarray(x, float) for x in X], [np.asarray(y, float) for y in Y]
+    symmetric = Y is None
+    X = [np.asarray(x, float) for x in X]
+    Y = X if symmetric else [np.asarray(y, float) for y in Y]
     nngp, ntk = np.empty((len(X), len(Y))), np.empty((len(X), len(Y)))
     for i, x in enumerate(X):
         for j, y in enumerate(Y):
-            k, kd, th = grids(x, y)
+            k, kd, th = grids(x, y, initial_state == "shared" or (symmetric and i == j))
             if readout == "last":
                 nngp[i, j] = sv * k[-1, -1]
                 ntk[i, j] = sv * (k[-1, -1] + kd[-1, -1] * th[-1, -1])
+            elif readout == "per_step":  # the end-aligned diagonal, 1/sqrt(T T')
+                steps = range(min(x.shape[0], y.shape[0]))
+                scale = sv / np.sqrt(x.shape[0] * y.shape[0])
+                nngp[i, j] = scale * sum(k[-1 - s, -1 - s] for s in steps)
+                ntk[i, j] = scale * sum(k[-1 - s, -1 - s] + kd[-1 - s, -1 - s] * th[-1 - s, -1 - s] for s in steps)
             else:
                 scale = sv / (x.shape[0] * y.shape[0])
                 nngp[i, j] = scale * k[1:, 1:].sum()

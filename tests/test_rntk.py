@@ -30,25 +30,32 @@ def sequences():
 
 @pytest.mark.parametrize("activation, dual", [("relu", relu_dual), ("erf", erf_dual), ("tanh", None)])
 @pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("readout", ["last", "mean"])
-def test_compiled_rntk_equals_the_full_grid_reference(sequences, activation, dual, layers, readout):
+@pytest.mark.parametrize("readout, initial_state", [("last", "shared"), ("mean", "shared"), ("per_step", "shared"),
+                                                    ("last", "independent"), ("per_step", "independent")])
+def test_compiled_rntk_equals_the_full_grid_reference(sequences, activation, dual, layers, readout, initial_state):
     """The reference recurses over every (t, t') pair; the compiled kernel over the end-aligned
-    diagonal only (last readout) - they must agree, for cross and symmetric Grams."""
+    diagonal only (last and per-step readouts) - they must agree, for cross and symmetric Grams."""
     X, Y = sequences
     kw = dict(layers=layers, activation=activation, sigma_w=1.1, sigma_u=0.9, sigma_b=0.3, sigma_v=1.2,
-              sigma_h=0.5, readout=readout)
+              sigma_h=0.5, readout=readout, initial_state=initial_state)
     tol = 1e-13 if activation != "tanh" else 1e-9
     # A sequence paired with itself has lambda = 1; the reference computes its own variances and the
     # pair by different roundings, and ReLU's (pi - arccos lambda) turns an ulp into sqrt(eps) ~ 1e-8.
     # (The compiled kernel shares the arithmetic of both and gets lambda = 1 exactly.)
-    for (A, B), t in (((X, Y), tol), ((X, X), 1e-7 if activation == "relu" else tol)):
+    for (A, B), t in (((X, Y), tol), ((X, None), 1e-7 if activation == "relu" else tol)):
         nngp, ntk = rntk(A, B, kind="both", **kw)
         ref_nngp, ref_ntk = rntk_reference(A, B, dual=dual, **kw)
         np.testing.assert_allclose(nngp, ref_nngp, atol=t, rtol=t)
         np.testing.assert_allclose(ntk, ref_ntk, atol=t, rtol=t)
     sym = rntk(X, kind="ntk", **kw)
     np.testing.assert_array_equal(sym, sym.T)
-    np.testing.assert_allclose(sym, rntk(X, [x.copy() for x in X], **kw), rtol=1e-12, atol=1e-13)
+    cross = rntk(X, [x.copy() for x in X], **kw)
+    if initial_state == "shared":
+        np.testing.assert_allclose(sym, cross, rtol=1e-12, atol=1e-13)
+    else:  # a cross Gram holds different draws of the initial state: only the diagonal differs
+        off = ~np.eye(len(X), dtype=bool)
+        np.testing.assert_allclose(sym[off], cross[off], rtol=1e-12, atol=1e-13)
+        assert np.all(np.abs(np.diag(sym) - np.diag(cross)) > 1e-3)
 
 
 @pytest.mark.parametrize("s11, s12, s22", [(1.3, 0.4, 0.8), (2.0, -1.5, 1.5), (0.5, 0.5, 0.5), (3.0, 0.0, 0.2)])
@@ -95,24 +102,32 @@ def test_left_padding_with_zeros_changes_nothing_without_bias_and_initial_state(
 def test_empirical_ntk_equals_finite_difference_jacobians():
     rng = np.random.default_rng(4)
     X = [rng.normal(size=(T, 2)) for T in (3, 4, 3)]
-    for readout in ("last", "mean"):
+    for readout in ("last", "mean", "per_step"):
         net = ElmanRNN(5, 2, layers=2, activation="tanh", sigma_b=0.4, sigma_h=0.3, readout=readout, seed=1)
+        net(X)  # the per-step readout draws its vectors V_s for the longest sequence on first use
         J = finite_difference_jacobian(net, X)
         np.testing.assert_allclose(net.ntk(X), J @ J.T, atol=1e-8)
 
 
-# A covering design: each activation, depth and kind of lengths appears, without all 8 combinations.
-RATE_CASES = [("relu", 1, "equal"), ("relu", 2, "different"), ("erf", 1, "different"), ("erf", 2, "equal")]
+# A covering design: each activation, depth, kind of lengths and convention (readout, initial state) appears,
+# without all combinations. The RNTK_UCI conventions (theory_notes/rntk.md section 7) with sigma_h > 0, so that
+# the independent initial states count.
+RATE_CASES = [("relu", 1, "equal", "last", "shared"), ("relu", 2, "different", "last", "shared"),
+              ("erf", 1, "different", "last", "shared"), ("erf", 2, "equal", "last", "shared"),
+              ("relu", 1, "equal", "per_step", "independent"), ("erf", 1, "different", "per_step", "shared"),
+              ("relu", 2, "equal", "last", "independent")]
 SEEDS = 8
 
 
-@pytest.mark.parametrize("activation, layers, lengths", RATE_CASES)
-def test_wide_networks_converge_to_the_rntk_at_rate_one_half(activation, layers, lengths):
+@pytest.mark.parametrize("activation, layers, lengths, readout, initial_state", RATE_CASES)
+def test_wide_networks_converge_to_the_rntk_at_rate_one_half(activation, layers, lengths, readout, initial_state):
     rng = np.random.default_rng(5)
     X = [rng.normal(size=(4 if lengths == "equal" else T, 2)) for T in (2, 4, 5)]
-    kw = dict(layers=layers, activation=activation, sigma_w=1.0, sigma_u=1.0, sigma_b=0.2, sigma_v=1.0)
+    kw = dict(layers=layers, activation=activation, sigma_w=1.0, sigma_u=1.0, sigma_b=0.2, sigma_v=1.0,
+              sigma_h=0.0 if (readout, initial_state) == ("last", "shared") else 0.6, readout=readout,
+              initial_state=initial_state)
     nngp, ntk = rntk(X, kind="both", **kw)
-    widths = 2 ** np.arange(7, 13)
+    widths = 2 ** np.arange(6, 12)
     e_ntk, e_nngp = [], []
     for n in widths:
         nets = [ElmanRNN(int(n), 2, seed=[int(n), s], **kw) for s in range(SEEDS)]

@@ -106,7 +106,27 @@ def check_one_step_is_a_perceptron():
             name, code_nngp[0, 0], nngp, code_ntk[0, 0], ntk)
 
 
+def check_per_step_readout_keeps_equal_times():
+    """Section 7: with independent readout vectors V_s the output covariance keeps only the equal-time terms
+    s = s'; with one shared V (the "mean" readout) every pair (s, s') stays. Two steps, two units."""
+    T = 2
+    h = sp.Matrix(T, 2, sp.symbols("h0:4"))  # h[s, i]: unit i, s steps before the end, sequence x
+    g = sp.Matrix(T, 2, sp.symbols("g0:4"))  # the same for sequence y
+    V = sp.Matrix(T, 2, sp.symbols("v0:4"))  # V[s, i]
+    f_x = sum(V[s, i] * h[s, i] for s in range(T) for i in range(2))
+    f_y = sum(V[s, i] * g[s, i] for s in range(T) for i in range(2))
+    # E over independent standard normal V entries: E[v v'] = 1 if the same entry, else 0
+    second_moments = {a * b: (1 if a == b else 0) for a in V for b in V}
+    covariance = sp.expand(f_x * f_y).subs({a**2: 1 for a in V}).subs(second_moments)
+    assert sp.simplify(covariance - sum(h[s, i] * g[s, i] for s in range(T) for i in range(2))) == 0
+    shared = sp.expand(sum(V[0, i] * h[s, i] for s in range(T) for i in range(2))
+                       * sum(V[0, i] * g[s, i] for s in range(T) for i in range(2)))
+    shared = shared.subs({V[0, i] ** 2: 1 for i in range(2)}).subs({V[0, 0] * V[0, 1]: 0})
+    assert sp.simplify(shared - sum(h[s, i] * g[u, i] for s in range(T) for u in range(T) for i in range(2))) == 0
+
+
 if __name__ == "__main__":
     check_closed_forms()
     check_one_step_is_a_perceptron()
+    check_per_step_readout_keeps_equal_times()
     print("theory_notes/rntk.md: all checks passed")

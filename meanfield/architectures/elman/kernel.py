@@ -19,6 +19,10 @@ readout (the 1/(T T') sum over all (t, t') for the mean readout).
 
 For the last readout only the end-aligned diagonal t' - t = T' - T reaches (T, T'), so a pair costs
 O(L min(T, T')) plus the variances Sigma^l(t,t) of each sequence, computed once per sequence.
+
+The conventions of the RNTK_UCI code (``theory_notes/rntk.md`` section 7): ``readout="per_step"`` sums the
+readout kernels over that same diagonal, scaled by 1/sqrt(T T') (equal lengths: (1/T) sum_t); with
+``initial_state="independent"`` K^l(0,0) = sigma_h^2 only for a sequence paired with itself in a symmetric Gram.
 """
 
 from __future__ import annotations
@@ -106,8 +110,8 @@ def _own_variances(flat, offsets, L, p, code, zx, zw):
 
 
 @njit(**JIT)
-def _row_last(fx, x0, Tx, vx, ya, oy, vya, j0, L, p, code, zx, zw, nngp_row, ntk_row):
-    """(NNGP, NTK) of sequence x against sequences j0.. of Y, last readout, into the two rows.
+def _row_last(fx, x0, Tx, vx, ya, oy, vya, j0, L, p, code, zx, zw, shared, per_step, self_first, nngp_row, ntk_row):
+    """(NNGP, NTK) of sequence x against sequences j0.. of Y, last or per-step readout, into the two rows.
 
     Y comes end-aligned on a common timeline of T_max steps, time-major (``_end_aligned``): ya (T_max, P, m)
     and its own variances vya (L, T_max, P), so that x's step t meets every y_j at the same aligned step
@@ -115,6 +119,10 @@ def _row_last(fx, x0, Tx, vx, ya, oy, vya, j0, L, p, code, zx, zw, nngp_row, ntk
     t = max(0, Tx - Ty_j) on and masked before. The loops run over the pairs, which are independent, in
     passes without branches and on contiguous rows, so they vectorise; a loop over the steps of one pair is a
     latency-bound chain (sqrt, division, arccos).
+
+    The initial states meet at K = sigma_h^2 when they are the same vector: with ``shared`` when the lengths are
+    equal (the two start at the same aligned step), else only for the pair of x with itself (``self_first``: Y
+    is X from x on). ``per_step`` sums the top layer's kernels over the diagonal, scaled by 1/sqrt(Tx Ty).
     """
     s_w, s_u, s_v, s_h = p[0], p[1], p[3], p[4]
     nj = oy.size - 1 - j0
@@ -123,11 +131,14 @@ def _row_last(fx, x0, Tx, vx, ya, oy, vya, j0, L, p, code, zx, zw, nngp_row, ntk
     k_prev = np.empty((L, nj))
     kd_prev = np.zeros((L, nj))
     th_prev = np.zeros((L, nj))
+    sum_k = np.zeros(nj)
+    sum_ntk = np.zeros(nj)
     for jj in range(nj):
         Ty = oy[j0 + jj + 1] - oy[j0 + jj]
         start[jj] = max(0, Tx - Ty)
+        same_start = (Tx == Ty) if shared else (self_first and jj == 0)
         for ll in range(L):
-            k_prev[ll, jj] = s_h if Tx == Ty else 0.0
+            k_prev[ll, jj] = s_h if same_start else 0.0
     below = np.empty(nj)
     sig = np.empty(nj)
     kk = np.empty(nj)
@@ -153,15 +164,27 @@ def _row_last(fx, x0, Tx, vx, ya, oy, vya, j0, L, p, code, zx, zw, nngp_row, ntk
                 thp[jj] = th if active else thp[jj]
                 below[jj] = kk[jj]
                 th_below[jj] = th
+        if per_step:
+            for jj in range(nj):
+                if t >= start[jj]:
+                    sum_k[jj] += k_prev[L - 1, jj]
+                    sum_ntk[jj] += k_prev[L - 1, jj] + kd_prev[L - 1, jj] * th_prev[L - 1, jj]
     top = L - 1
     for jj in range(nj):
-        nngp_row[j0 + jj] = s_v * k_prev[top, jj]
-        ntk_row[j0 + jj] = s_v * (k_prev[top, jj] + kd_prev[top, jj] * th_prev[top, jj])
+        if per_step:
+            Ty = oy[j0 + jj + 1] - oy[j0 + jj]
+            scale = s_v / np.sqrt(Tx * Ty)
+            nngp_row[j0 + jj] = scale * sum_k[jj]
+            ntk_row[j0 + jj] = scale * sum_ntk[jj]
+        else:
+            nngp_row[j0 + jj] = s_v * k_prev[top, jj]
+            ntk_row[j0 + jj] = s_v * (k_prev[top, jj] + kd_prev[top, jj] * th_prev[top, jj])
 
 
 @njit(**JIT)
-def _pair_mean(flat_x, x0, Tx, var_x, flat_y, y0, Ty, var_y, L, p, code, zx, zw):
-    """(NNGP, NTK) of one pair, mean readout: the full (T, T') grid, layer by layer."""
+def _pair_mean(flat_x, x0, Tx, var_x, flat_y, y0, Ty, var_y, L, p, code, zx, zw, same_start):
+    """(NNGP, NTK) of one pair, mean readout: the full (T, T') grid, layer by layer; the initial states meet at
+    sigma_h^2 when ``same_start`` (one vector), else at 0."""
     s_w, s_u, s_v, s_h = p[0], p[1], p[3], p[4]
     # layer below: K^{l-1}(t, t') and its derivative/Theta on the grid (index 0 = time 0)
     below_k = np.zeros((Tx + 1, Ty + 1))
@@ -177,7 +200,7 @@ def _pair_mean(flat_x, x0, Tx, var_x, flat_y, y0, Ty, var_y, L, p, code, zx, zw)
         k[:, :] = 0.0
         kd[:, :] = 0.0
         th[:, :] = 0.0
-        k[0, 0] = s_h
+        k[0, 0] = s_h if same_start else 0.0
         for t in range(1, Tx + 1):
             for u in range(1, Ty + 1):
                 sig = _preactivation(p, k[t - 1, u - 1], below_k[t, u])
@@ -200,19 +223,20 @@ def _pair_mean(flat_x, x0, Tx, var_x, flat_y, y0, Ty, var_y, L, p, code, zx, zw)
 
 
 @njit(**JIT)
-def _row(i, fx, ox, vx, fy, oy, vy, ya, vya, symmetric, mean, L, p, code, zx, zw, nngp, ntk):
+def _row(i, fx, ox, vx, fy, oy, vy, ya, vya, symmetric, mean, per_step, shared, L, p, code, zx, zw, nngp, ntk):
     x0, Tx = ox[i], ox[i + 1] - ox[i]
     j0 = i if symmetric else 0
-    if mean:
+    if mean:  # the full grid is start-aligned: the initial states meet when shared, or for x with itself
         for j in range(j0, oy.size - 1):
+            same_start = shared or (symmetric and j == i)
             nngp[i, j], ntk[i, j] = _pair_mean(fx, x0, Tx, vx, fy, oy[j], oy[j + 1] - oy[j], vy, L, p, code,
-                                               zx, zw)
+                                               zx, zw, same_start)
     else:
-        _row_last(fx, x0, Tx, vx, ya, oy, vya, j0, L, p, code, zx, zw, nngp[i], ntk[i])
+        _row_last(fx, x0, Tx, vx, ya, oy, vya, j0, L, p, code, zx, zw, shared, per_step, symmetric, nngp[i], ntk[i])
 
 
 @njit(parallel=True, **JIT)
-def _gram(fx, ox, vx, fy, oy, vy, ya, vya, symmetric, mean, L, p, code, zx, zw):
+def _gram(fx, ox, vx, fy, oy, vy, ya, vya, symmetric, mean, per_step, shared, L, p, code, zx, zw):
     """NNGP and NTK Gram matrices; with ``symmetric`` (Y is X) each pair is computed once.
 
     A symmetric Gram's row i holds M - i pairs: rows go to the threads in couples (r, M - 1 - r) of
@@ -224,9 +248,10 @@ def _gram(fx, ox, vx, fy, oy, vy, ya, vya, symmetric, mean, L, p, code, zx, zw):
     n_tasks = (M + 1) // 2 if symmetric else M
     for task in prange(n_tasks):
         r = np.int64(task)  # prange indices are unsigned: M - 1 - r would become a float
-        _row(r, fx, ox, vx, fy, oy, vy, ya, vya, symmetric, mean, L, p, code, zx, zw, nngp, ntk)
+        _row(r, fx, ox, vx, fy, oy, vy, ya, vya, symmetric, mean, per_step, shared, L, p, code, zx, zw, nngp, ntk)
         if symmetric and M - 1 - r != r:
-            _row(M - 1 - r, fx, ox, vx, fy, oy, vy, ya, vya, symmetric, mean, L, p, code, zx, zw, nngp, ntk)
+            _row(M - 1 - r, fx, ox, vx, fy, oy, vy, ya, vya, symmetric, mean, per_step, shared, L, p, code, zx, zw,
+                 nngp, ntk)
     if symmetric:
         for i in range(M):
             for j in range(i):
@@ -281,6 +306,9 @@ def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, backend="numba
     fy, oy = (fx, ox) if symmetric else pack_sequences(Y, "Y", input_dim=fx.shape[1])
     zx, zw = normal_rule() if code not in (RELU, ERF, LINEAR) else (np.zeros(1), np.ones(1))
     if backend == "jax":
+        if readout == "per_step" or arch.initial_state != "shared":
+            raise ValueError("readout='per_step' and initial_state='independent' are computed on backend 'numba' "
+                             "only")
         from ...jax_backend.rntk import gram
 
         kinds = ("nngp", "ntk") if kind == "both" else (kind,)
@@ -294,9 +322,10 @@ def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, backend="numba
                               f"thread; readout='last' needs none)")
     vx, _ = _own_variances(fx, ox, layers, p, code, zx, zw)
     vy = vx if symmetric else _own_variances(fy, oy, layers, p, code, zx, zw)[0]
-    if readout == "last":
+    if readout != "mean":
         ya, vya = _end_aligned(fy, oy, vy, int(max(np.diff(ox).max(), np.diff(oy).max())))
     else:  # the mean readout reads fy and vy
         ya, vya = np.empty((0, 0, fy.shape[1])), np.empty((layers, 0, 0))
-    nngp, ntk = _gram(fx, ox, vx, fy, oy, vy, ya, vya, symmetric, readout == "mean", layers, p, code, zx, zw)
+    nngp, ntk = _gram(fx, ox, vx, fy, oy, vy, ya, vya, symmetric, readout == "mean", readout == "per_step",
+                      arch.initial_state == "shared", layers, p, code, zx, zw)
     return {"ntk": ntk, "nngp": nngp, "both": (nngp, ntk)}[kind]

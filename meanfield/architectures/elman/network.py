@@ -3,8 +3,11 @@
     g^{l,t} = (sigma_w/sqrt n) W^l h^{l,t-1} + (sigma_u/sqrt m_l) U^l h^{l-1,t} + sigma_b b^l,
     h^{l,t} = phi(g^{l,t}),  h^{0,t} = x_t,  h^{l,0} = sigma_h xi^l (fixed, not trained),
     f(x) = (sigma_v/sqrt n) V r(x),  r = h^{L,T} ("last") or (1/T) sum_t h^{L,t} ("mean"),
+    f(x) = (sigma_v/sqrt n) (1/sqrt T) sum_{s<T} V_s h^{L,T-s}   ("per_step": a readout vector per step from the end),
 
-all of W, U, b, V standard normal. Its infinite-width kernels are :func:`meanfield.architectures.elman.kernel.rntk`.
+all of W, U, b, V (V_s) standard normal; with ``initial_state="independent"`` every sequence gets a fresh
+h^{l,0} = sigma_h xi at each evaluation (``theory_notes/rntk.md`` section 7). Its infinite-width kernels are
+:func:`meanfield.architectures.elman.kernel.rntk`.
 ``parameterisation="mup"`` scales the readout by sigma_v/n instead (the mean-field / muP readout) and
 multiplies the learning rate of :meth:`ElmanRNN.train` by n, so that f still moves O(1) per unit of
 training time while each hidden pre-activation moves O(1) instead of O(n^{-1/2}): features are learned
@@ -18,6 +21,7 @@ delta^{l,t} = df/dg^{l,t}, the W^l block of <grad f(x), grad f(x')> is
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -30,11 +34,13 @@ from .kernel import pack_sequences
 from .settings import Elman
 
 
-def _backend_and_dtype(backend, dtype):
+def _backend_and_dtype(backend, dtype, settings):
     """Checked (backend, dtype): float32 only on the JAX backend; the JAX module for "jax", else None."""
     backend, dtype = check_backend_and_dtype(backend, dtype)
     if backend == "numba":
         return None, dtype
+    if settings.readout == "per_step" or settings.initial_state != "shared":
+        raise ValueError("readout='per_step' and initial_state='independent' run on backend 'numba' only")
     from ...jax_backend import elman
 
     return elman, dtype
@@ -47,7 +53,7 @@ class _Features:
     deltas: list  # per layer (B, T, n): df/dg^{l,t}
     states_prev: list  # per layer (B, T, n): h^{l,t-1}
     inputs: list  # per layer (B, T, m_l): h^{l-1,t}
-    readout: np.ndarray  # (B, n): r(x)
+    readout: np.ndarray  # (B, n): r(x); per-step readout (B, T, n), row s against V_s
     outputs: np.ndarray  # (B,)
 
 
@@ -56,6 +62,14 @@ def _pair_products(A, B):
     Ma, T, k = A.shape
     Mb, S, _ = B.shape
     return (A.reshape(Ma * T, k) @ B.reshape(Mb * S, k).T).reshape(Ma, T, Mb, S)
+
+
+def _readout_products(a, b):
+    """r(x) . r(y) for readout features (B, n), or per-step ones (B, T, n) whose rows s meet on the common steps."""
+    if a.ndim == 2:
+        return a @ b.T
+    S = min(a.shape[1], b.shape[1])
+    return np.einsum("asn,bsn->ab", a[:, :S], b[:, :S])
 
 
 class ElmanRNN:
@@ -87,10 +101,17 @@ class ElmanRNN:
         self.b = [rng.standard_normal(n) for _ in range(layers)]
         self.V = rng.standard_normal(n)
         self.h0 = [self.sigma_h * rng.standard_normal(n) for _ in range(layers)]
+        # streams of their own, so that the draws above are those of the default conventions: the readout
+        # vectors V_s, s >= 1, drawn in order of s as longer sequences come (V_0 is the V above), and the
+        # independent initial states
+        self._v_rng, self._h0_rng = rng.spawn(2)
+        if self.readout == "per_step":
+            self.V = self.V[None, :]
 
     layers = property(lambda self: self.settings.layers)
     activation = property(lambda self: self.settings.activation)
     readout = property(lambda self: self.settings.readout)
+    initial_state = property(lambda self: self.settings.initial_state)
     sigma_w = property(lambda self: self.settings.sigma_w)
     sigma_u = property(lambda self: self.settings.sigma_u)
     sigma_b = property(lambda self: self.settings.sigma_b)
@@ -112,7 +133,14 @@ class ElmanRNN:
         other.__dict__.update(self.__dict__)
         other.W, other.U, other.b = [w.copy() for w in self.W], [u.copy() for u in self.U], [c.copy() for c in self.b]
         other.V, other.h0 = self.V.copy(), [h.copy() for h in self.h0]
+        other._v_rng, other._h0_rng = copy.deepcopy(self._v_rng), copy.deepcopy(self._h0_rng)
         return other
+
+    def _readout_vectors(self, T):
+        """The per-step readout: V (S, n) with S >= T rows, drawn on first need."""
+        if self.V.shape[0] < T:
+            self.V = np.vstack([self.V, self._v_rng.standard_normal((T - self.V.shape[0], self.width))])
+        return self.V
 
     # -- forward and backward on a batch of equal-length sequences -----------------------------
     def _scales(self, layer):
@@ -126,7 +154,10 @@ class ElmanRNN:
         pre = [np.empty((B, T, n)) for _ in range(L)]
         prev = [np.empty((B, T, n)) for _ in range(L)]
         inputs = [x] + [np.empty((B, T, n)) for _ in range(L - 1)]
-        h = [np.broadcast_to(h0, (B, n)) for h0 in self.h0]
+        if self.initial_state == "shared":
+            h = [np.broadcast_to(h0, (B, n)) for h0 in self.h0]
+        else:
+            h = [self.sigma_h * self._h0_rng.standard_normal((B, n)) for _ in range(L)]
         for t in range(T):
             below = x[:, t]
             for l in range(L):
@@ -139,18 +170,28 @@ class ElmanRNN:
                 h[l] = self._act(g)
                 below = h[l]
         top_states = np.concatenate([prev[-1][:, 1:], h[-1][:, None]], axis=1)  # h^{L,t}, t = 1..T
-        r = h[-1] if self.readout == "last" else top_states.mean(axis=1)
         av = self.readout_scale
-        outputs = av * r @ self.V
+        readout_grad = np.zeros((T, n))  # df/dh^{L,t} from the readout
+        if self.readout == "per_step":  # r (B, T, n): h^{L,T-s}/sqrt(T), against V_s
+            r = top_states[:, ::-1] / math.sqrt(T)
+            V = self._readout_vectors(T)[:T]
+            readout_grad[:] = av * V[::-1] / math.sqrt(T)
+            outputs = av * np.einsum("bsn,sn->b", r, V)
+        elif self.readout == "last":
+            r = h[-1]
+            readout_grad[T - 1] = av * self.V
+            outputs = av * r @ self.V
+        else:
+            r = top_states.mean(axis=1)
+            readout_grad[:] = av * self.V / T
+            outputs = av * r @ self.V
         deltas = [np.empty((B, T, n)) for _ in range(L)]
         future = [np.zeros((B, n)) for _ in range(L)]  # df/dh^{l,t} through g^{l,t+1}
         for t in range(T - 1, -1, -1):
             above = None  # df/dh^{l,t} through g^{l+1,t}
             for l in range(L - 1, -1, -1):
                 aw, au = self._scales(l)
-                grad_h = future[l].copy()
-                if l == L - 1 and (self.readout == "mean" or t == T - 1):
-                    grad_h += av * self.V / (T if self.readout == "mean" else 1)
+                grad_h = future[l] + readout_grad[t] if l == L - 1 else future[l].copy()
                 if above is not None:
                     grad_h += above
                 delta = self._act.derivative(pre[l][:, t]) * grad_h
@@ -172,7 +213,7 @@ class ElmanRNN:
 
     def __call__(self, X, *, backend="numba", dtype="float64") -> np.ndarray:
         """f on each sequence of X, shape (M,) (backend, dtype: as in :meth:`train`)."""
-        jax_path, dtype = _backend_and_dtype(backend, dtype)
+        jax_path, dtype = _backend_and_dtype(backend, dtype, self.settings)
         if jax_path is not None:
             return jax_path.outputs(self, X, dtype)
         groups, M = self._features(X)
@@ -189,7 +230,7 @@ class ElmanRNN:
         at Y are used on the right, giving J(theta) J(theta')^T; default: this network. backend, dtype: as
         in :meth:`train`.
         """
-        jax_path, dtype = _backend_and_dtype(backend, dtype)
+        jax_path, dtype = _backend_and_dtype(backend, dtype, self.settings)
         if jax_path is not None:
             return jax_path.gram(self, X, Y, other, dtype, "ntk")
         other = self if other is None else other
@@ -198,7 +239,7 @@ class ElmanRNN:
         G = np.zeros((M, P))
         for ix, fx in gx:
             for iy, fy in gy:
-                block = self.readout_scale**2 * fx.readout @ fy.readout.T
+                block = self.readout_scale**2 * _readout_products(fx.readout, fy.readout)
                 for l in range(self.layers):
                     aw, au = self._scales(l)
                     dd = _pair_products(fx.deltas[l], fy.deltas[l])
@@ -211,7 +252,7 @@ class ElmanRNN:
     def nngp(self, X, Y=None, *, backend="numba", dtype="float64") -> np.ndarray:
         """sigma_v^2 r(x) . r(y) / n: the output covariance averaged over the readout V exactly (backend,
         dtype: as in :meth:`train`)."""
-        jax_path, dtype = _backend_and_dtype(backend, dtype)
+        jax_path, dtype = _backend_and_dtype(backend, dtype, self.settings)
         if jax_path is not None:
             return jax_path.gram(self, X, Y, None, dtype, "nngp")
         gx, M = self._features(X)
@@ -219,7 +260,7 @@ class ElmanRNN:
         G = np.zeros((M, P))
         for ix, fx in gx:
             for iy, fy in gy:
-                G[np.ix_(ix, iy)] = self.readout_scale**2 * fx.readout @ fy.readout.T
+                G[np.ix_(ix, iy)] = self.readout_scale**2 * _readout_products(fx.readout, fy.readout)
         return G
 
     # -- training --------------------------------------------------------------------------------
@@ -238,6 +279,11 @@ class ElmanRNN:
             self.W[l] -= (lr * aw * D).T @ prev
             self.U[l] -= (lr * au * D).T @ inputs
             self.b[l] -= lr * self.sigma_b * D.sum(axis=0)
+        if self.readout == "per_step":
+            for idx, f in groups:
+                T = f.readout.shape[1]
+                self.V[:T] -= lr * self.readout_scale * np.einsum("b,bsn->sn", residual[idx], f.readout)
+            return
         readouts = np.concatenate([f.readout for _, f in groups])
         e = np.concatenate([residual[idx] for idx, _ in groups])
         self.V -= lr * self.readout_scale * e @ readouts
@@ -256,7 +302,7 @@ class ElmanRNN:
         only: the steps between records run in one compiled loop on the device); dtype: "float64", or
         "float32" on the JAX backend only.
         """
-        jax_path, dtype = _backend_and_dtype(backend, dtype)
+        jax_path, dtype = _backend_and_dtype(backend, dtype, self.settings)
         y = np.asarray(y, dtype=float)
         M = len(X)
         if y.shape != (M,) or not np.all(np.isfinite(y)):

@@ -9,7 +9,8 @@ import numpy as np
 from ... import checks
 from ...activations import ACTIVATIONS, Activation, get_activation
 
-READOUTS = ("last", "mean")
+READOUTS = ("last", "mean", "per_step")
+INITIAL_STATES = ("shared", "independent")
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,11 @@ class Elman:
     activation : a row of :data:`meanfield.activations.ACTIVATIONS`
     sigma_w, sigma_u, sigma_b, sigma_v, sigma_h : scales of the recurrent, input, bias and readout weights
         and of the (fixed) initial state
-    readout : "last" (f from h^{L,T}) or "mean" (from the mean over time of h^{L,t})
+    readout : "last" (f from h^{L,T}), "mean" (from the mean over time of h^{L,t}) or "per_step" (a readout
+        vector of its own for each step, counted from the end, the outputs averaged: the equal-time
+        "average" readout of the RNTK_UCI code, ``theory_notes/rntk.md`` section 7)
+    initial_state : "shared" (one fixed h^{l,0} for every sequence) or "independent" (a fresh one per
+        sequence, as in the RNTK_UCI code: covariance sigma_h^2 with itself and 0 across sequences)
 
     Examples
     --------
@@ -50,10 +55,12 @@ class Elman:
     sigma_v: float = 1.0
     sigma_h: float = 0.0
     readout: str = "last"
+    initial_state: str = "shared"
 
     def __post_init__(self):
         get_activation(self.activation)
         checks.choice(self.readout, "readout", READOUTS)
+        checks.choice(self.initial_state, "initial_state", INITIAL_STATES)
         object.__setattr__(self, "layers", checks.integer(self.layers, "layers", 1))
         for name in ("sigma_w", "sigma_u", "sigma_b", "sigma_v", "sigma_h"):
             object.__setattr__(self, name, checks.real(getattr(self, name), name, 0))
