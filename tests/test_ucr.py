@@ -22,23 +22,31 @@ def two_class_sequences(rng, n, lengths):
     return X, np.array(y)
 
 
+SMALL_GRID = dict(sigma_w=[1.2, 1.41], sigma_b=[0.0, 0.5], sigma_h=[0.0, 0.5], C=[0.1, 1.0, 10.0],
+                  rbf_scales=[0.3, 1.0], mlp_layers=[1, 2], mlp_sigma_b=[0.0, 0.5])
+
+
 def test_rntk_svm_separates_a_synthetic_sequence_task_of_mixed_lengths():
+    pytest.importorskip("aeon")
     rng = np.random.default_rng(0)
     X_train, y_train = two_class_sequences(rng, 40, [20, 30, 40])
     X_test, y_test = two_class_sequences(rng, 60, [25, 35])
-    res = ucr.evaluate_kernel("rntk", X_train, y_train, X_test, y_test, folds=4)
-    assert res["test_accuracy"] > 0.9, res
-    assert set(res["hyperparameters"]) == {"sigma_w", "sigma_b", "layers", "C"}
-    assert ucr.evaluate_kernel("rbf", X_train, y_train, X_test, y_test)["skipped"].startswith("needs")
+    for kernel in ("rntk", "rntk-authors", "nngp"):
+        res = ucr.evaluate_kernel(kernel, X_train, y_train, X_test, y_test, grid=SMALL_GRID, folds=4)
+        assert res["test_accuracy"] > 0.9, res
+        assert set(res["hyperparameters"]) == {"sigma_w", "sigma_b", "sigma_h", "C"} and res["candidates"] == 24
+    with pytest.raises(ValueError, match="unequal length"):  # the study pads these first
+        ucr.evaluate_kernel("rbf", X_train, y_train, X_test, y_test, grid=SMALL_GRID)
 
 
 def test_jax_backend_chooses_the_same_hyperparameters_and_scores_the_same():
     pytest.importorskip("jax")
+    pytest.importorskip("aeon")
     rng = np.random.default_rng(0)
     X_train, y_train = two_class_sequences(rng, 40, [20, 30, 40])
     X_test, y_test = two_class_sequences(rng, 60, [25, 35])
-    numba_result, jax_result = (ucr.evaluate_kernel("rntk", X_train, y_train, X_test, y_test, folds=4, backend=b)
-                                for b in ("numba", "jax"))
+    numba_result, jax_result = (ucr.evaluate_kernel("rntk", X_train, y_train, X_test, y_test, grid=SMALL_GRID,
+                                                    folds=4, backend=b) for b in ("numba", "jax"))
     for key in ("test_accuracy", "cv_accuracy", "hyperparameters"):
         assert jax_result[key] == numba_result[key], key
 
@@ -64,11 +72,12 @@ def test_backend_is_part_of_each_run_key(tmp_path):
 
 def test_hyperparameters_are_chosen_on_the_training_split_only():
     """Corrupting the test labels must change the test accuracy and nothing else."""
+    pytest.importorskip("aeon")
     rng = np.random.default_rng(1)
     X_train, y_train = two_class_sequences(rng, 30, [24])
     X_test, y_test = two_class_sequences(rng, 30, [24])
-    clean = ucr.evaluate_kernel("ntk-mlp", X_train, y_train, X_test, y_test, folds=3)
-    flipped = ucr.evaluate_kernel("ntk-mlp", X_train, y_train, X_test, 1 - y_test, folds=3)
+    clean = ucr.evaluate_kernel("ntk-mlp", X_train, y_train, X_test, y_test, grid=SMALL_GRID, folds=3)
+    flipped = ucr.evaluate_kernel("ntk-mlp", X_train, y_train, X_test, 1 - y_test, grid=SMALL_GRID, folds=3)
     assert flipped["hyperparameters"] == clean["hyperparameters"]
     assert flipped["cv_accuracy"] == clean["cv_accuracy"]
     assert flipped["test_accuracy"] == pytest.approx(1 - clean["test_accuracy"])
@@ -134,6 +143,7 @@ def test_mean_readout_refuses_what_cannot_fit_in_memory(monkeypatch):
 
 
 def test_dataset_errors(monkeypatch):
+    pytest.importorskip("aeon")
     with pytest.raises(ValueError, match="unknown dataset"):
         ucr.load_dataset("Mnist")
     import sys
@@ -169,3 +179,28 @@ def test_a_multivariate_shipped_dataset_beats_the_published_1nn_baseline(tmp_pat
     report = json.loads((tmp_path / "report.json").read_text())["datasets"][0]
     assert report["channels"] == 6 and report["n_train"] == 40
     assert report["results"][0]["test_accuracy"] > 0.676
+
+
+def test_every_shipped_classification_dataset_is_found():
+    pytest.importorskip("aeon")
+    names = ucr.shipped_datasets()
+    assert {"ACSF1", "ArrowHead", "BasicMotions", "GunPoint", "ItalyPowerDemand", "JapaneseVowels", "OSULeaf",
+            "PickupGestureWiimoteZ"} <= set(names)
+    assert set(ucr.PUBLISHED) <= set(names) and not any(n.endswith("_eq") for n in names)
+
+
+def test_padding_to_equal_length_is_the_archives():
+    train, test = [np.ones((3, 1)), np.ones((5, 1))], [np.ones((4, 1))]
+    padded_train, padded_test = ucr.pad_to_equal_length(train, test)
+    assert {x.shape for x in padded_train + padded_test} == {(5, 1)}
+    np.testing.assert_array_equal(padded_train[0][:, 0], [1, 1, 1, 0, 0])
+
+
+@pytest.mark.parametrize("dataset", ["ArrowHead", "GunPoint", "ItalyPowerDemand", "PickupGestureWiimoteZ"])
+def test_our_1nn_baselines_reproduce_the_archives_published_accuracies(dataset):
+    """The study's data pipeline (splits, padding, z-normalisation) is the UCR archive's: 1-NN with the Euclidean
+    distance and with full-window DTW give the published test accuracies (errors published to 4 decimals)."""
+    pytest.importorskip("aeon")
+    for kernel, error in zip(("1nn-ed", "1nn-dtw"), ucr.PUBLISHED[dataset]):
+        run = json.loads(ucr.evaluate_run(dataset, kernel, grid=SMALL_GRID, folds=10, seed=0, backend="numba")["json"])
+        assert abs(run["result"]["test_accuracy"] - (1 - error)) < 5e-5, (kernel, run["result"], 1 - error)

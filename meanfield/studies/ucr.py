@@ -1,50 +1,51 @@
-"""Kernel SVMs with the RNTK on the UCR/UEA time-series datasets that ``aeon`` ships inside itself.
+"""Kernel SVMs with the RNTK, and the archive's baselines, on the UCR/UEA datasets that ``aeon`` ships inside itself.
 
-For each kernel the hyperparameters (the kernel's own and the SVM's C) are chosen by stratified
-k-fold cross-validation on the training split only; the chosen model is refitted on the whole
-training split and scored once on the official test split. Kernels:
+Every column is an aeon estimator fitted on the training split and scored once on the official test split:
 
-- ``rntk``: the recurrent NTK (:func:`meanfield.architectures.elman.kernel.rntk`, ReLU, last readout), sequences
-  of any lengths;
-- ``nngp``: its NNGP twin;
-- ``rbf``: the Gaussian kernel exp(-gamma |x - x'|^2) on the flattened sequence (equal lengths);
-- ``ntk-mlp``: the NTK of a fully connected ReLU network on the flattened sequence (equal lengths),
-  which is the RNTK of the length-1 sequence (x_1, ..., x_T) stacked into one input.
+- ``rntk`` and ``nngp``: :class:`meanfield.timeseries.RNTKClassifier` with our conventions (shared initial state,
+  last readout), the NTK and its NNGP twin; ``rntk-authors``: the RNTK with the conventions of the RNTK_UCI code
+  (independent initial states, per-step readout; ``theory_notes/rntk.md`` section 7). Their hyperparameters and C
+  are chosen by stratified k-fold cross-validation on the training split over [RNTK]'s grid (the config's);
+- ``rbf`` and ``ntk-mlp``: :class:`~meanfield.timeseries.FlatRBFClassifier` and
+  :class:`~meanfield.timeseries.FlatNTKClassifier` on the flattened series, chosen the same way;
+- ``1nn-ed`` and ``1nn-dtw``: aeon's 1-nearest-neighbour classifier with the Euclidean distance and with DTW over
+  the full window, which the UCR archive publishes for every univariate dataset (:data:`PUBLISHED`): our numbers
+  must equal them, which checks that the splits and the normalisation are the archive's.
+
+Normalisation (:func:`standardise`): univariate series each to mean 0 and variance 1 (the archive's); multivariate
+channels by the training split's statistics. The kernels and distances that need equal lengths get the archive's
+rule for its variable-length datasets: each raw series padded with zeros at the end to the longest length, then
+normalised (:func:`pad_to_equal_length`; this reproduces the published PickupGestureWiimoteZ baselines, 0.56 and
+0.66, which padding after normalisation does not: 0.64 and 0.70). The recurrent kernels take the series at their
+own lengths.
 
 Needs the optional extra ``[data]`` (aeon, scikit-learn); no download happens at run time.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from .. import checks
-from ..architectures.elman import rntk
 from ..backends import check_backend
 from .framework import Config, ConfigError, Section, StudyFolder, register, run_tasks, spec, write_report
 
-DATASETS = {
-    "ArrowHead": "load_arrow_head",
-    "BasicMotions": "load_basic_motions",
-    "GunPoint": "load_gunpoint",
-    "ItalyPowerDemand": "load_italy_power_demand",
-    "JapaneseVowels": "load_japanese_vowels",
-    "PickupGestureWiimoteZ": "load_pickup_gesture_wiimoteZ",
-}
-KERNELS = ("rntk", "nngp", "rbf", "ntk-mlp")
-C_GRID = tuple(10.0**k for k in range(-2, 4))
-# sigma_w around sqrt(2), ReLU's edge of chaos: Sigma(t) = sigma_w^2 Sigma(t-1)/2 + ..., so below it the
-# last-state kernel forgets all but the last few steps (GunPoint, length 150: 0.69 test accuracy at
-# sigma_w = 1.2, 0.96 at 1.35-1.41), as in the hyperparameter ranges of [RNTK].
-RNTK_GRID = dict(sigma_w=(1.0, 1.2, 1.35, 1.41, 1.45), sigma_b=(0.0, 0.5, 1.0), layers=(1, 2))
-MLP_GRID = dict(layers=(1, 2, 3), sigma_b=(0.0, 0.5))
-RBF_SCALES = (0.1, 0.3, 1.0, 3.0)  # gamma = scale / (T m) (times the mean squared norm is the usual rule)
+KERNELS = ("rntk", "rntk-authors", "nngp", "rbf", "ntk-mlp", "1nn-ed", "1nn-dtw")
+COLUMNS = {"rntk": "RNTK", "rntk-authors": "RNTK (authors)", "nngp": "NNGP", "rbf": "RBF", "ntk-mlp": "MLP-NTK",
+           "1nn-ed": "1-NN ED", "1nn-dtw": "1-NN DTW"}
+# The UCR archive's published 1-NN test error rates (DataSummary.csv of the 2018 archive, columns "ED (w=0)" and
+# "DTW (w=100)", the full window), for the univariate datasets that aeon ships; accuracy = 1 - error.
+PUBLISHED = {"ACSF1": (0.4600, 0.3600), "ArrowHead": (0.2000, 0.2971), "GunPoint": (0.0867, 0.0933),
+             "ItalyPowerDemand": (0.0447, 0.0496), "OSULeaf": (0.4793, 0.4091),
+             "PickupGestureWiimoteZ": (0.4400, 0.3400)}
+# aeon 1.6 marks these shipped datasets deprecated (their loaders go in 1.7); they are read from the files.
+DEPRECATED_IN_AEON = ("ACSF1", "OSULeaf")
 
 
 def _need_data_extra():
@@ -56,23 +57,44 @@ def _need_data_extra():
                           f"(missing: {err.name})") from None
 
 
-def load_dataset(name):
-    """(X_train, y_train, X_test, y_test) with each series as an array (T, channels), from aeon's files."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; shipped datasets are {sorted(DATASETS)}")
+def _data_dir() -> Path:
     _need_data_extra()
     import aeon.datasets
 
-    loader = getattr(aeon.datasets, DATASETS[name])
+    return Path(aeon.datasets.__file__).parent / "data"
+
+
+@lru_cache(maxsize=1)
+def shipped_datasets() -> tuple:
+    """The classification datasets in aeon's own data folder: a TRAIN and a TEST .ts file with class labels (the
+    equal-length "_eq" copies and the time-stamped UnitTest variant left out)."""
+    names = []
+    for train in sorted(_data_dir().glob("*/*_TRAIN.ts")):
+        name = train.name[:-len("_TRAIN.ts")]
+        if name.endswith("_eq") or name != train.parent.name or not train.with_name(f"{name}_TEST.ts").exists():
+            continue
+        with open(train) as f:  # the header: comments, then @ lines up to @data
+            for line in f:
+                words = line.lower().split()
+                if words[:2] == ["@classlabel", "true"]:
+                    names.append(name)
+                if words[:1] == ["@data"]:
+                    break
+    return tuple(names)
+
+
+def load_dataset(name):
+    """(X_train, y_train, X_test, y_test) with each series as an array (T, channels), from aeon's files."""
+    _need_data_extra()
+    if name not in shipped_datasets():
+        raise ValueError(f"unknown dataset {name!r}; shipped datasets are {list(shipped_datasets())}")
+    from aeon.datasets import load_from_ts_file
+
     out = []
-    for split in ("train", "test"):
-        X, y = loader(split=split)
+    for split in ("TRAIN", "TEST"):
+        X, y = load_from_ts_file(str(_data_dir() / name / f"{name}_{split}.ts"))
         out += [[np.asarray(x, dtype=float).T for x in X], np.asarray(y)]
     return tuple(out)
-
-
-def _equal_lengths(X):
-    return len({x.shape for x in X}) == 1
 
 
 def standardise(X_train, X_test):
@@ -91,62 +113,78 @@ def standardise(X_train, X_test):
     return [(x - mean) / std for x in X_train], [(x - mean) / std for x in X_test]
 
 
-def _gram_candidates(kernel, X, backend="numba"):
-    """(hyperparameters, full Gram over X) for every point of the kernel's grid; the RNTK, NNGP and MLP NTK
-    Grams on ``backend``."""
-    if kernel in ("rntk", "nngp"):
-        for sw, sb, layers in itertools.product(*RNTK_GRID.values()):
-            params = dict(sigma_w=sw, sigma_b=sb, layers=layers)
-            yield params, rntk(X, activation="relu", kind="ntk" if kernel == "rntk" else "nngp", backend=backend,
-                               **params)
-    elif kernel == "ntk-mlp":
-        flat = [x.reshape(1, -1) for x in X]
-        for layers, sb in itertools.product(*MLP_GRID.values()):
-            params = dict(layers=layers, sigma_b=sb)
-            yield params, rntk(flat, activation="relu", kind="ntk", backend=backend, **params)
-    elif kernel == "rbf":
-        F = np.stack([x.ravel() for x in X])
-        sq = np.sum(F**2, axis=1)
-        dist = np.maximum(sq[:, None] + sq[None, :] - 2 * F @ F.T, 0.0)
-        for scale in RBF_SCALES:
-            gamma = scale / F.shape[1]
-            yield dict(gamma=gamma), np.exp(-gamma * dist)
-    else:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+def pad_to_equal_length(X_train, X_test):
+    """The archive's rule for variable lengths: every raw series padded with zeros at the end to the longest
+    length of both splits (before :func:`standardise`); equal lengths come back unchanged."""
+    longest = max(x.shape[0] for x in X_train + X_test)
+    return tuple([np.pad(x, ((0, longest - x.shape[0]), (0, 0))) for x in X] for X in (X_train, X_test))
 
 
-def evaluate_kernel(kernel, X_train, y_train, X_test, y_test, *, folds=5, seed=0, backend="numba"):
-    """Cross-validated choice of hyperparameters on the training split, then test accuracy (the kernel Grams on
-    ``backend``, :mod:`meanfield.backends`)."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.svm import SVC
+def _aeon_collection(X):
+    """Sequences (T, channels) as aeon's input: a 3D array (cases, channels, T) if the lengths are equal."""
+    cases = [np.ascontiguousarray(x.T) for x in X]
+    return np.stack(cases) if len({c.shape for c in cases}) == 1 else cases
 
-    if kernel in ("rbf", "ntk-mlp") and not _equal_lengths(X_train + X_test):
-        return dict(kernel=kernel, skipped="needs sequences of equal length")
-    n_train = len(X_train)
-    counts = np.unique(y_train, return_counts=True)[1]
-    cv = StratifiedKFold(n_splits=int(max(2, min(folds, counts.min()))), shuffle=True, random_state=seed)
+
+def make_estimator(kernel, grid, folds, seed, backend="numba"):
+    """The aeon estimator of a column of the table, with the config's grid (dict of sigma_w, sigma_b, sigma_h, C,
+    rbf_scales, mlp_layers, mlp_sigma_b)."""
+    _need_data_extra()
+    from ..timeseries import FlatNTKClassifier, FlatRBFClassifier, RNTKClassifier
+
+    search = dict(C=grid["C"], folds=folds, random_state=seed)
+    if kernel in ("rntk", "rntk-authors", "nngp"):
+        return RNTKClassifier(kind="nngp" if kernel == "nngp" else "ntk",
+                              convention="authors" if kernel == "rntk-authors" else "ours", sigma_w=grid["sigma_w"],
+                              sigma_b=grid["sigma_b"], sigma_h=grid["sigma_h"], backend=backend, **search)
+    if kernel == "rbf":
+        return FlatRBFClassifier(scales=grid["rbf_scales"], **search)
+    if kernel == "ntk-mlp":
+        return FlatNTKClassifier(layers=grid["mlp_layers"], sigma_b=grid["mlp_sigma_b"], backend=backend, **search)
+    if kernel in ("1nn-ed", "1nn-dtw"):
+        from aeon.classification.distance_based import KNeighborsTimeSeriesClassifier
+
+        return KNeighborsTimeSeriesClassifier(n_neighbors=1, distance="euclidean" if kernel == "1nn-ed" else "dtw")
+    raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+
+
+def evaluate_kernel(kernel, X_train, y_train, X_test, y_test, *, grid, folds=10, seed=0, backend="numba"):
+    """Fit the column's estimator on the (normalised) training split and score it on the test split."""
     start = time.perf_counter()
-    best = None
-    for params, G in _gram_candidates(kernel, X_train + X_test, backend):
-        G_train = G[:n_train, :n_train]
-        for C in C_GRID:
-            score = cross_val_score(SVC(kernel="precomputed", C=C), G_train, y_train, cv=cv).mean()
-            if best is None or score > best[0] + 1e-12:
-                best = (score, dict(params, C=C), G)
-    score, params, G = best
-    model = SVC(kernel="precomputed", C=params["C"]).fit(G[:n_train, :n_train], y_train)
-    accuracy = float(np.mean(model.predict(G[n_train:, :n_train]) == y_test))
-    return dict(kernel=kernel, test_accuracy=accuracy, cv_accuracy=float(score), hyperparameters=params,
-                seconds=time.perf_counter() - start)
+    estimator = make_estimator(kernel, grid, folds, seed, backend)
+    estimator.fit(_aeon_collection(X_train), y_train)
+    accuracy = float(np.mean(estimator.predict(_aeon_collection(X_test)) == y_test))
+    result = dict(kernel=kernel, test_accuracy=accuracy, seconds=time.perf_counter() - start)
+    if hasattr(estimator, "best_params_"):
+        result.update(cv_accuracy=estimator.cv_score_, hyperparameters=estimator.best_params_,
+                      candidates=estimator.n_candidates_)
+    return result
+
+
+def _dataset_list(values, name):
+    """Shipped dataset names, or "all" (checked against aeon's data folder only when the rntk study is loaded)."""
+    return checks.choice_list(values, name, (*shipped_datasets(), "all"))
 
 
 @dataclass(frozen=True)
 class RntkSection(Section, name="rntk"):
-    datasets: tuple = spec(checks.choice_list, options=(*DATASETS, "all"))
+    datasets: tuple = spec(_dataset_list)
     kernels: tuple = spec(checks.choice_list, options=KERNELS)
     folds: int = spec(checks.integer, minimum=2, maximum=100)
     seed: int = spec(checks.integer, minimum=0)
+
+
+@dataclass(frozen=True)
+class GridSection(Section, name="grid"):
+    """The hyperparameters searched by cross-validation (the defaults are [RNTK]'s)."""
+
+    sigma_w: tuple = spec(checks.real_list, minimum=0.0)
+    sigma_b: tuple = spec(checks.real_list, minimum=0.0)
+    sigma_h: tuple = spec(checks.real_list, minimum=0.0)
+    C: tuple = spec(checks.real_list, minimum=0.0, exclusive_minimum=True)
+    rbf_scales: tuple = spec(checks.real_list, minimum=0.0, exclusive_minimum=True)
+    mlp_layers: tuple = spec(checks.integer_list, minimum=1)
+    mlp_sigma_b: tuple = spec(checks.real_list, minimum=0.0)
 
 
 @dataclass(frozen=True)
@@ -155,32 +193,36 @@ class RntkConfig(Config):
 
     DEFAULT = "rntk_default.toml"
     rntk: RntkSection
+    grid: GridSection
 
     def validate(self):
         if "all" in self.rntk.datasets and len(self.rntk.datasets) > 1:
             raise ConfigError("config field 'rntk.datasets': 'all' must be the only entry")
 
     def dataset_names(self):
-        return sorted(DATASETS) if self.rntk.datasets == ("all",) else list(self.rntk.datasets)
+        return list(shipped_datasets()) if self.rntk.datasets == ("all",) else list(self.rntk.datasets)
 
 
-def evaluate_run(dataset: str, kernel: str, folds: int, seed: int, backend: str) -> dict:
-    """One (dataset, kernel) evaluation, as a run of the framework (its result dict as JSON text). The backend is
-    an argument, hence part of the run's key: its Grams differ from the other backend's in the last bits."""
+def evaluate_run(dataset: str, kernel: str, grid: dict, folds: int, seed: int, backend: str) -> dict:
+    """One (dataset, kernel) evaluation, as a run of the framework (its result dict as JSON text). The grid and the
+    backend are arguments, hence part of the run's key (the backends' Grams differ in the last bits)."""
     X_train, y_train, X_test, y_test = load_dataset(dataset)
-    X_train, X_test = standardise(X_train, X_test)
-    result = evaluate_kernel(kernel, X_train, y_train, X_test, y_test, folds=folds, seed=seed, backend=backend)
     lengths = sorted({x.shape[0] for x in X_train + X_test})
+    if kernel in ("rbf", "ntk-mlp", "1nn-ed", "1nn-dtw"):
+        X_train, X_test = pad_to_equal_length(X_train, X_test)
+    X_train, X_test = standardise(X_train, X_test)
+    result = evaluate_kernel(kernel, X_train, y_train, X_test, y_test, grid=grid, folds=folds, seed=seed,
+                             backend=backend)
     info = dict(dataset=dataset, n_train=len(X_train), n_test=len(X_test), channels=X_train[0].shape[1],
                 lengths=[lengths[0], lengths[-1]], classes=len(set(y_train)))
     return dict(json=json.dumps(dict(info=info, result=result)))
 
 
 def _arguments(parser):
-    parser.add_argument("--dataset", help="ArrowHead, BasicMotions, GunPoint, ItalyPowerDemand, JapaneseVowels, "
-                                          "PickupGestureWiimoteZ, or all (default: the config's)")
+    parser.add_argument("--dataset", help="a dataset that aeon ships (ACSF1, ArrowHead, BasicMotions, GunPoint, ...), "
+                                          "or all (default: the config's)")
     parser.add_argument("--kernel", action="append", choices=list(KERNELS),
-                        help="kernel to evaluate (repeatable; default: the config's, all four)")
+                        help="column to evaluate (repeatable; default: the config's, all seven)")
     parser.add_argument("--folds", type=int, help="cross-validation folds on the training split (>= 2)")
 
 
@@ -198,34 +240,74 @@ def _overrides(args):
 @register("rntk", "SVM with the RNTK and baselines on UCR/UEA datasets shipped with aeon", config=RntkConfig,
           arguments=_arguments, overrides=_overrides, backends=True)
 def run_ucr(cfg: RntkConfig, out, *, progress=True, overwrite=False, backend="numba") -> Path:
-    """Evaluate the kernels on the datasets (each (dataset, kernel) saved as soon as it is done, so an
+    """Evaluate the columns on the datasets (each (dataset, kernel) saved as soon as it is done, so an
     interrupted run resumes); report.json holds one report per dataset, report.md the accuracy table. The
     kernel Grams are computed on ``backend`` ("numba" or "jax")."""
     _need_data_extra()
     backend = check_backend(backend)
     start = time.perf_counter()
     r = cfg.rntk
+    grid = {name: list(value) for name, value in vars(cfg.grid).items()}
     with StudyFolder(out, "rntk", cfg, overwrite=overwrite) as folder:
         names = cfg.dataset_names()
-        tasks = {f"{name}_{kernel}": dict(dataset=name, kernel=kernel, folds=r.folds, seed=r.seed, backend=backend)
+        tasks = {f"{name}_{kernel}": dict(dataset=name, kernel=kernel, grid=grid, folds=r.folds, seed=r.seed,
+                                          backend=backend)
                  for name in names for kernel in r.kernels}
         runs = run_tasks(evaluate_run, tasks, folder.runs, workers=0, progress=progress, desc="kernels")
         reports = []
         for name in names:
             parts = [json.loads(runs[f"{name}_{kernel}"]["json"]) for kernel in r.kernels]
-            reports.append(dict(**parts[0]["info"], folds=r.folds, seed=r.seed, results=[p["result"] for p in parts]))
-        return write_report(folder, dict(study="ucr", backend=backend, datasets=reports), accuracy_table(reports),
-                            start)
+            published = PUBLISHED.get(name)
+            reports.append(dict(**parts[0]["info"], folds=r.folds, seed=r.seed,
+                                published_accuracy=None if published is None else
+                                dict(zip(("1nn-ed", "1nn-dtw"), (round(1 - e, 4) for e in published))),
+                                deprecated_in_aeon=name in DEPRECATED_IN_AEON,
+                                results=[p["result"] for p in parts]))
+        summary = goals(reports)
+        return write_report(folder, dict(study="ucr", backend=backend, grid=grid, datasets=reports, goals=summary),
+                            accuracy_table(reports) + "\n" + goals_text(summary), start)
+
+
+def goals(reports) -> dict:
+    """The issue's goals, measured: RNTK against the published 1-NN ED on each univariate dataset, and the mean
+    accuracy of each column over the datasets where every column ran."""
+    acc = [{res["kernel"]: res["test_accuracy"] for res in r["results"]} for r in reports]
+    versus_ed = {r["dataset"]: dict(rntk=a["rntk"], published_ed=r["published_accuracy"]["1nn-ed"],
+                                    margin=a["rntk"] - r["published_accuracy"]["1nn-ed"])
+                 for r, a in zip(reports, acc) if r["published_accuracy"] and "rntk" in a}
+    columns = sorted(set.intersection(*(set(a) for a in acc))) if acc else []
+    means = {k: float(np.mean([a[k] for a in acc])) for k in columns}
+    return dict(rntk_versus_published_ed=versus_ed, mean_accuracy=means, datasets=len(reports))
+
+
+def goals_text(summary) -> str:
+    lines = []
+    for name, v in summary["rntk_versus_published_ed"].items():
+        verdict = "met" if v["margin"] >= -1e-12 else "missed"
+        lines.append(f"- {name}: RNTK {v['rntk']:.3f} against the archive's 1-NN ED {v['published_ed']:.3f} "
+                     f"({v['margin']:+.3f}, {verdict})")
+    if summary["mean_accuracy"]:
+        means = ", ".join(f"{COLUMNS[k]} {v:.3f}" for k, v in sorted(summary["mean_accuracy"].items(),
+                                                                      key=lambda kv: -kv[1]))
+        lines.append(f"- mean test accuracy over the {summary['datasets']} datasets: {means}")
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def accuracy_table(reports) -> str:
-    """A Markdown table (dataset x kernel test accuracy) from report dicts."""
-    lines = ["| dataset | train/test | length | " + " | ".join(KERNELS) + " |",
-             "|---|---|---|" + "---|" * len(KERNELS)]
+    """A Markdown table (dataset x column test accuracy, with the archive's published 1-NN figures) from reports."""
+    kernels = [k for k in KERNELS if any(res["kernel"] == k for r in reports for res in r["results"])]
+    head = ["dataset", "train/test", "length", "published 1-NN ED", "published 1-NN DTW",
+            *(COLUMNS[k] for k in kernels)]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for r in reports:
-        acc = {res["kernel"]: (f"{res['test_accuracy']:.3f}" if "test_accuracy" in res else "n/a")
-               for res in r["results"]}
+        acc = {res["kernel"]: f"{res['test_accuracy']:.3f}" for res in r["results"]}
+        pub = r.get("published_accuracy") or {}
         length = str(r["lengths"][0]) if r["lengths"][0] == r["lengths"][1] else f"{r['lengths'][0]}-{r['lengths'][1]}"
-        lines.append(f"| {r['dataset']} | {r['n_train']}/{r['n_test']} | {length} | "
-                     + " | ".join(acc.get(k, "-") for k in KERNELS) + " |")
+        name = r["dataset"] + (" (deprecated in aeon)" if r.get("deprecated_in_aeon") else "")
+        if r["channels"] > 1:
+            name += f" ({r['channels']} channels)"
+        cells = [name, f"{r['n_train']}/{r['n_test']}", length,
+                 *(f"{pub[k]:.3f}" if k in pub else "-" for k in ("1nn-ed", "1nn-dtw")),
+                 *(acc.get(k, "-") for k in kernels)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

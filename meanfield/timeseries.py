@@ -1,0 +1,321 @@
+"""The RNTK as aeon estimators: :class:`RNTKClassifier` (kernel SVM) and :class:`RNTKRegressor` (Gaussian process).
+
+They take what every aeon estimator takes: a 3D array (n_cases, n_channels, n_timepoints), or a list of 2D arrays
+(n_channels, n_timepoints_i) of different lengths, so pipelines, benchmarking code and unequal-length collections
+work as for aeon's own models. The kernels are :func:`meanfield.architectures.elman.kernel.rntk` with either
+convention (``theory_notes/rntk.md`` section 7):
+
+- ``convention="ours"``: one initial state shared by all sequences, the readout from the last state;
+- ``convention="authors"``: the RNTK_UCI code's, a fresh initial state per sequence and the per-step
+  (equal-time average) readout.
+
+:class:`RNTKClassifier` runs the protocol of [RNTK]: a C-SVM (LIBSVM, through scikit-learn) whose kernel
+hyperparameters and C are chosen by stratified k-fold cross-validation on the training set. Each Gram over the
+training set is computed once per kernel setting and reused for every C and fold; prediction needs one more, test
+against training, at the chosen setting. :class:`FlatRBFClassifier` and :class:`FlatNTKClassifier` are the same
+search with the Gaussian kernel and the ReLU MLP's NTK on the flattened series (equal lengths), the baselines of
+``meanfield rntk``.
+
+The estimators do not normalise: ``meanfield rntk`` z-normalises the series as the UCR archive does
+(:func:`meanfield.studies.ucr.standardise`). Needs the optional extra ``[data]`` (aeon, scikit-learn).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+
+import numpy as np
+from aeon.classification.base import BaseClassifier
+from aeon.regression.base import BaseRegressor
+
+from . import checks
+from .architectures.elman import rntk
+from .svm import cv_accuracies
+
+CONVENTIONS = {"ours": dict(readout="last", initial_state="shared"),
+               "authors": dict(readout="per_step", initial_state="independent")}
+KINDS = ("ntk", "nngp")
+# [RNTK]'s grid (sigma_u = 1, one layer)
+PAPER_SIGMA_W = (*(round(1.34 + 0.01 * i, 2) for i in range(14)), math.sqrt(2.0))
+PAPER_SIGMA_B = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9, 1.0, 2.0)
+PAPER_SIGMA_H = (0.0, 0.01, 0.1, 0.5, 1.0)
+PAPER_C = (0.01, 0.1, 1.0, 10.0, 100.0)
+_TAGS = {"capability:multivariate": True, "capability:unequal_length": True, "X_inner_type": ["np-list", "numpy3D"]}
+
+
+def _grid_values(value, name, minimum=0.0):
+    """A hyperparameter given as one number or a sequence of them: the checked tuple."""
+    values = tuple(np.atleast_1d(np.asarray(value, dtype=float)).tolist()) if not isinstance(value, str) else ()
+    if not values:
+        raise ValueError(f"{name} must be a number or a non-empty sequence of numbers, got {value!r}")
+    return tuple(checks.real(v, name, minimum) for v in values)
+
+
+def _sequences(X):
+    """aeon's inner collection (cases of (channels, T)) as the kernel's sequences (T, channels)."""
+    return [np.ascontiguousarray(np.asarray(x, dtype=float).T) for x in X]
+
+
+class _RNTKSettings:
+    """The Elman settings of the estimators' kernel, from their parameters."""
+
+    def _kernel_settings(self):
+        checks.choice(self.kind, "kind", KINDS)
+        checks.choice(self.convention, "convention", tuple(CONVENTIONS))
+        return dict(activation=self.activation, layers=self.layers, sigma_u=self.sigma_u,
+                    **CONVENTIONS[self.convention])
+
+    def _rntk(self, X, Y, params):
+        return rntk(X, Y, kind=self.kind, backend=self.backend, **self._kernel_settings(), **params)
+
+
+class _GramSearch(BaseClassifier):
+    """C-SVM with a precomputed kernel, its hyperparameters and C chosen by stratified k-fold cross-validation
+    on the training set (the first best in grid order wins ties). Subclasses give the grid (:meth:`_grid`) and the
+    Gram (:meth:`_gram`, Y = None for the symmetric training Gram).
+
+    Fitted attributes: ``best_params_`` (the kernel's and C), ``cv_score_`` (the chosen mean fold accuracy;
+    NaN when the grid has one point and nothing is chosen), ``n_candidates_``.
+    """
+
+    def _grid(self):
+        raise NotImplementedError
+
+    def _gram(self, X, Y, params):
+        raise NotImplementedError
+
+    def _folds(self, y):
+        from sklearn.model_selection import StratifiedKFold
+
+        largest_class = np.unique(y, return_counts=True)[1].max()
+        splits = int(max(2, min(checks.integer(self.folds, "folds", 2), largest_class)))
+        cv = StratifiedKFold(n_splits=splits, shuffle=True, random_state=self.random_state)
+        with warnings.catch_warnings():  # a class with fewer members than folds
+            warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+            return list(cv.split(np.zeros(len(y)), y))
+
+    def _fit(self, X, y):
+        from sklearn.svm import SVC
+
+        seqs = _sequences(X)
+        grid = list(self._grid())
+        Cs = _grid_values(self.C, "C")
+        if any(c <= 0 for c in Cs):
+            raise ValueError(f"C must be positive, got {Cs}")
+        single = len(grid) * len(Cs) == 1
+        folds = None if single else self._folds(y)
+        best = None
+        for params in grid:
+            G = self._gram(seqs, None, params)
+            scores = np.full(len(Cs), math.nan) if single else cv_accuracies(G, y, folds, Cs)
+            for C, score in zip(Cs, scores):
+                if best is None or score > best[0] + 1e-12:
+                    best = (score, params, C, G)
+        score, params, C, G = best
+        self.model_ = SVC(kernel="precomputed", C=C).fit(G, y)
+        self.best_params_ = dict(params, C=C)
+        self.cv_score_ = float(score)
+        self.n_candidates_ = len(grid) * len(Cs)
+        self._train = seqs
+        return self
+
+    def _predict(self, X):
+        params = {k: v for k, v in self.best_params_.items() if k != "C"}
+        return self.model_.predict(self._gram(_sequences(X), self._train, params))
+
+
+class RNTKClassifier(_RNTKSettings, _GramSearch):
+    """C-SVM with the recurrent NTK (or its NNGP twin), as [RNTK] ran it.
+
+    Parameters
+    ----------
+    kind : {"ntk", "nngp"}
+        The RNTK, or the NNGP of the same network.
+    convention : {"ours", "authors"}
+        Shared initial state and last readout, or the RNTK_UCI code's independent initial states and per-step
+        readout (``theory_notes/rntk.md`` section 7).
+    sigma_w, sigma_b, sigma_h, C : number or sequence of numbers
+        The grid searched by cross-validation; the defaults are [RNTK]'s: sigma_w in {1.34, ..., 1.47} and
+        sqrt(2), sigma_b in {0, ..., 2}, sigma_h in {0, 0.01, 0.1, 0.5, 1}, C in {0.01, ..., 100} (4500 settings).
+    sigma_u : float
+        The input weights' scale (the paper's 1).
+    activation, layers : the network's (ReLU, one layer in the paper).
+    folds : int
+        Stratified folds of the cross-validation (fewer when the training set is too small).
+    random_state : int
+        The folds' shuffle.
+    backend : {"numba", "jax"}
+        Where the Grams are computed; the "authors" convention needs "numba".
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from meanfield.timeseries import RNTKClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = [rng.normal(size=(1, T)) + (i % 2) for i, T in enumerate(rng.integers(10, 20, 20))]
+    >>> y = np.array([str(i % 2) for i in range(20)])
+    >>> clf = RNTKClassifier(sigma_w=1.41, sigma_b=(0.0, 0.5), sigma_h=0.0, C=(1.0, 10.0), folds=4).fit(X, y)
+    >>> float(np.mean(clf.predict(X) == y))
+    1.0
+    """
+
+    _tags = _TAGS
+
+    def __init__(self, kind="ntk", convention="ours", sigma_w=PAPER_SIGMA_W, sigma_b=PAPER_SIGMA_B,
+                 sigma_h=PAPER_SIGMA_H, C=PAPER_C, sigma_u=1.0, activation="relu", layers=1, folds=10,
+                 random_state=0, backend="numba"):
+        self.kind = kind
+        self.convention = convention
+        self.sigma_w = sigma_w
+        self.sigma_b = sigma_b
+        self.sigma_h = sigma_h
+        self.C = C
+        self.sigma_u = sigma_u
+        self.activation = activation
+        self.layers = layers
+        self.folds = folds
+        self.random_state = random_state
+        self.backend = backend
+        super().__init__()
+
+    def _grid(self):
+        self._kernel_settings()  # checked before any Gram
+        axes = [_grid_values(getattr(self, name), name) for name in ("sigma_w", "sigma_b", "sigma_h")]
+        for sw, sb, sh in itertools.product(*axes):
+            yield dict(sigma_w=sw, sigma_b=sb, sigma_h=sh)
+
+    def _gram(self, X, Y, params):
+        return self._rntk(X, Y, params)
+
+    @classmethod
+    def _get_test_params(cls, parameter_set="default"):
+        return [dict(sigma_w=1.41, sigma_b=0.1, sigma_h=0.0, C=1.0),
+                dict(convention="authors", kind="nngp", sigma_w=(1.35, 1.41), sigma_b=0.0, sigma_h=0.5,
+                     C=(1.0, 10.0), folds=2)]
+
+
+def _flat(X, name):
+    lengths = {x.shape for x in X}
+    if len(lengths) > 1:
+        raise ValueError(f"{name} needs series of equal length and channels, got shapes {sorted(lengths)}")
+    return np.stack([x.ravel() for x in X])
+
+
+class FlatRBFClassifier(_GramSearch):
+    """C-SVM with the Gaussian kernel exp(-gamma |x - x'|^2) on the flattened series, gamma = scale / (T m) for
+    each scale of ``scales`` (equal lengths); the RBF baseline of ``meanfield rntk``."""
+
+    _tags = {**_TAGS, "capability:unequal_length": False, "X_inner_type": "numpy3D"}
+
+    def __init__(self, scales=(0.1, 0.3, 1.0, 3.0), C=PAPER_C, folds=10, random_state=0):
+        self.scales = scales
+        self.C = C
+        self.folds = folds
+        self.random_state = random_state
+        super().__init__()
+
+    def _grid(self):
+        for scale in _grid_values(self.scales, "scales"):
+            yield dict(scale=scale)
+
+    def _gram(self, X, Y, params):
+        A = _flat(X, "FlatRBFClassifier")
+        B = A if Y is None else _flat(Y, "FlatRBFClassifier")
+        sq = np.maximum(np.sum(A**2, 1)[:, None] + np.sum(B**2, 1)[None, :] - 2 * A @ B.T, 0.0)
+        return np.exp(-params["scale"] / A.shape[1] * sq)
+
+
+class FlatNTKClassifier(_GramSearch):
+    """C-SVM with the NTK of a fully connected ReLU network on the flattened series (the RNTK of the length-1
+    sequence that stacks all steps into one input; equal lengths); the MLP-NTK baseline of ``meanfield rntk``."""
+
+    _tags = {**_TAGS, "capability:unequal_length": False, "X_inner_type": "numpy3D"}
+
+    def __init__(self, layers=(1, 2, 3), sigma_b=(0.0, 0.5), C=PAPER_C, folds=10, random_state=0, backend="numba"):
+        self.layers = layers
+        self.sigma_b = sigma_b
+        self.C = C
+        self.folds = folds
+        self.random_state = random_state
+        self.backend = backend
+        super().__init__()
+
+    def _grid(self):
+        layers = tuple(checks.integer(v, "layers", 1) for v in np.atleast_1d(self.layers).tolist())
+        for depth, sb in itertools.product(layers, _grid_values(self.sigma_b, "sigma_b")):
+            yield dict(layers=depth, sigma_b=sb)
+
+    def _gram(self, X, Y, params):
+        flat = [f[None, :] for f in _flat(X, "FlatNTKClassifier")]
+        other = None if Y is None else [f[None, :] for f in _flat(Y, "FlatNTKClassifier")]
+        return rntk(flat, other, activation="relu", kind="ntk", backend=self.backend, **params)
+
+
+class RNTKRegressor(_RNTKSettings, BaseRegressor):
+    """Gaussian-process regression with the NNGP or the RNTK of an Elman RNN as the prior covariance.
+
+    A zero-mean prior: the posterior mean is k(x, X) (K + noise I)^{-1} y; :meth:`predict_std` gives the posterior
+    standard deviation of f(x), sqrt(k(x, x) - k(x, X) (K + noise I)^{-1} k(X, x)). With ``kind="nngp"`` this is
+    the Bayesian posterior of the infinitely wide network with Gaussian weights; with ``kind="ntk"`` the NTK is
+    used as a covariance, the kernel-ridge mean of the trained wide network with its GP error bar.
+
+    Parameters
+    ----------
+    kind, convention, activation, layers, sigma_u, backend : as in :class:`RNTKClassifier`
+    sigma_w, sigma_b, sigma_h, sigma_v : float
+        The network's scales (one setting: no search).
+    noise : float
+        The observation noise variance added to the training Gram's diagonal (> 0).
+    """
+
+    _tags = _TAGS
+
+    def __init__(self, kind="nngp", convention="ours", sigma_w=1.41, sigma_b=0.1, sigma_h=0.0, sigma_v=1.0,
+                 noise=0.01, sigma_u=1.0, activation="relu", layers=1, backend="numba"):
+        self.kind = kind
+        self.convention = convention
+        self.sigma_w = sigma_w
+        self.sigma_b = sigma_b
+        self.sigma_h = sigma_h
+        self.sigma_v = sigma_v
+        self.noise = noise
+        self.sigma_u = sigma_u
+        self.activation = activation
+        self.layers = layers
+        self.backend = backend
+        super().__init__()
+
+    def _params(self):
+        return dict(sigma_w=self.sigma_w, sigma_b=self.sigma_b, sigma_h=self.sigma_h, sigma_v=self.sigma_v)
+
+    def _fit(self, X, y):
+        from scipy.linalg import cho_factor, cho_solve
+
+        noise = checks.positive(self.noise, "noise")
+        seqs = _sequences(X)
+        y = np.asarray(y, dtype=float)
+        self._train = seqs
+        self._factor = cho_factor(self._rntk(seqs, None, self._params()) + noise * np.eye(len(seqs)), lower=True)
+        self._alpha = cho_solve(self._factor, y)
+        return self
+
+    def _predict(self, X):
+        return self._rntk(_sequences(X), self._train, self._params()) @ self._alpha
+
+    def predict_std(self, X):
+        """The posterior standard deviation of f at each series of X (no observation noise)."""
+        from scipy.linalg import cho_solve
+
+        self._check_is_fitted()
+        X = self._preprocess_collection(X, store_metadata=False)
+        seqs = _sequences(X)
+        cross = self._rntk(seqs, self._train, self._params())
+        prior = np.array([self._rntk([s], None, self._params())[0, 0] for s in seqs])
+        var = prior - np.einsum("ij,ji->i", cross, cho_solve(self._factor, cross.T))
+        return np.sqrt(np.maximum(var, 0.0))
+
+    @classmethod
+    def _get_test_params(cls, parameter_set="default"):
+        return [dict(), dict(kind="ntk", convention="authors", sigma_h=0.5, noise=0.1)]

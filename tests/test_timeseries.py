@@ -1,0 +1,139 @@
+"""The aeon estimators of meanfield.timeseries and the compiled SVM cross-validation of meanfield.svm."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("aeon")
+pytest.importorskip("sklearn")
+
+from aeon.testing.estimator_checking import parametrize_with_checks  # noqa: E402
+from sklearn.model_selection import StratifiedKFold  # noqa: E402
+from sklearn.svm import SVC  # noqa: E402
+
+from meanfield.architectures.elman import rntk  # noqa: E402
+from meanfield.svm import cv_accuracies  # noqa: E402
+from meanfield.timeseries import FlatNTKClassifier, FlatRBFClassifier, RNTKClassifier, RNTKRegressor  # noqa: E402
+
+
+@parametrize_with_checks([RNTKClassifier, RNTKRegressor, FlatRBFClassifier, FlatNTKClassifier])
+def test_aeon_estimator_checks(check):
+    with warnings.catch_warnings():  # aeon's checks read every fitted attribute, scikit-learn's SVC deprecates two
+        warnings.filterwarnings("ignore", "Attribute `prob", FutureWarning)
+        check()
+
+
+def sklearn_cv(K, y, folds, Cs):
+    return np.array([np.mean([np.mean(SVC(kernel="precomputed", C=C).fit(K[np.ix_(tr, tr)], y[tr])
+                                      .predict(K[np.ix_(va, tr)]) == y[va]) for tr, va in folds]) for C in Cs])
+
+
+@pytest.mark.parametrize("n, classes", [(60, 2), (80, 3), (120, 5), (150, 2)])
+def test_compiled_cross_validation_equals_libsvm(n, classes):
+    """LIBSVM's algorithm, compiled: the same fold accuracies as scikit-learn's SVC (LIBSVM itself) for every C,
+    on noisy problems where C matters (the accuracies move by 0.1-0.3 across C)."""
+    rng = np.random.default_rng(n + classes)
+    X = rng.normal(size=(n, 5))
+    y = rng.integers(0, classes, n)
+    X[:, 0] += 0.8 * y
+    K = np.exp(-0.2 * ((X[:, None] - X[None]) ** 2).sum(-1))
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))
+    Cs = [0.01, 0.1, 1.0, 10.0, 100.0]
+    ours, ref = cv_accuracies(K, y, folds, Cs), sklearn_cv(K, y, folds, Cs)
+    np.testing.assert_array_equal(ours, ref)
+    assert ref.max() - ref.min() > 0.05  # C changes the answer: the comparison can fail
+    # string labels are classes like any other
+    np.testing.assert_array_equal(cv_accuracies(K, np.array([f"c{v}" for v in y]), folds, Cs), ref)
+
+
+def test_cross_validation_errors():
+    K = np.eye(4)
+    folds = [(np.array([0, 1]), np.array([2, 3])), (np.array([2, 3]), np.array([0, 1]))]
+    with pytest.raises(ValueError, match="square"):
+        cv_accuracies(np.ones((4, 3)), [0, 1, 0, 1], folds, [1.0])
+    with pytest.raises(ValueError, match="every sample"):
+        cv_accuracies(K, [0, 1, 0, 1], folds[:1], [1.0])
+    with pytest.raises(ValueError, match="4 labels"):
+        cv_accuracies(K, [0, 1, 0], folds, [1.0])
+
+
+def sequences(rng, n, lengths, channels=1):
+    """Two classes: a slow and a fast sine with random phase and noise, of random lengths; aeon's list input."""
+    X, y = [], []
+    for i in range(n):
+        T = int(rng.choice(lengths))
+        t = np.arange(T)
+        base = np.sin((0.1 if i % 2 == 0 else 0.5) * t + rng.uniform(0, 2 * np.pi))
+        X.append(base[None, :] + 0.2 * rng.normal(size=(channels, T)))
+        y.append(f"class{i % 2}")
+    return X, np.array(y)
+
+
+def test_classifier_is_the_kernel_svm_it_claims_with_the_choice_of_a_brute_force_search():
+    rng = np.random.default_rng(0)
+    X, y = sequences(rng, 40, [20, 30, 40], channels=2)
+    X_test, y_test = sequences(rng, 30, [25, 35], channels=2)
+    grid = dict(sigma_w=(1.2, 1.41), sigma_b=(0.0, 0.5), sigma_h=(0.0, 0.5), C=(0.1, 10.0))
+    for convention, settings in (("ours", dict()), ("authors", dict(readout="per_step", initial_state="independent"))):
+        clf = RNTKClassifier(convention=convention, folds=4, **grid).fit(X, y)
+        seqs, test = [x.T for x in X], [x.T for x in X_test]
+        folds = list(StratifiedKFold(4, shuffle=True, random_state=0).split(np.zeros(len(y)), y))
+        # the brute-force search with scikit-learn's SVC, first best in grid order
+        best = None
+        for sw in grid["sigma_w"]:
+            for sb in grid["sigma_b"]:
+                for sh in grid["sigma_h"]:
+                    K = rntk(seqs, sigma_w=sw, sigma_b=sb, sigma_h=sh, **settings)
+                    for C, score in zip(grid["C"], sklearn_cv(K, y, folds, grid["C"])):
+                        if best is None or score > best[0] + 1e-12:
+                            best = (score, dict(sigma_w=sw, sigma_b=sb, sigma_h=sh, C=C))
+        assert clf.best_params_ == best[1] and clf.cv_score_ == pytest.approx(best[0])
+        params = {k: v for k, v in best[1].items() if k != "C"}
+        svm = SVC(kernel="precomputed", C=best[1]["C"]).fit(rntk(seqs, **params, **settings), y)
+        np.testing.assert_array_equal(clf.predict(X_test), svm.predict(rntk(test, seqs, **params, **settings)))
+        assert np.mean(clf.predict(X_test) == y_test) > 0.9
+
+
+def test_regressor_is_the_gaussian_process_and_its_error_bar_is_calibrated():
+    """Functions drawn from the NNGP prior: the posterior mean is the GP formula, and the test residuals divided by
+    the predicted standard deviation have mean square 1 (Monte Carlo over 100 independent draws of 12 correlated
+    residuals: tolerance 5 standard errors of the mean over draws)."""
+    rng = np.random.default_rng(1)
+    X, _ = sequences(rng, 30, [10, 15])
+    X_test, _ = sequences(rng, 12, [8, 12])
+    settings = dict(sigma_w=1.3, sigma_b=0.2, sigma_h=0.0)
+    noise = 0.05
+    seqs, test = [x.T for x in X], [x.T for x in X_test]
+    K = rntk(seqs + test, kind="nngp", **settings)
+    L = np.linalg.cholesky(K + 1e-10 * np.eye(len(K)))
+    reg = RNTKRegressor(kind="nngp", noise=noise, **settings)
+    z = []
+    for _ in range(100):
+        f = L @ rng.normal(size=len(K))
+        y = f[:30] + np.sqrt(noise) * rng.normal(size=30)
+        reg.fit(X, y)
+        mean, std = reg.predict(X_test), reg.predict_std(X_test)
+        z.append(np.mean(((f[30:] - mean) / std) ** 2))
+    assert abs(np.mean(z) - 1) < 5 * np.std(z) / np.sqrt(len(z)), (np.mean(z), np.std(z))
+    # the mean against the formula, on the last draw
+    Kxx, Kzx = K[:30, :30], K[30:, :30]
+    expected = Kzx @ np.linalg.solve(Kxx + noise * np.eye(30), y)
+    np.testing.assert_allclose(mean, expected, rtol=1e-10, atol=1e-12)
+    expected_var = np.diag(K[30:, 30:] - Kzx @ np.linalg.solve(Kxx + noise * np.eye(30), Kzx.T))
+    np.testing.assert_allclose(std, np.sqrt(expected_var), rtol=1e-8)
+
+
+def test_estimator_errors():
+    rng = np.random.default_rng(2)
+    X, y = sequences(rng, 10, [6])
+    with pytest.raises(ValueError, match="convention"):
+        RNTKClassifier(convention="theirs", sigma_w=1.4, sigma_b=0.0, sigma_h=0.0, C=1.0).fit(X, y)
+    with pytest.raises(ValueError, match="sigma_b"):
+        RNTKClassifier(sigma_w=1.4, sigma_b=(-1.0,), sigma_h=0.0, C=1.0).fit(X, y)
+    with pytest.raises(ValueError, match="C"):
+        RNTKClassifier(sigma_w=1.4, sigma_b=0.0, sigma_h=0.0, C=(0.0, 1.0)).fit(X, y)
+    with pytest.raises(ValueError, match="backend 'numba' only"):
+        RNTKClassifier(convention="authors", sigma_w=1.4, sigma_b=0.0, sigma_h=0.0, C=1.0, backend="jax").fit(X, y)
+    with pytest.raises(ValueError, match="noise"):
+        RNTKRegressor(noise=0.0).fit(X, rng.normal(size=10))
