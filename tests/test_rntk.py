@@ -225,3 +225,29 @@ def test_output_covariance_and_mean_ntk_over_seeds_equal_the_rntk_for_one_step(a
         mean, se = sample.mean(axis=0), sample.std(axis=0, ddof=1) / np.sqrt(len(sample))
         assert np.all(np.abs(mean - exact) <= 4 * se), np.max(np.abs(mean - exact) / se)
     assert np.all(np.abs(outputs.mean(axis=0)) <= 4 * np.sqrt(np.diag(nngp) / len(outputs)))  # E f = 0
+
+
+def test_time_weights_have_the_closed_forms_of_linear_and_relu_recursions():
+    """Linear: K(T) = sigma_v^2 sum_s sigma_w^(2(T-s)) sigma_u^2 x_s . y_s / m, so w_s = sigma_v^2 sigma_u^2
+    sigma_w^(2(T-s)) for any pair. ReLU, a sequence with itself: Kd = 1/2 at every step, so
+    w_s = sigma_v^2 sigma_u^2 (1/2) (sigma_w^2 / 2)^(T-s). Two layers, linear: the derivative is the sum over the
+    paths from (s, layer 1) to (T, layer 2), checked against the (linear, hence exact) difference quotient."""
+    from meanfield.architectures.elman.kernel import time_weights
+
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(7, 2)), rng.normal(size=(5, 2))
+    kw = dict(sigma_w=1.3, sigma_u=0.8, sigma_v=1.1, sigma_b=0.4)
+    back = np.arange(4, -1, -1)  # steps before the end
+    np.testing.assert_allclose(time_weights(x, y, activation="linear", **kw),
+                               1.1**2 * 0.8**2 * 1.3 ** (2 * back), rtol=1e-13)
+    np.testing.assert_allclose(time_weights(x, x, activation="relu", **kw),
+                               1.1**2 * 0.8**2 * 0.5 * (1.3**2 / 2) ** np.arange(6, -1, -1), rtol=1e-12)
+    # two linear layers: K is linear in the products x_s . y_s (the variances do not enter), so scaling the
+    # last 5 steps of x by (1 + e) at one step s changes K by e w_s x_s . y_s / m exactly
+    w = time_weights(x, y, activation="linear", layers=2, **kw)
+    base = rntk([x], [y], kind="nngp", activation="linear", layers=2, **kw)[0, 0]
+    for s in range(5):
+        bumped = x.copy()
+        bumped[2 + s] *= 1.5
+        change = rntk([bumped], [y], kind="nngp", activation="linear", layers=2, **kw)[0, 0] - base
+        assert change == pytest.approx(0.5 * w[s] * x[2 + s] @ y[s] / 2, rel=1e-10)

@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import checks
 from ..backends import check_backend
+from ..report import pyplot
 from .framework import Config, ConfigError, Section, StudyFolder, register, run_tasks, spec, write_report
 
 KERNELS = ("rntk", "rntk-authors", "nngp", "rbf", "ntk-mlp", "1nn-ed", "1nn-dtw")
@@ -258,14 +259,77 @@ def run_ucr(cfg: RntkConfig, out, *, progress=True, overwrite=False, backend="nu
         for name in names:
             parts = [json.loads(runs[f"{name}_{kernel}"]["json"]) for kernel in r.kernels]
             published = PUBLISHED.get(name)
+            results = [p["result"] for p in parts]
+            chosen = next((res["hyperparameters"] for res in results if res["kernel"] == "rntk"), None)
             reports.append(dict(**parts[0]["info"], folds=r.folds, seed=r.seed,
                                 published_accuracy=None if published is None else
                                 dict(zip(("1nn-ed", "1nn-dtw"), (round(1 - e, 4) for e in published))),
-                                deprecated_in_aeon=name in DEPRECATED_IN_AEON,
-                                results=[p["result"] for p in parts]))
+                                deprecated_in_aeon=name in DEPRECATED_IN_AEON, results=results,
+                                time_weights=None if chosen is None else time_weight_report(name, chosen)))
+        _time_weight_figure(folder.path / "time_weights.png", reports)
         summary = goals(reports)
         return write_report(folder, dict(study="ucr", backend=backend, grid=grid, datasets=reports, goals=summary),
-                            accuracy_table(reports) + "\n" + goals_text(summary), start)
+                            accuracy_table(reports) + "\n" + goals_text(summary) + memory_text(reports), start)
+
+
+def time_weight_profile(X, pairs=16, seed=0, **settings) -> np.ndarray:
+    """The mean over ``pairs`` random pairs of distinct sequences of X of their normalised time weights
+    (:func:`meanfield.architectures.elman.kernel.time_weights`, each pair's weights divided by their sum), on the
+    last min(T) steps, oldest first."""
+    from ..architectures.elman.kernel import time_weights
+
+    rng = np.random.default_rng(seed)
+    n = min(x.shape[0] for x in X)
+    profiles = []
+    for _ in range(pairs):
+        i, j = rng.choice(len(X), size=2, replace=False)
+        w = time_weights(X[i], X[j], activation="relu", **settings)[-n:]
+        profiles.append(np.abs(w) / np.abs(w).sum())
+    return np.mean(profiles, axis=0)
+
+
+def memory_steps(profile, share=0.9) -> int:
+    """The number of last steps that hold ``share`` of a normalised weight profile."""
+    return int(np.searchsorted(np.cumsum(profile[::-1]), share) + 1)
+
+
+def time_weight_report(dataset, hyperparameters) -> dict:
+    """How the chosen RNTK weights the time steps of a dataset's training series, against the edge of chaos
+    sigma_w = sqrt 2: the mean normalised weight profile and the steps that hold 90% of the weight."""
+    X_train, _, X_test, _ = load_dataset(dataset)
+    X_train, _ = standardise(X_train, X_test)
+    chosen = {k: hyperparameters[k] for k in ("sigma_w", "sigma_b", "sigma_h")}
+    out = {}
+    for label, settings in (("chosen", chosen), ("edge", dict(chosen, sigma_w=float(np.sqrt(2.0))))):
+        profile = time_weight_profile(X_train, **settings)
+        out[label] = dict(settings=settings, profile=profile.tolist(), memory_steps_90=memory_steps(profile),
+                          length=len(profile))
+    return out
+
+
+def _time_weight_figure(path, reports):
+    plt = pyplot()
+    shown = [r for r in reports if r.get("time_weights")]
+    if not shown:
+        return
+    cols = min(4, len(shown))
+    rows = -(-len(shown) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, r in zip(axes.flat, shown):
+        for label, style in (("chosen", "C0-"), ("edge", "k:")):
+            v = r["time_weights"][label]
+            back = np.arange(v["length"])[::-1]  # steps before the end
+            ax.plot(back, v["profile"], style, label=f"sigma_w = {v['settings']['sigma_w']:.3g} ({label}); "
+                                                     f"90% in last {v['memory_steps_90']}")
+        ax.set(yscale="log", xlabel="steps before the end", ylabel="normalised weight",
+               title=f"{r['dataset']} (length {r['lengths'][1]})")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.set_visible(False)
+    fig.suptitle("RNTK time weights (NNGP, last readout), mean over 16 pairs of training series", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def goals(reports) -> dict:
@@ -291,6 +355,15 @@ def goals_text(summary) -> str:
                                                                       key=lambda kv: -kv[1]))
         lines.append(f"- mean test accuracy over the {summary['datasets']} datasets: {means}")
     return "\n".join(lines) + "\n" if lines else ""
+
+
+def memory_text(reports) -> str:
+    """Where the chosen RNTK puts its weight in time (figure time_weights.png)."""
+    lines = [f"- {r['dataset']} (length {r['lengths'][1]}): 90% of the weight in the last "
+             f"{r['time_weights']['chosen']['memory_steps_90']} steps at the chosen sigma_w = "
+             f"{r['time_weights']['chosen']['settings']['sigma_w']:.3g}, "
+             f"{r['time_weights']['edge']['memory_steps_90']} at sqrt 2" for r in reports if r.get("time_weights")]
+    return ("\nHow the RNTK weights time (time_weights.png):\n\n" + "\n".join(lines) + "\n") if lines else ""
 
 
 def accuracy_table(reports) -> str:

@@ -329,3 +329,38 @@ def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, backend="numba
     nngp, ntk = _gram(fx, ox, vx, fy, oy, vy, ya, vya, symmetric, readout == "mean", readout == "per_step",
                       arch.initial_state == "shared", layers, p, code, zx, zw)
     return {"ntk": ntk, "nngp": nngp, "both": (nngp, ntk)}[kind]
+
+
+def time_weights(x, y, *, settings: Elman | None = None, **hyperparameters):
+    """How the last-readout NNGP of the pair (x, y) weights their time steps: w_s = dK/d(x_s . y_s / m).
+
+    The derivative of sigma_v^2 K^L(T, T') with respect to the input product at each step of the end-aligned
+    diagonal, the variances held fixed (they depend on x_s . x_s and y_s . y_s only). Forward mode along the
+    recursion of ``theory_notes/rntk.md`` section 2: dK^l = Kd^l dSigma^l and dSigma^l(s) = sigma_w^2 dK^l(s - 1)
+    + sigma_u^2 dK^{l-1}(s); for one layer, w_s = sigma_v^2 sigma_u^2 Kd(s) prod_{r > s} sigma_w^2 Kd(r), the
+    analysis of [RNTK] section 4. Below ReLU's edge of chaos (sigma_w^2 Kd < 1) the weights decay geometrically
+    into the past, and a long series washes out its early steps.
+
+    Returns an array of min(T, T') weights, oldest step first (the last entry is the last step).
+    """
+    arch = resolve(Elman, settings, hyperparameters)
+    flat, offsets = pack_sequences([x, y], "x, y")
+    L, code = arch.layers, arch.act.code
+    p = np.array([arch.sigma_w, arch.sigma_u, arch.sigma_b, arch.sigma_v, arch.sigma_h]) ** 2
+    zx, zw = normal_rule() if code not in (RELU, ERF, LINEAR) else (np.zeros(1), np.ones(1))
+    var, _ = _own_variances(flat, offsets, L, p, code, zx, zw)
+    Tx, Ty = int(offsets[1]), int(offsets[2] - offsets[1])
+    n = min(Tx, Ty)
+    xs, ys = flat[Tx - n:Tx], flat[Tx + Ty - n:]
+    vx, vy = var[:, Tx - n:Tx], var[:, Tx + Ty - n:]
+    k_prev = [p[4] if (Tx == Ty and arch.initial_state == "shared") else 0.0] * L
+    d_prev = [np.zeros(n) for _ in range(L)]
+    for s in range(n):
+        below, d_below = float(xs[s] @ ys[s]) / xs.shape[1], np.zeros(n)
+        d_below[s] = 1.0
+        for ll in range(L):
+            sig = p[0] * k_prev[ll] + p[1] * below + p[2]
+            k, kd = gaussian_dual(vx[ll, s], sig, vy[ll, s], code, zx, zw)
+            d_prev[ll] = kd * (p[0] * d_prev[ll] + p[1] * d_below)
+            k_prev[ll], below, d_below = k, k, d_prev[ll]
+    return p[3] * d_prev[L - 1]
