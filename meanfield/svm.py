@@ -3,8 +3,9 @@
 [RNTK]'s protocol chooses the kernel's hyperparameters and C by k-fold cross-validation of LIBSVM's C-SVC. Over
 its 900 kernel settings, 5 values of C and 10 folds, that is 45000 fits per kernel and dataset. scikit-learn's
 ``SVC`` spends 2-12 ms per fit on small problems, mostly outside the solver, so a search of one kernel on one
-dataset took minutes. This module solves the same problem as LIBSVM, in the same way, compiled and with the
-folds and C values in parallel:
+dataset took minutes. This module solves the same problem as LIBSVM, in the same way, compiled, with the folds
+in parallel, and each value of C after the first solved only while the box constraint is active
+(:func:`_cv_accuracies`):
 
 - the dual of C-SVC, min 1/2 a'Qa - e'a with 0 <= a <= C, y'a = 0, Q_ij = y_i y_j K_ij, by SMO with LIBSVM's
   second-order working-set selection, its two-variable update and clipping, its stopping rule (maximal violation
@@ -142,8 +143,10 @@ def _smo(K, idx, y, C, eps, max_iter):
 
 @njit(**JIT)
 def _one_against_one(K, codes, n_classes, train, test, C, eps, max_iter):
-    """Predicted class codes of the samples ``test`` by LIBSVM's one-against-one C-SVC trained on ``train``."""
+    """Predicted class codes of the samples ``test`` by LIBSVM's one-against-one C-SVC trained on ``train``, and
+    whether any multiplier reached its bound C."""
     votes = np.zeros((test.size, n_classes), dtype=np.int64)
+    bounded = False
     for k in range(n_classes):
         for l in range(k + 1, n_classes):
             count = 0
@@ -159,6 +162,7 @@ def _one_against_one(K, codes, n_classes, train, test, C, eps, max_iter):
                     y[count] = 1.0 if codes[t] == k else -1.0
                     count += 1
             a, rho = _smo(K, idx, y, C, eps, max_iter)
+            bounded = bounded or np.any(a >= C)
             for s in range(test.size):
                 dec = -rho
                 for t in range(count):
@@ -168,30 +172,42 @@ def _one_against_one(K, codes, n_classes, train, test, C, eps, max_iter):
     out = np.empty(test.size, dtype=np.int64)
     for s in range(test.size):
         out[s] = np.argmax(votes[s])  # the first of the most voted, as LIBSVM
-    return out
+    return out, bounded
 
 
 @njit(parallel=True, **JIT)
 def _cv_accuracies(K, codes, n_classes, fold, n_folds, Cs, eps, max_iter):
-    """(len(Cs), n_folds) accuracies on each held-out fold; the (C, fold) fits run in parallel."""
+    """(len(Cs), n_folds) accuracies on each held-out fold, Cs increasing; the folds run in parallel.
+
+    If no multiplier reaches its bound at C, the box constraint is inactive: the same multipliers satisfy the
+    optimality conditions, and LIBSVM's stopping rule and intercept, for every larger C, so the larger values of C
+    reuse the predictions instead of solving again. This is what makes kernels of large scale affordable: a Gram
+    s K with C is the problem K with s C (the multipliers scale by 1/s), so a kernel of scale 1e8 is a
+    hard-margin SVM at every C of the grid, and its solution stays below C.
+    """
     acc = np.zeros((Cs.size, n_folds))
-    for task in prange(Cs.size * n_folds):
-        c, f = task // n_folds, task % n_folds
+    for f in prange(n_folds):
         train = np.flatnonzero(fold != f)
         test = np.flatnonzero(fold == f)
-        pred = _one_against_one(K, codes, n_classes, train, test, Cs[c], eps, max_iter)
-        hits = 0
-        for s in range(test.size):
-            hits += pred[s] == codes[test[s]]
-        acc[c, f] = hits / test.size
+        for c in range(Cs.size):
+            pred, bounded = _one_against_one(K, codes, n_classes, train, test, Cs[c], eps, max_iter)
+            hits = 0
+            for s in range(test.size):
+                hits += pred[s] == codes[test[s]]
+            acc[c, f] = hits / test.size
+            if not bounded:
+                acc[c + 1:, f] = acc[c, f]
+                break
     return acc
 
 
-def cv_accuracies(K, y, folds, Cs, *, eps=1e-3):
+def cv_accuracies(K, y, folds, Cs, *, eps=1e-3, max_iter=-1):
     """Mean held-out accuracy of LIBSVM's C-SVC with the precomputed Gram K for each C in Cs.
 
     K : (n, n) Gram of the training samples; y : (n,) labels (any type); folds : list of (train, test) index
     arrays that cover every sample once as test (e.g. from scikit-learn's ``StratifiedKFold.split``).
+    max_iter : SMO iterations per two-class problem, as scikit-learn's ``SVC(max_iter=)``; -1: LIBSVM's own cap,
+    max(10^7, 100 n).
     Returns an array (len(Cs),) of the mean over folds.
     """
     K = np.ascontiguousarray(K, dtype=float)
@@ -207,6 +223,9 @@ def cv_accuracies(K, y, folds, Cs, *, eps=1e-3):
     if np.any(fold < 0):
         raise ValueError("folds must use every sample once as a test sample")
     Cs = np.asarray(Cs, dtype=float)
-    acc = _cv_accuracies(K, codes.astype(np.int64), classes.size, fold, len(folds), Cs, float(eps),
-                         max(10_000_000, 100 * n))
-    return acc.mean(axis=1)
+    order = np.argsort(Cs, kind="stable")
+    max_iter = max(10_000_000, 100 * n) if max_iter == -1 else int(max_iter)
+    acc = _cv_accuracies(K, codes.astype(np.int64), classes.size, fold, len(folds), Cs[order], float(eps), max_iter)
+    out = np.empty(Cs.size)
+    out[order] = acc.mean(axis=1)
+    return out

@@ -53,6 +53,13 @@ def _grid_values(value, name, minimum=0.0):
     return tuple(checks.real(v, name, minimum) for v in values)
 
 
+def _exploded(G, limit=1e12):
+    """The RNTK_UCI code's guard: a setting whose Gram has |G|_F / n^2 >= 1e12 (above ReLU's edge of chaos the
+    variances grow like (sigma_w^2 / 2)^T, 1e49 for sigma_w = 1.47 and T = 1460) scores 0 in the search. Such
+    Grams make C meaningless and the SVM's solver crawl."""
+    return not np.all(np.isfinite(G)) or np.linalg.norm(G) / G.shape[0] ** 2 >= limit
+
+
 def _sequences(X):
     """aeon's inner collection (cases of (channels, T)) as the kernel's sequences (T, channels)."""
     return [np.ascontiguousarray(np.asarray(x, dtype=float).T) for x in X]
@@ -77,7 +84,8 @@ class _GramSearch(BaseClassifier):
     Gram (:meth:`_gram`, Y = None for the symmetric training Gram).
 
     Fitted attributes: ``best_params_`` (the kernel's and C), ``cv_score_`` (the chosen mean fold accuracy;
-    NaN when the grid has one point and nothing is chosen), ``n_candidates_``.
+    NaN when the grid has one point and nothing is chosen), ``n_candidates_``, ``n_exploded_`` (settings scored 0
+    because their Gram exploded, :func:`_exploded`).
     """
 
     def _grid(self):
@@ -106,10 +114,16 @@ class _GramSearch(BaseClassifier):
             raise ValueError(f"C must be positive, got {Cs}")
         single = len(grid) * len(Cs) == 1
         folds = None if single else self._folds(y)
-        best = None
+        best, exploded = None, 0
         for params in grid:
             G = self._gram(seqs, None, params)
-            scores = np.full(len(Cs), math.nan) if single else cv_accuracies(G, y, folds, Cs)
+            if single:
+                scores = np.full(len(Cs), math.nan)
+            elif _exploded(G):
+                scores = np.zeros(len(Cs))
+                exploded += 1
+            else:
+                scores = cv_accuracies(G, y, folds, Cs)
             for C, score in zip(Cs, scores):
                 if best is None or score > best[0] + 1e-12:
                     best = (score, params, C, G)
@@ -118,6 +132,7 @@ class _GramSearch(BaseClassifier):
         self.best_params_ = dict(params, C=C)
         self.cv_score_ = float(score)
         self.n_candidates_ = len(grid) * len(Cs)
+        self.n_exploded_ = exploded
         self._train = seqs
         return self
 

@@ -41,10 +41,23 @@ def test_compiled_cross_validation_equals_libsvm(n, classes):
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))
     Cs = [0.01, 0.1, 1.0, 10.0, 100.0]
     ours, ref = cv_accuracies(K, y, folds, Cs), sklearn_cv(K, y, folds, Cs)
-    np.testing.assert_array_equal(ours, ref)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
     assert ref.max() - ref.min() > 0.05  # C changes the answer: the comparison can fail
     # string labels are classes like any other
-    np.testing.assert_array_equal(cv_accuracies(K, np.array([f"c{v}" for v in y]), folds, Cs), ref)
+    labels = np.array([f"c{v}" for v in y])
+    np.testing.assert_allclose(cv_accuracies(K, labels, folds, Cs), ref, rtol=0, atol=1e-12)
+
+
+def test_kernels_of_large_scale_reuse_the_hard_margin_solution_and_equal_libsvm():
+    """s K with C is K with s C: at s = 1e6 every C of the grid is a hard margin (no multiplier at its bound), so
+    the larger values of C reuse the first solution; the accuracies still equal LIBSVM's, unsorted Cs included."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(50, 30))
+    y = rng.integers(0, 3, 50)
+    K = 1e6 * np.exp(-0.05 * ((X[:, None] - X[None]) ** 2).sum(-1))
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=1).split(X, y))
+    Cs = [10.0, 0.01, 1.0]
+    np.testing.assert_allclose(cv_accuracies(K, y, folds, Cs), sklearn_cv(K, y, folds, Cs), rtol=0, atol=1e-12)
 
 
 def test_cross_validation_errors():
@@ -137,3 +150,12 @@ def test_estimator_errors():
         RNTKClassifier(convention="authors", sigma_w=1.4, sigma_b=0.0, sigma_h=0.0, C=1.0, backend="jax").fit(X, y)
     with pytest.raises(ValueError, match="noise"):
         RNTKRegressor(noise=0.0).fit(X, rng.normal(size=10))
+
+
+def test_exploding_kernels_are_left_out_of_the_search_as_the_authors_code_does():
+    """Above ReLU's edge of chaos the variances grow like (sigma_w^2/2)^T: sigma_w = 2 over 120 steps gives Gram
+    entries near 2^120 = 1e36, which score 0 and are never chosen."""
+    rng = np.random.default_rng(3)
+    X, y = sequences(rng, 16, [120])
+    clf = RNTKClassifier(sigma_w=(2.0, 1.41), sigma_b=0.0, sigma_h=0.0, C=(1.0, 10.0), folds=2).fit(X, y)
+    assert clf.n_exploded_ == 1 and clf.best_params_["sigma_w"] == 1.41

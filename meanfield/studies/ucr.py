@@ -158,7 +158,7 @@ def evaluate_kernel(kernel, X_train, y_train, X_test, y_test, *, grid, folds=10,
     result = dict(kernel=kernel, test_accuracy=accuracy, seconds=time.perf_counter() - start)
     if hasattr(estimator, "best_params_"):
         result.update(cv_accuracy=estimator.cv_score_, hyperparameters=estimator.best_params_,
-                      candidates=estimator.n_candidates_)
+                      candidates=estimator.n_candidates_, exploded_settings=estimator.n_exploded_)
     return result
 
 
