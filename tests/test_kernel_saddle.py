@@ -151,7 +151,10 @@ def test_theory_agrees_with_langevin_at_n512(activation):
     C = ks.solve()[0].C
     prior = ks.prior().reshape(C.shape)
     net = MuPNetwork(512, X.shape[2], 2, shared=True, activation=activation, g=g, g_u=g, seed=1)
-    samples = langevin(net, X, y[-1], beta=beta, step_size=0.05, n_steps=5000, burn_in=1500, thin=5, seed=2)
+    # tanh's chain mixes faster: at 3000 steps its largest |sampled - theory| / allowed is 0.61 (linear: 0.94,
+    # hence 5000 steps and 0.58)
+    n_steps, burn_in = (5000, 1500) if activation == "linear" else (3000, 1000)
+    samples = langevin(net, X, y[-1], beta=beta, step_size=0.05, n_steps=n_steps, burn_in=burn_in, thin=5, seed=2)
     mean, se = samples.kernel_estimate()
     scale = np.sqrt(np.einsum("apap->ap", C)[:, :, None, None] * np.einsum("apap->ap", C)[None, None])
     allowed = 4 * se + ALLOWANCE_COEFFICIENT * scale / 512

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from numba.core.errors import NumbaTypeSafetyWarning
 
 from .. import checks
 from ..backends import check_backend
@@ -153,8 +155,10 @@ def evaluate_kernel(kernel, X_train, y_train, X_test, y_test, *, grid, folds=10,
     """Fit the column's estimator on the (normalised) training split and score it on the test split."""
     start = time.perf_counter()
     estimator = make_estimator(kernel, grid, folds, seed, backend)
-    estimator.fit(_aeon_collection(X_train), y_train)
-    accuracy = float(np.mean(estimator.predict(_aeon_collection(X_test)) == y_test))
+    with warnings.catch_warnings():  # aeon's distances, compiled on first use, warn about an index cast
+        warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
+        estimator.fit(_aeon_collection(X_train), y_train)
+        accuracy = float(np.mean(estimator.predict(_aeon_collection(X_test)) == y_test))
     result = dict(kernel=kernel, test_accuracy=accuracy, seconds=time.perf_counter() - start)
     if hasattr(estimator, "best_params_"):
         result.update(cv_accuracy=estimator.cv_score_, hyperparameters=estimator.best_params_,
