@@ -127,6 +127,9 @@ class _GramSearch(BaseClassifier):
             for C, score in zip(Cs, scores):
                 if best is None or score > best[0] + 1e-12:
                     best = (score, params, C, G)
+        if exploded == len(grid):
+            raise ValueError("every kernel setting of the grid gives an exploded Gram (|G|_F / n^2 >= 1e12): lower "
+                             "sigma_w (ReLU's edge of chaos is sqrt 2)")
         score, params, C, G = best
         self.model_ = SVC(kernel="precomputed", C=C).fit(G, y)
         self.best_params_ = dict(params, C=C)

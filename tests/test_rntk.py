@@ -106,6 +106,10 @@ def test_empirical_ntk_equals_finite_difference_jacobians():
         net = ElmanRNN(5, 2, layers=2, activation="tanh", sigma_b=0.4, sigma_h=0.3, readout=readout, seed=1)
         net(X)  # the per-step readout draws its vectors V_s for the longest sequence on first use
         J = finite_difference_jacobian(net, X)
+        if readout == "per_step":  # its own streams do not depend on how often the caller's seed was used
+            seed = np.random.SeedSequence(1)
+            first, second = (ElmanRNN(5, 2, layers=2, activation="tanh", readout=readout, seed=seed) for _ in range(2))
+            np.testing.assert_array_equal(first(X), second(X))
         np.testing.assert_allclose(net.ntk(X), J @ J.T, atol=1e-8)
 
 
@@ -244,6 +248,8 @@ def test_time_weights_have_the_closed_forms_of_linear_and_relu_recursions():
                                1.1**2 * 0.8**2 * 0.5 * (1.3**2 / 2) ** np.arange(6, -1, -1), rtol=1e-12)
     # two linear layers: K is linear in the products x_s . y_s (the variances do not enter), so scaling the
     # last 5 steps of x by (1 + e) at one step s changes K by e w_s x_s . y_s / m exactly
+    with pytest.raises(ValueError, match="last readout"):
+        time_weights(x, y, readout="per_step", **kw)
     w = time_weights(x, y, activation="linear", layers=2, **kw)
     base = rntk([x], [y], kind="nngp", activation="linear", layers=2, **kw)[0, 0]
     for s in range(5):

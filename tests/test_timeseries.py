@@ -159,3 +159,5 @@ def test_exploding_kernels_are_left_out_of_the_search_as_the_authors_code_does()
     X, y = sequences(rng, 16, [120])
     clf = RNTKClassifier(sigma_w=(2.0, 1.41), sigma_b=0.0, sigma_h=0.0, C=(1.0, 10.0), folds=2).fit(X, y)
     assert clf.n_exploded_ == 1 and clf.best_params_["sigma_w"] == 1.41
+    with pytest.raises(ValueError, match="every kernel setting"):
+        RNTKClassifier(sigma_w=(2.0, 2.1), sigma_b=0.0, sigma_h=0.0, C=(1.0, 10.0), folds=2).fit(X, y)

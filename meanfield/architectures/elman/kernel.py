@@ -344,6 +344,8 @@ def time_weights(x, y, *, settings: Elman | None = None, **hyperparameters):
     Returns an array of min(T, T') weights, oldest step first (the last entry is the last step).
     """
     arch = resolve(Elman, settings, hyperparameters)
+    if arch.readout != "last":
+        raise ValueError(f"time_weights is the weighting of the last readout, got readout={arch.readout!r}")
     flat, offsets = pack_sequences([x, y], "x, y")
     L, code = arch.layers, arch.act.code
     p = np.array([arch.sigma_w, arch.sigma_u, arch.sigma_b, arch.sigma_v, arch.sigma_h]) ** 2

@@ -104,7 +104,7 @@ class ElmanRNN:
         # streams of their own, so that the draws above are those of the default conventions: the readout
         # vectors V_s, s >= 1, drawn in order of s as longer sequences come (V_0 is the V above), and the
         # independent initial states
-        self._v_rng, self._h0_rng = rng.spawn(2)
+        self._v_rng, self._h0_rng = (np.random.default_rng(s) for s in rng.integers(2**63, size=(2, 4)))
         if self.readout == "per_step":
             self.V = self.V[None, :]
 
@@ -125,7 +125,8 @@ class ElmanRNN:
         return self.sigma_v / (self.width if self.parameterisation == "mup" else math.sqrt(self.width))
 
     def parameters(self) -> list:
-        """The trained arrays (W^l, U^l, b^l, V); the initial state is fixed."""
+        """The trained arrays (W^l, U^l, b^l, V); the initial state is fixed. With the per-step readout, V grows
+        (a new array) when a longer sequence than any before arrives: take the list after such a call."""
         return [*self.W, *self.U, *self.b, self.V]
 
     def copy(self) -> ElmanRNN:
