@@ -13,6 +13,13 @@ r_t = ybar - f_t, u_t = B r_t solves u' = -alpha A u, so u_t = V exp(-alpha Lamb
 This integral form needs no inverse of B or of Lambda (zero weights and a singular K are fine), and
 it evaluates the flow at any point x outside the grid: replace the rows K by K(x, grid) and f_0 by
 f_0(x), which is the ODE d/dt f_t(x) = alpha sum_j pi_j K(x, x_j)(ybar_j - f_t(x_j)) integrated in time.
+
+Gradient descent with step h is the same map taken in steps: f_{k+1} = f_k + h alpha K Pi (ybar - f_k).
+Then u_k = (I - h alpha Lambda)^k u_0, and f_{kh} has the same integral form with
+
+    phi_{kh}(lambda) = (1 - (1 - h alpha lambda)^k) / lambda   (= alpha k h at lambda = 0),
+
+which tends to the flow's phi_t as h -> 0 at fixed t = kh (``LinearKernelFlow(..., step=h)``).
 """
 
 from __future__ import annotations
@@ -29,6 +36,19 @@ def phi(lam, t, alpha) -> np.ndarray:
     lam, t = np.asarray(lam, dtype=float), np.asarray(t, dtype=float)
     safe = np.where(lam > 0, lam, 1.0)
     return np.where(lam > 0, -np.expm1(-alpha * lam * t) / safe, alpha * t)
+
+
+def phi_discrete(lam, t, alpha, step) -> np.ndarray:
+    """(1 - (1 - step alpha lambda)^k) / lambda with k = t / step (alpha t at lambda = 0): gradient descent's phi."""
+    lam, t = np.asarray(lam, dtype=float), np.asarray(t, dtype=float)
+    k = np.rint(t / step)
+    if np.any(np.abs(k * step - t) > 1e-9 * np.maximum(t, step)):
+        raise ValueError(f"times must be multiples of the step {step:g}, got {t}")
+    x = step * alpha * lam
+    small = np.where(x < 0.5, x, 0.0)  # 1 - (1 - x)^k without cancellation when x is tiny
+    one_minus = np.where(x < 0.5, -np.expm1(k * np.log1p(-small)), 1.0 - np.power(1.0 - x, k))
+    safe = np.where(lam > 0, lam, 1.0)
+    return np.where(lam > 0, one_minus / safe, alpha * k * step)
 
 
 def _times(times) -> np.ndarray:
@@ -53,9 +73,12 @@ class LinearKernelFlow:
         Rate constant alpha > 0.
     f0 : array (M,), optional
         Initial values on the grid (default 0).
+    step : float, optional
+        Gradient descent with this step h instead of the flow: values at times t = k h only (the module's
+        docstring). None (default) is the flow.
     """
 
-    def __init__(self, K, weights, ybar, alpha, f0=None):
+    def __init__(self, K, weights, ybar, alpha, f0=None, step=None):
         K = np.asarray(K, dtype=float)
         M = K.shape[0]
         if K.ndim != 2 or K.shape != (M, M) or M == 0:
@@ -76,6 +99,9 @@ class LinearKernelFlow:
             raise ValueError(f"f0 must be {M} finite numbers, got shape {f0.shape}")
         if not (np.isfinite(alpha) and alpha > 0):
             raise ValueError(f"alpha must be finite and > 0, got {alpha!r}")
+        if step is not None and not (np.isfinite(step) and step > 0):
+            raise ValueError(f"step must be None or finite and > 0, got {step!r}")
+        self.step = None if step is None else float(step)
         self.K, self.weights, self.ybar, self.alpha, self.f0 = 0.5 * (K + K.T), weights, ybar, float(alpha), f0
         self._B = np.sqrt(weights)
         A = self._B[:, None] * self.K * self._B[None, :]
@@ -92,7 +118,9 @@ class LinearKernelFlow:
         return self._B[:, None] * self._V, self.eigenvalues
 
     def _phi(self, t):
-        return phi(self.eigenvalues, t, self.alpha)
+        if self.step is None:
+            return phi(self.eigenvalues, t, self.alpha)
+        return phi_discrete(self.eigenvalues, t, self.alpha, self.step)
 
     def operator(self, t) -> np.ndarray:
         """N_t = B V phi_t(Lambda) V^T B (M, M), so that f_t(x) = f_0(x) + K(x, grid) N_t (ybar - f_0)."""

@@ -3,7 +3,7 @@ import pytest
 from helpers import finite_difference_jacobian
 
 from meanfield.architectures.elman.network import ElmanRNN
-from meanfield.diagnostics import alignment, jacobian_change_norm, kernel_distance, track_training
+from meanfield.diagnostics import alignment, jacobian_change_norm, kernel_distance, ntk_gp, track_training
 
 
 class LinearModel:
@@ -50,6 +50,9 @@ def test_linear_model_stays_in_the_kernel_regime():
     assert d.weight_change[-1] > 0.01  # it did train
     assert d.train_loss[-1] < 0.8 * d.train_loss[0]
     assert np.max(d.prediction_gap) < 0.02  # gradient descent with a small step follows the flow
+    # and, with a large step, is exactly the discrete map of its (constant) kernel, off the flow
+    d = track_training(model, X, y, X_held, lr=1.0, steps=8, checkpoints=4)
+    assert np.max(d.discrete_gap) < 1e-12 < 0.05 < np.max(d.prediction_gap), (d.discrete_gap, d.prediction_gap)
 
 
 def test_cross_network_ntk_and_jacobian_change_equal_finite_differences():
@@ -96,3 +99,27 @@ def test_diagonal_rnn_and_mlp_follow_the_diagnostics_protocol():
     mlp = ElmanRNN(256, flat[0].shape[1], activation="relu", seed=6)
     d = track_training(mlp, flat, y, [x.reshape(1, -1) for x in ws.values[14:]], lr=0.2, steps=10, checkpoints=2)
     assert d.train_loss[-1] < d.train_loss[0] and np.all(np.isfinite(d.kernel_distance))
+
+
+def test_ntk_gp_is_the_law_of_the_linearised_network_under_gaussian_initialisation():
+    """Monte Carlo: f_0 drawn from the NNGP, then the GD map with the NTK, step by step; the sample mean and
+    covariance on the test points agree with the closed form within 4 standard errors of S samples."""
+    rng = np.random.default_rng(3)
+    M, P, S, lr, steps = 6, 3, 40000, 0.7, 5
+    A, B = rng.normal(size=(M + P, 4)), rng.normal(size=(M + P, M + P))
+    nngp, ntk = A @ A.T + 0.1 * np.eye(M + P), B @ B.T / (M + P)
+    y = rng.normal(size=M)
+    f = rng.multivariate_normal(np.zeros(M + P), nngp, size=S)  # (S, M + P)
+    for _ in range(steps):
+        f = f - lr * (f[:, :M] - y) @ ntk[:, :M].T / M
+    mean, cov = ntk_gp(nngp, ntk, y, lr=lr, steps=steps)
+    test = f[:, M:]
+    se_mean = np.sqrt(np.diag(cov) / S)
+    assert np.all(np.abs(test.mean(axis=0) - mean) < 4 * se_mean), (test.mean(axis=0), mean)
+    se_cov = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / S)
+    assert np.all(np.abs(np.cov(test.T) - cov) < 4 * se_cov)
+    assert np.max(np.abs(mean)) > 20 * np.max(se_mean)  # it did train
+    m0, c0 = ntk_gp(nngp, ntk, y, lr=lr, steps=0)  # untrained: the prior
+    assert np.all(m0 == 0) and np.allclose(c0, nngp[M:, M:], atol=1e-14)
+    with pytest.raises(ValueError, match="test point"):
+        ntk_gp(nngp[:M, :M], ntk[:M, :M], y, lr=lr, steps=1)

@@ -87,6 +87,28 @@ def test_exact_linear_flow_matches_solve_ivp(rank):
     np.testing.assert_allclose(exact.at(times, K[:4], f0[:4]), exact.on_grid(times)[:, :4], atol=1e-12)
 
 
+@pytest.mark.parametrize("rank", [None, 5])
+def test_gradient_descent_map_matches_its_loop_and_tends_to_the_flow(rank):
+    K, w, ybar, f0 = random_problem(rank=rank)
+    K_cross = np.random.default_rng(7).normal(size=(3, K.shape[0]))
+    h, alpha = 0.05, 3.0
+    gd = LinearKernelFlow(K, w, ybar, alpha, f0, step=h)
+    f, g, grid, off = f0.copy(), np.zeros(3), [f0], [np.zeros(3)]
+    for _ in range(40):  # the map itself, step by step
+        r = alpha * h * w * (ybar - f)
+        f, g = f + K @ r, g + K_cross @ r
+        grid.append(f), off.append(g)
+    times = h * np.arange(41)
+    np.testing.assert_allclose(gd.on_grid(times), grid, atol=1e-10)
+    np.testing.assert_allclose(gd.at(times, K_cross), off, atol=1e-10)
+    with pytest.raises(ValueError, match="multiples of the step"):
+        gd.on_grid([0.3 * h])
+    # at fixed time the map approaches the flow, with an O(h) error
+    errors = [np.max(np.abs(LinearKernelFlow(K, w, ybar, alpha, f0, step=2.0 / 2**k).on_grid([2.0])
+                            - LinearKernelFlow(K, w, ybar, alpha, f0).on_grid([2.0]))) for k in range(6, 10)]
+    np.testing.assert_allclose(np.diff(np.log2(errors)), -1.0, atol=0.1)
+
+
 def test_residual_tends_to_the_projection_on_the_null_space():
     K, w, ybar, f0 = random_problem(M=25, rank=6, seed=1)
     flow = LinearKernelFlow(K, w, ybar, 2.0, f0)
@@ -125,3 +147,5 @@ def test_linear_flow_validation():
         LinearKernelFlow(K, w, ybar, 0.0)
     with pytest.raises(ValueError, match="ybar"):
         LinearKernelFlow(K, w, ybar[:3], 1.0)
+    with pytest.raises(ValueError, match="step"):
+        LinearKernelFlow(K, w, ybar, 1.0, step=-0.1)

@@ -32,7 +32,35 @@ def check_kernel_distance_is_quadratic():
     assert sp.simplify(series - expected) == 0
 
 
+def check_gradient_descent_map():
+    """Section 3: k steps of u <- (1 - h lambda) u add h sum_{j<k} (1 - h lambda)^j = (1 - (1 - h lambda)^k)/lambda
+    to the integral, which tends to the flow's (1 - exp(-lambda t))/lambda at t = k h as h -> 0 (alpha = 1)."""
+    h, lam, t = sp.symbols("h lambda t", positive=True)
+    k, j = sp.symbols("k j", integer=True, positive=True)
+    total = sp.summation(h * (1 - h * lam) ** j, (j, 0, k - 1))
+    assert sp.simplify(total - (1 - (1 - h * lam) ** k) / lam) == 0
+    at_time = ((1 - (1 - h * lam) ** (t / h)) / lam)
+    assert sp.simplify(sp.limit(at_time, h, 0, "+") - (1 - sp.exp(-lam * t)) / lam) == 0
+    # the first-order error in h: phi_h - phi = (t lambda / 2) exp(-lambda t) h + O(h^2)
+    series = sp.series(at_time - (1 - sp.exp(-lam * t)) / lam, h, 0, 2).removeO()
+    assert sp.simplify(series - t * lam * sp.exp(-lam * t) * h / 2) == 0
+
+
+def check_ntk_gp_covariance():
+    """Section 6: with f = (f_train, f_test) ~ N(0, K) and the linearised output f_test - A f_train + A y, the covariance
+    is K_tt - A K_rt - K_tr A^T + A K_rr A^T (2 training points, 1 test point, symbolic)."""
+    a1, a2 = sp.symbols("a1 a2", real=True)
+    k = sp.symbols("k11 k12 k13 k22 k23 k33", real=True)
+    K = sp.Matrix([[k[0], k[1], k[2]], [k[1], k[3], k[4]], [k[2], k[4], k[5]]])  # train, train, test
+    A = sp.Matrix([[a1, a2]])
+    L = sp.Matrix([[-a1, -a2, 1]])  # f_test - A f_train
+    K_rr, K_tr, K_tt = K[:2, :2], K[2:, :2], K[2:, 2:]
+    assert sp.simplify(L * K * L.T - (K_tt - A * K_tr.T - K_tr * A.T + A * K_rr * A.T)) == sp.zeros(1, 1)
+
+
 if __name__ == "__main__":
     check_step_scales()
     check_kernel_distance_is_quadratic()
+    check_gradient_descent_map()
+    check_ntk_gp_covariance()
     print("theory_notes/regime.md: all checks passed")

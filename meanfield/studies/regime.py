@@ -1,12 +1,13 @@
 """Regime study: how wide must an RNN be for its kernel limit to hold, and how does that grow with T?
 
-Two parts, each a grid of independent (width, length or parameterisation, seed) runs of
-:func:`meanfield.studies.framework.run_tasks` (resume, seeds from ``SeedSequence`` by run index):
+Four parts, each a grid of independent runs of :func:`meanfield.studies.framework.run_tasks` (resume,
+seeds from ``SeedSequence``):
 
-- width x length: Elman RNNs (NTK parameterisation) trained by full-batch GD on windows of length T;
-  the relative gap between the network and the RNTK kernel-flow prediction on held-out windows
-  (:func:`meanfield.diagnostics.track_training`). For each T, the smallest width whose gap stays
-  below the tolerance (upper end of a 95% interval over seeds), and the exponent of that width in T.
+- width x length (:mod:`.width_law`): for sigma_w below, at and above the edge of chaos, the gap between
+  Elman RNNs and GD on their linearised limit (same step: no discretisation floor) against width and
+  length; the crossing widths n*(T) of a few tolerances and their law n* ~ T^gamma;
+- uncertainty (:mod:`.width_law`): ensembles of finite networks against the NTK-Gaussian process, and the
+  calibration of both on held-out targets;
 - parameterisation: the kernel distance S(G_0, G_T) after training against the width, in NTK
   parameterisation (O(n^{-1}): S is quadratic in the O(n^{-1/2}) kernel change) and in muP
   (readout 1/n, learning rate x n; O(1)).
@@ -19,7 +20,7 @@ Two parts, each a grid of independent (width, length or parameterisation, seed) 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from ..diagnostics import gd_stability, track_training
 from ..report import pyplot
 from ..solvers.ode import LinearKernelFlow
 from ..stats import fit_rate, mean_interval
+from . import width_law
 from .framework import (
     Config,
     ConfigError,
@@ -46,6 +48,7 @@ from .framework import (
     spec,
     write_report,
 )
+from .width_law import UncertaintySection, WidthLengthSection
 
 SECONDS_PER_FLOP = 1e-10  # BLAS on one core of this machine (the quick study: 105 s on 2 cores), for estimates
 
@@ -68,14 +71,6 @@ class TrainingSection(Section, name="training"):
     checkpoints: int = spec(checks.integer, minimum=1)
     n_train: int = spec(checks.integer, minimum=2)
     n_heldout: int = spec(checks.integer, minimum=1)
-
-
-@dataclass(frozen=True)
-class WidthLengthSection(Section, name="width_length"):
-    widths: tuple = spec(checks.integer_list, minimum=1, min_length=2, increasing=True)
-    lengths: tuple = spec(checks.integer_list, minimum=3, increasing=True)
-    seeds: int = spec(checks.integer, minimum=2)
-    tolerance: float = spec(checks.positive)
 
 
 @dataclass(frozen=True)
@@ -102,64 +97,79 @@ class RegimeConfig(Config):
     model: ModelSection
     training: TrainingSection
     width_length: WidthLengthSection
+    uncertainty: UncertaintySection
     parameterisation: ParameterisationSection
     continual: ContinualSection
     sweep: SeedSection
 
     def validate(self):
-        if self.training.checkpoints > self.training.steps:
-            raise ConfigError(f"config field 'training.checkpoints': at most training.steps = {self.training.steps}, "
-                              f"got {self.training.checkpoints}")
+        for name, section in (("training", self.training), ("width_length", self.width_length)):
+            if section.checkpoints > section.steps:
+                raise ConfigError(f"config field '{name}.checkpoints': at most {name}.steps = {section.steps}, got "
+                                  f"{section.checkpoints}")
+        for name, section in (("width_length", self.width_length), ("uncertainty", self.uncertainty)):
+            if not section.widths_at(section.lengths[0]):
+                raise ConfigError(f"config field '{name}.max_cost': no width of {name}.widths has T n^2 <= "
+                                  f"{section.max_cost:g} at T = {section.lengths[0]}")
+
+    def model_settings(self) -> dict:
+        """The model section as Elman keywords, without sigma_w (the width-length and uncertainty parts set it)."""
+        m = self.model
+        return dict(activation=m.activation, sigma_u=m.sigma_u, sigma_b=m.sigma_b)
+
+    def data(self, part) -> dict:
+        """The arguments of :func:`.width_law.windows` for ``part``."""
+        if part == "uncertainty":
+            return dict(seed=self.sweep.seed, n_train=self.uncertainty.n_train, n_heldout=self.uncertainty.n_heldout,
+                        stream=3)
+        return dict(seed=self.sweep.seed, n_train=self.training.n_train, n_heldout=self.training.n_heldout, stream=1)
 
     def _nets(self):
-        """(part, width, length, count) of the networks the study trains, for the size and time estimates."""
-        wl, p, c = self.width_length, self.parameterisation, self.continual
-        return ([("width_length", n, T, wl.seeds) for T in wl.lengths for n in wl.widths]
-                + [("parameterisation", n, p.length, 2 * p.seeds) for n in p.widths]
-                + [("continual", n, c.length, 2 * c.seeds) for n in c.widths])
+        """(part, width, length, count, steps, sequences) of the networks the study trains, for the size and time
+        estimates (the width-length part as if no sigma_w were abandoned)."""
+        wl, u, p, c, t = self.width_length, self.uncertainty, self.parameterisation, self.continual, self.training
+        M = t.n_train + t.n_heldout
+        return ([("width_length", n, T, wl.seeds * len(wl.sigma_w), wl.steps, M) for T in wl.lengths
+                 for n in wl.widths_at(T)]
+                + [("uncertainty", n, T, u.members * len(u.sigma_w), u.steps, u.n_train + u.n_heldout)
+                   for T in u.lengths for n in u.widths_at(T)]
+                + [("parameterisation", n, p.length, 2 * p.seeds, t.steps, M) for n in p.widths]
+                + [("continual", n, c.length, 2 * c.seeds, t.steps, M) for n in c.widths])
 
     def check_size(self, memory_bytes):
-        M = self.training.n_train + self.training.n_heldout
-        for part, n, T, _ in self._nets():  # weights, and the activations kept for backpropagation
+        for part, n, T, _, _, M in self._nets():  # weights, and the activations kept for backpropagation
             refuse_if_larger(f"{part}.widths", 32.0 * n * n, memory_bytes, f"an Elman RNN of width {n}")
-            length = f"{part}.length" + ("s" if part == "width_length" else "")
-            refuse_if_larger("training.n_train" if M >= T else length, 48.0 * M * T * n, memory_bytes,
+            length = f"{part}.length" + ("s" if part in ("width_length", "uncertainty") else "")
+            count = ("uncertainty" if part == "uncertainty" else "training") + ".n_train"
+            refuse_if_larger(count if M >= T else length, 48.0 * M * T * n, memory_bytes,
                              f"backpropagation through {M} sequences of length {T} at width {n}")
 
     def estimated_seconds(self):
         t = self.training
-        flops = sum(count * (t.steps + 2 * t.checkpoints) * 6 * t.n_train * T * n * n
-                    for _, n, T, count in self._nets())
+        flops = sum(count * (steps + 2 * t.checkpoints) * 4 * M * T * n * n
+                    for _, n, T, count, steps, M in self._nets())
         flops += sum(2 * self.continual.seeds * 2 * self.continual.converged_steps * 6 * t.n_train
                      * self.continual.length * n * n for n in self.continual.widths)
         return flops * SECONDS_PER_FLOP
 
 
 def _windows(cfg: RegimeConfig, T):
-    """Train and held-out windows of length T from the delay1 chain, with their targets."""
-    task = make_task("delay1", noise_std=0.0)
-    rng = np.random.default_rng(np.random.SeedSequence(cfg.sweep.seed, spawn_key=(10**6 + T,)))
-    ws = task.chain.sample_windows(T, cfg.training.n_train + cfg.training.n_heldout, rng=rng)
-    X = list(ws.values)
-    y = task.conditional_mean(ws)
-    n = cfg.training.n_train
-    return X[:n], y[:n], X[n:]
+    """Train windows, their targets and held-out windows of length T from the delay1 chain."""
+    return width_law.windows(length=T, **cfg.data("training"))[:3]
 
 
-def regime_run(config: dict, part: str, width: int, length: int, parameterisation: str, index: int,
+def regime_run(config: dict, width: int, length: int, parameterisation: str, index: int,
                backend: str = "numba") -> dict:
-    """One run: train an Elman RNN and record the diagnostics (training and empirical NTKs on ``backend``)."""
+    """One run of the parameterisation part: train an Elman RNN and record the diagnostics (training and empirical
+    NTKs on ``backend``)."""
     cfg = RegimeConfig.from_dict(config)
     X, y, X_held = _windows(cfg, length)
     arch = cfg.model.architecture()
     net = arch.network(width, 1, parameterisation, seed=np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)))
-    K = K_cross = None
-    if part == "width_length":  # the infinite-width prediction
-        K, K_cross = arch.kernel(X).ntk, arch.kernel(X_held, X).ntk
     start = time.perf_counter()
     t = cfg.training
-    d = track_training(net, X, y, X_held, lr=t.lr, steps=t.steps, checkpoints=t.checkpoints, K=K, K_cross=K_cross,
-                       kernels=part == "parameterisation", options=dict(backend=backend))
+    d = track_training(net, X, y, X_held, lr=t.lr, steps=t.steps, checkpoints=t.checkpoints,
+                       options=dict(backend=backend))
     return dict(**d.as_dict(), width=width, length=length, index=index, seconds=time.perf_counter() - start)
 
 
@@ -183,20 +193,20 @@ def continual_run(config: dict, width: int, steps: int, index: int, backend: str
     after_a = loss_a(net(X_held, backend=backend))
     net.train(X, y_b[:n], lr, steps, record_every=steps + 1, backend=backend)
     after_b = loss_a(net(X_held, backend=backend))
-    # kernel regime: the flow for A, then the flow for B started where A ended (RNTK, own f_0)
+    # kernel regime: GD on the linearised network for A, then for B from where A ended (RNTK, own f_0, same step)
     K, K_cross = arch.kernel(X).ntk, arch.kernel(X_held, X).ntk
     t = lr * steps
     w = np.full(n, 1.0 / n)
-    flow_a = LinearKernelFlow(K, w, y_a[:n], 1.0, f0_train)
+    flow_a = LinearKernelFlow(K, w, y_a[:n], 1.0, f0_train, step=lr)
     fa_train, fa_held = flow_a.on_grid([t])[0], flow_a.at([t], K_cross, f0_held)[0]
-    fb_held = LinearKernelFlow(K, w, y_b[:n], 1.0, fa_train).at([t], K_cross, fa_held)[0]
+    fb_held = LinearKernelFlow(K, w, y_b[:n], 1.0, fa_train, step=lr).at([t], K_cross, fa_held)[0]
     return dict(width=width, steps=steps, index=index, loss_a_after_a=after_a, loss_a_after_b=after_b,
                 forgetting=after_b - after_a, kernel_forgetting=loss_a(fb_held) - loss_a(fa_held))
 
 
 def check_learning_rate(cfg: RegimeConfig):
     """Refuse (before any run) a learning rate at which GD on the RNTK flow is unstable: lr lambda_max / M < 2."""
-    for T in sorted({*cfg.width_length.lengths, cfg.parameterisation.length, cfg.continual.length}):
+    for T in sorted({cfg.parameterisation.length, cfg.continual.length}):  # the other parts scale lr to lambda_max
         X, _, _ = _windows(cfg, T)
         ratio = gd_stability(cfg.model.architecture().kernel(X).ntk, cfg.training.lr)
         if ratio >= 2:
@@ -205,25 +215,21 @@ def check_learning_rate(cfg: RegimeConfig):
                               f"{2 * cfg.training.lr / ratio:.3g}")
 
 
+PARAMETERISATION_SEEDS, CONTINUAL_SEEDS = 10**5, 2 * 10**5  # bases of the run indices: no part's grid moves another's
+
+
 def _tasks(cfg: RegimeConfig, backend):
+    """The parameterisation and continual-learning runs."""
     config = cfg.as_dict()
-    wl, pa, co = cfg.width_length, cfg.parameterisation, cfg.continual
-    tasks = {}
-    index = 0
-    for T in wl.lengths:
-        for n in wl.widths:
-            for s in range(wl.seeds):
-                tasks[f"wl_T{T}_n{n}_s{s}"] = dict(config=config, part="width_length", width=n, length=T,
-                                                    parameterisation="ntk", index=index, backend=backend)
-                index += 1
+    pa, co = cfg.parameterisation, cfg.continual
+    tasks, index = {}, PARAMETERISATION_SEEDS
     for param in ("ntk", "mup"):
         for n in pa.widths:
             for s in range(pa.seeds):
-                tasks[f"p_{param}_n{n}_s{s}"] = dict(config=config, part="parameterisation", width=n,
-                                                      length=pa.length, parameterisation=param, index=index,
-                                                      backend=backend)
+                tasks[f"p_{param}_n{n}_s{s}"] = dict(config=config, width=n, length=pa.length, parameterisation=param,
+                                                      index=index, backend=backend)
                 index += 1
-    continual = {}
+    continual, index = {}, CONTINUAL_SEEDS
     for regime, steps in (("early", co.early_steps), ("converged", co.converged_steps)):
         for n in co.widths:
             for s in range(co.seeds):
@@ -233,39 +239,25 @@ def _tasks(cfg: RegimeConfig, backend):
     return tasks, continual
 
 
-def _exponent(lengths, smallest):
-    """Least-squares slope of log(smallest width) on log(T) over the lengths where one was found."""
-    found = [(T, w) for T, w in zip(lengths, smallest) if w is not None]
-    if len(found) < 2:
-        return None
-    return float(np.polyfit(np.log([T for T, _ in found]), np.log([w for _, w in found]), 1)[0])
+def _width_length_tasks(cfg: RegimeConfig, T, sigma_ws, backend):
+    """The runs of length T for the sigma_w still in play. Each run's key holds only what it depends on."""
+    wl = cfg.width_length
+    common = dict(model=cfg.model_settings(), data=cfg.data("width_length"), lr_fraction=wl.lr_fraction,
+                  steps=wl.steps, checkpoints=wl.checkpoints, length=T, backend=backend)
+    return {width_law.wl_name(sw, T, n, s): dict(common, sigma_w=sw, width=n, seed_index=s)
+            for sw in sigma_ws for n in wl.widths_at(T) for s in range(wl.seeds)}
 
 
-def _width_exponent(cfg: RegimeConfig, table, n_boot=1000):
-    """Exponent of the smallest width in T, with a bootstrap interval over the seeds.
-
-    The point estimate uses each T's smallest width whose 95% upper bound is under the tolerance. Each
-    bootstrap replicate resamples the seeds of every (T, width) cell and takes the smallest width whose
-    resampled mean is under the tolerance.
-    """
-    lengths, tolerance = cfg.width_length.lengths, cfg.width_length.tolerance
-    point = _exponent(lengths, [table[T]["smallest_width"] for T in lengths])
-    rng = np.random.default_rng(cfg.sweep.seed)
-    reps = []
-    for _ in range(n_boot):
-        smallest = []
-        for T in lengths:
-            ok = [r["width"] for r in table[T]["rows"] if np.mean(rng.choice(r["gaps"], len(r["gaps"]))) < tolerance]
-            smallest.append(ok[0] if ok else None)
-        e = _exponent(lengths, smallest)
-        if e is not None:
-            reps.append(e)
-    interval = [float(q) for q in np.quantile(reps, [0.025, 0.975])] if len(reps) > n_boot // 2 else None
-    return dict(exponent=point, ci=interval, replicates_with_estimate=len(reps))
+def _uncertainty_tasks(cfg: RegimeConfig, backend):
+    u = cfg.uncertainty
+    common = dict(model=cfg.model_settings(), data=cfg.data("uncertainty"),
+                  lr_fraction=u.lr_fraction, steps=u.steps, backend=backend)
+    return {f"u_w{sw:g}_T{T}_n{n}_m{m}": dict(common, sigma_w=sw, width=n, length=T, member=m)
+            for sw in u.sigma_w for T in u.lengths for n in u.widths_at(T) for m in range(u.members)}
 
 
-@register("regime", "distance of finite Elman RNNs from the kernel regime (width x length, NTK vs muP)",
-          config=RegimeConfig, parallel=True, backends=True)
+@register("regime", "distance of finite Elman RNNs from the kernel regime (width-length law, uncertainty, NTK vs "
+          "muP, forgetting)", config=RegimeConfig, parallel=True, backends=True)
 def run_regime(cfg: RegimeConfig, out, *, workers=None, scheduler=None, progress=True, overwrite=False,
                backend="numba") -> Path:
     """Run (or resume) the regime study into ``out``; return the path of report.md.
@@ -277,27 +269,36 @@ def run_regime(cfg: RegimeConfig, out, *, workers=None, scheduler=None, progress
     backend = check_backend(backend)
     workers = backend_workers(backend, workers, scheduler)
     check_learning_rate(cfg)
+    options = dict(workers=workers, scheduler=scheduler, progress=progress)
     with StudyFolder(out, "regime", cfg, overwrite=overwrite) as folder:
-        tasks, continual = _tasks(cfg, backend)
-        runs = run_tasks(regime_run, tasks, folder.runs, workers=workers, scheduler=scheduler, progress=progress,
-                         desc="regime runs")
-        runs.update(run_tasks(continual_run, continual, folder.runs, workers=workers, scheduler=scheduler,
-                              progress=progress, desc="continual runs"))
-        wl, pa, co, seed = cfg.width_length, cfg.parameterisation, cfg.continual, cfg.sweep.seed
+        wl, u, pa, co, seed = cfg.width_length, cfg.uncertainty, cfg.parameterisation, cfg.continual, cfg.sweep.seed
 
-        # width x length: the gap (max over checkpoints) per seed; smallest width under the tolerance
-        table = {}
+        # width x length, in rounds of lengths: a sigma_w whose gap stays above abandon_above is dropped
+        runs, in_play, ran, abandoned = {}, list(wl.sigma_w), {sw: [] for sw in wl.sigma_w}, {}
         for T in wl.lengths:
-            rows = []
-            for n in wl.widths:
-                gaps = [float(np.max(runs[f"wl_T{T}_n{n}_s{s}"]["prediction_gap"])) for s in range(wl.seeds)]
-                mean, lo, hi = mean_interval(gaps, seed=seed)
-                rows.append(dict(width=n, gaps=gaps, mean=mean, ci_low=lo, ci_high=hi))
-            ok = [r["width"] for r in rows if r["ci_high"] < wl.tolerance]
-            table[T] = dict(rows=rows, smallest_width=ok[0] if ok else None)
-        exponent = _width_exponent(cfg, table)
-        gap_rates = {T: fit_rate(wl.widths, [r["gaps"] for r in table[T]["rows"]]).as_dict()
-                     for T in wl.lengths}
+            if not in_play or not wl.widths_at(T):
+                break
+            runs.update(run_tasks(width_law.width_length_run, _width_length_tasks(cfg, T, in_play, backend),
+                                  folder.runs, desc=f"width x length, T = {T}", **options))
+            for sw in list(in_play):
+                ran[sw].append(T)
+                widest = wl.widths_at(T)[-1]
+                if np.mean([np.max(runs[width_law.wl_name(sw, T, widest, s)]["discrete_gap"])
+                            for s in range(wl.seeds)]) > wl.abandon_above:
+                    in_play.remove(sw)
+                    abandoned[sw] = T
+        chis = {sw: width_law.order_parameter(replace(cfg.model.architecture(), sigma_w=sw)) for sw in wl.sigma_w}
+        law = width_law.analyse_width_length(wl, runs, ran, seed)
+
+        members = run_tasks(width_law.uncertainty_run, _uncertainty_tasks(cfg, backend), folder.runs,
+                            desc="uncertainty ensembles", **options)
+        outputs = {(sw, T, n): np.stack([members[f"u_w{sw:g}_T{T}_n{n}_m{m}"]["outputs"] for m in range(u.members)])
+                   for sw in u.sigma_w for T in u.lengths for n in u.widths_at(T)}
+        uncertainty = width_law.analyse_uncertainty(u, cfg.model_settings(), cfg.data("uncertainty"), outputs, seed)
+
+        tasks, continual = _tasks(cfg, backend)
+        runs = run_tasks(regime_run, tasks, folder.runs, desc="parameterisation runs", **options)
+        runs.update(run_tasks(continual_run, continual, folder.runs, desc="continual runs", **options))
 
         # parameterisation: kernel distance after training against the width
         param = {}
@@ -322,68 +323,53 @@ def run_regime(cfg: RegimeConfig, out, *, workers=None, scheduler=None, progress
                                  loss_a_after_a=float(np.mean([r["loss_a_after_a"] for r in rs]))))
             forgetting[regime] = dict(steps=steps, rows=rows)
 
-        report = dict(study="regime", config=cfg.as_dict(), width_length={str(T): v for T, v in table.items()},
-                      exponent=exponent, gap_rates={str(T): r for T, r in gap_rates.items()}, parameterisation=param,
-                      continual=forgetting, seconds=time.perf_counter() - start)
-        _figures(folder.path, cfg, table, param, forgetting)
-        return write_report(folder, report, _markdown(report, cfg), start)
+        for v in law.values():  # the replicates served the intervals; the report keeps the intervals
+            for c in v["lengths"].values():
+                for x in c["crossings"].values():
+                    x.pop("replicates")
+        report = dict(study="regime", config=cfg.as_dict(), chi_1=chis, width_length=law, abandoned=abandoned,
+                      uncertainty=uncertainty, parameterisation=param, continual=forgetting,
+                      seconds=time.perf_counter() - start)
+        plt = pyplot()
+        width_law.figure_width_length(plt, folder.path / "width_length.png", wl, law, chis)
+        width_law.figure_uncertainty(plt, folder.path / "uncertainty.png", u, uncertainty)
+        _figures(plt, folder.path, cfg, param, forgetting)
+        return write_report(folder, report, _markdown(report, cfg, chis, abandoned), start)
 
 
-def _figures(out, cfg, table, param, forgetting):
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.3))
-    for T, v in table.items():
-        w = [r["width"] for r in v["rows"]]
-        m = np.array([r["mean"] for r in v["rows"]])
-        lo, hi = np.array([r["ci_low"] for r in v["rows"]]), np.array([r["ci_high"] for r in v["rows"]])
-        axes[0].errorbar(w, m, yerr=[m - lo, hi - m], marker="o", capsize=3, label=f"T = {T}")
-    axes[0].axhline(cfg.width_length.tolerance, color="k", ls=":", label=f"tolerance {cfg.width_length.tolerance}")
-    axes[0].set(xscale="log", yscale="log", xlabel="width n",
-                ylabel="max_t gap to the RNTK flow / its movement",
-                title=f"Elman RNN ({cfg.model.activation}) vs kernel flow, {cfg.width_length.seeds} seeds, 95% CI")
-    axes[0].legend(fontsize=8)
+def _figures(plt, out, cfg, param, forgetting):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
     for p, style in (("ntk", "o-"), ("mup", "s--")):
-        axes[1].plot(param[p]["widths"], param[p]["mean"], style,
+        axes[0].plot(param[p]["widths"], param[p]["mean"], style,
                      label=f"{p}: slope {param[p]['rate']['slope']:.2f} "
                            f"[{param[p]['rate']['ci_low']:.2f}, {param[p]['rate']['ci_high']:.2f}]")
-    axes[1].set(xscale="log", yscale="log", xlabel="width n", ylabel="kernel distance S(G_0, G_T)",
+    axes[0].set(xscale="log", yscale="log", xlabel="width n", ylabel="kernel distance S(G_0, G_T)",
                 title=f"NTK vs muP (T = {cfg.parameterisation.length}, {cfg.parameterisation.seeds} seeds)")
-    axes[1].legend(fontsize=8)
+    axes[0].legend(fontsize=8)
     for (regime, v), color in zip(forgetting.items(), ("C0", "C3")):
         w = [r["width"] for r in v["rows"]]
         m = np.array([r["mean"] for r in v["rows"]])
         lo, hi = np.array([r["ci_low"] for r in v["rows"]]), np.array([r["ci_high"] for r in v["rows"]])
-        axes[2].errorbar(w, m, yerr=[m - lo, hi - m], marker="o", capsize=3, color=color,
+        axes[1].errorbar(w, m, yerr=[m - lo, hi - m], marker="o", capsize=3, color=color,
                          label=f"{regime} ({v['steps']} steps per task)")
-        axes[2].plot(w, [r["kernel_prediction"] for r in v["rows"]], ls=":", color=color,
+        axes[1].plot(w, [r["kernel_prediction"] for r in v["rows"]], ls=":", color=color,
                      label=f"{regime}: kernel-regime prediction")
-    axes[2].set(xscale="log", xlabel="width n", ylabel="forgetting of A (held-out loss after B - after A)",
+    axes[1].set(xscale="log", xlabel="width n", ylabel="forgetting of A (held-out loss after B - after A)",
                 title=f"continual learning, T = {cfg.continual.length}, {cfg.continual.seeds} seeds, 95% CI")
-    axes[2].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "regime.png", dpi=120)
     plt.close(fig)
 
 
-def _markdown(report, cfg) -> str:
+def _markdown(report, cfg, chis, abandoned) -> str:
     lines = ["# Regime study: distance of Elman RNNs from the kernel regime", "",
-             f"Full-batch GD (lr {cfg.training.lr}, {cfg.training.steps} steps) on {cfg.training.n_train} windows "
-             f"of the delay1 chain; gap = max over checkpoints of |f_net - f_flow| / max |f_flow - f_0| on "
-             f"{cfg.training.n_heldout} held-out "
-             f"windows, f_flow from the RNTK kernel flow.", "",
-             "## Width x length", "", "| T | " + " | ".join(f"n={n}" for n in cfg.width_length.widths)
-             + " | smallest width with gap < " + f"{cfg.width_length.tolerance} |",
-             "|---|" + "---|" * (len(cfg.width_length.widths) + 1)]
-    for T, v in report["width_length"].items():
-        cells = [f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" for r in v["rows"]]
-        lines.append(f"| {T} | " + " | ".join(cells) + f" | {v['smallest_width'] or 'none'} |")
-    exp = report["exponent"]
-    if exp["exponent"] is None:
-        text = "Fitted exponent: fewer than two lengths reached the tolerance at these widths."
-    else:
-        ci = f" (95% bootstrap interval [{exp['ci'][0]:.2f}, {exp['ci'][1]:.2f}])" if exp["ci"] else ""
-        text = f"Fitted exponent of the smallest width in T: {exp['exponent']:.2f}{ci}."
-    lines += ["", text, "", "## NTK versus muP", ""]
+             "![width-length law](width_length.png)", ""]
+    lines += width_law.markdown_width_length(cfg.width_length, report["width_length"], chis, abandoned)
+    lines += ["![uncertainty](uncertainty.png)", ""]
+    lines += width_law.markdown_uncertainty(cfg.uncertainty, report["uncertainty"])
+    lines += [f"Parameterisation and continual parts: full-batch GD (lr {cfg.training.lr}, {cfg.training.steps} "
+              f"steps) on {cfg.training.n_train} windows of the delay1 chain.", "", "## NTK versus muP", ""]
     for p, v in report["parameterisation"].items():
         r = v["rate"]
         lines.append(f"- {p}: kernel distance slope in n {r['slope']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]; "
