@@ -154,7 +154,7 @@ def track_training(model, X_train, y_train, X_heldout, *, lr, steps, checkpoints
                              gap(preds_flow), gap(preds_gd), np.array(losses))
 
 
-def ntk_gp(nngp, ntk, y, *, lr, steps, n_train=None):
+def ntk_gp(nngp, ntk, y, *, lr, steps):
     """The NTK-Gaussian-process prediction: the law of the linearised network's outputs after ``steps`` full-batch
     GD steps of size ``lr`` on (1/2M) sum_i (f(x_i) - y_i)^2, when f_0 ~ GP(0, NNGP) ([Lee et al. 2019]; the
     recurrent case in ``theory_notes/regime.md`` section 6).

@@ -7,7 +7,7 @@ import pytest
 from scipy import optimize
 
 from meanfield.architectures.elman import Elman
-from meanfield.studies.width_law import crossing, crossings, order_parameter, power_law
+from meanfield.studies.width_law import crossing, crossings, growth_law, order_parameter
 
 WIDTHS = np.array([32, 64, 128, 256, 512, 1024])
 
@@ -41,21 +41,27 @@ def test_crossing_interval_covers_the_truth_at_its_level():
     assert hits / repeats > 0.95 - 4 * math.sqrt(0.95 * 0.05 / repeats) - 0.05, hits
 
 
-def test_power_law_recovers_gamma_and_its_interval():
+@pytest.mark.parametrize("scale", ["log", "linear"])
+def test_growth_law_recovers_its_exponent_and_interval(scale):
+    """n* = 50 T^0.7 (or 50 exp(0.02 T)) with independent log-normal replicates: the point fit is exact, the percentile
+    interval of the replicate slopes is 1.96 sd of least squares, and the other form fits worse."""
     rng = np.random.default_rng(1)
-    lengths = [4, 8, 16, 32, 64]
-    gamma = 0.7
-    cells = []
-    for T in lengths:
-        reps = 50.0 * T**gamma * np.exp(0.05 * rng.standard_normal(1000))
-        cells.append(dict(width=50.0 * T**gamma, replicates=reps))
-    fit = power_law(lengths, cells)
-    assert fit["gamma"] == pytest.approx(gamma, abs=1e-12) and fit["constant"] == pytest.approx(50.0)
-    # replicate slopes: sd = 0.05 / sqrt(sum (log T - mean)^2) for independent log-normal noise
-    sd = 0.05 / np.sqrt(np.sum((np.log(lengths) - np.mean(np.log(lengths))) ** 2))
-    assert fit["ci"][0] == pytest.approx(gamma - 1.96 * sd, abs=0.3 * sd)
-    assert fit["ci"][1] == pytest.approx(gamma + 1.96 * sd, abs=0.3 * sd)
-    assert power_law(lengths[:2], cells[:2]) is None
+    lengths = np.array([4, 8, 16, 32, 64, 128])
+    x = np.log(lengths) if scale == "log" else lengths.astype(float)
+    slope = 0.7 if scale == "log" else 0.02
+    cells = [dict(width=50.0 * np.exp(slope * xi),
+                  replicates=50.0 * np.exp(slope * xi + 0.05 * rng.standard_normal(4000))) for xi in x]
+    fit = growth_law(lengths, cells, scale=scale)
+    assert fit["slope"] == pytest.approx(slope, abs=1e-12) and fit["constant"] == pytest.approx(50.0)
+    assert fit["rms"] < 1e-12
+    sd = 0.05 / np.sqrt(np.sum((x - x.mean()) ** 2))
+    assert fit["ci"][0] == pytest.approx(slope - 1.96 * sd, abs=0.15 * sd)
+    assert fit["ci"][1] == pytest.approx(slope + 1.96 * sd, abs=0.15 * sd)
+    other = growth_law(lengths, cells, scale="linear" if scale == "log" else "log")
+    assert other["rms"] > 0.05
+    assert growth_law(lengths[:2], cells[:2]) is None
+    assert growth_law(lengths, [dict(c, width=None) if i % 2 else c for i, c in enumerate(cells)], scale=scale) \
+        ["lengths"] == [int(T) for T in lengths[::2]]
 
 
 def test_order_parameter_against_the_closed_form_of_erf():
@@ -66,5 +72,32 @@ def test_order_parameter_against_the_closed_form_of_erf():
                             1e-3, 100)
         assert order_parameter(arch) == pytest.approx(sigma_w**2 * 4 / math.pi / math.sqrt(1 + 4 * q), rel=1e-10)
     assert order_parameter(Elman(activation="linear", sigma_w=0.8)) == pytest.approx(0.64, rel=1e-12)
+    # without inputs q = 0 is a fixed point; above sigma_w^2 = pi/4 the stable one is not 0
+    chi = order_parameter(Elman(activation="erf", sigma_w=1.5, sigma_u=0.0, sigma_b=0.0))
+    q = optimize.brentq(lambda q: 2.25 * 2 / math.pi * math.asin(2 * q / (1 + 2 * q)) - q, 1e-3, 100)
+    assert chi == pytest.approx(2.25 * 4 / math.pi / math.sqrt(1 + 4 * q), rel=1e-10)
     # the default study's middle sigma_w sits at the edge of chaos
     assert abs(order_parameter(Elman(activation="erf", sigma_w=1.65, sigma_u=1.0, sigma_b=0.1)) - 1) < 0.01
+
+
+def test_analyse_uncertainty_recognises_an_ensemble_drawn_from_the_gp():
+    """Members drawn from the NTK-GP itself: its coverage of them is the level and the variance ratio 1, within
+    their intervals, so it 'describes' them; members with twice the GP's spread are not described."""
+    from meanfield.diagnostics import ntk_gp
+    from meanfield.studies.width_law import UncertaintySection, analyse_uncertainty, learning_rate, windows
+
+    section = UncertaintySection(sigma_w=(1.0,), lengths=(6,), widths=(8, 16), max_cost=1e9, members=400, n_train=8,
+                                 n_heldout=12, lr_fraction=0.5, steps=5, level=0.9)
+    model, data = dict(activation="erf", sigma_u=1.0, sigma_b=0.1), dict(seed=3, n_train=8, n_heldout=12, stream=3)
+    X, y, X_held, _ = windows(length=6, **data)
+    kp = Elman(**model, sigma_w=1.0).kernel(X + X_held)
+    mu, cov = ntk_gp(kp.nngp, kp.ntk, y, lr=learning_rate(kp.ntk[:8, :8], 0.5), steps=5)
+    draws = np.random.default_rng(0).multivariate_normal(mu, cov, size=400)  # 1 seed in 8 misses the 95% ratio CI
+    outputs = {(1.0, 6, 8): mu + 2 * (draws - mu), (1.0, 6, 16): draws}
+    result = analyse_uncertainty(section, model, data, outputs, seed=5)[1.0][6]
+    wide, exact = result["rows"]
+    lo, hi = exact["gp_covers_members_ci"]
+    assert lo < 0.9 < hi and hi - lo < 0.06, exact
+    assert exact["variance_ratio_ci"][0] < 1 < exact["variance_ratio_ci"][1]
+    assert wide["gp_covers_members_ci"][1] < 0.85 and 3 < wide["variance_ratio"] < 5, wide
+    assert result["width_described"] == 16

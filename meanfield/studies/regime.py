@@ -19,6 +19,7 @@ seeds from ``SeedSequence``):
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -60,8 +61,12 @@ class ModelSection(Section, name="model"):
     sigma_u: float = spec(checks.real, minimum=0)
     sigma_b: float = spec(checks.real, minimum=0)
 
+    def keywords(self) -> dict:
+        """The Elman keywords but sigma_w (which the width-length and uncertainty parts set)."""
+        return dict(activation=self.activation, sigma_u=self.sigma_u, sigma_b=self.sigma_b)
+
     def architecture(self) -> Elman:
-        return Elman(activation=self.activation, sigma_w=self.sigma_w, sigma_u=self.sigma_u, sigma_b=self.sigma_b)
+        return Elman(**self.keywords(), sigma_w=self.sigma_w)
 
 
 @dataclass(frozen=True)
@@ -107,15 +112,11 @@ class RegimeConfig(Config):
             if section.checkpoints > section.steps:
                 raise ConfigError(f"config field '{name}.checkpoints': at most {name}.steps = {section.steps}, got "
                                   f"{section.checkpoints}")
-        for name, section in (("width_length", self.width_length), ("uncertainty", self.uncertainty)):
-            if not section.widths_at(section.lengths[0]):
-                raise ConfigError(f"config field '{name}.max_cost': no width of {name}.widths has T n^2 <= "
-                                  f"{section.max_cost:g} at T = {section.lengths[0]}")
-
-    def model_settings(self) -> dict:
-        """The model section as Elman keywords, without sigma_w (the width-length and uncertainty parts set it)."""
-        m = self.model
-        return dict(activation=m.activation, sigma_u=m.sigma_u, sigma_b=m.sigma_b)
+        for name, section, least in (("width_length", self.width_length, 2), ("uncertainty", self.uncertainty, 1)):
+            T = section.lengths[-1]
+            if len(section.widths_at(T)) < least:
+                raise ConfigError(f"config field '{name}.max_cost': fewer than {least} width{'s' * (least > 1)} of "
+                                  f"{name}.widths with T n^2 <= {section.max_cost:g} at T = {T}")
 
     def data(self, part) -> dict:
         """The arguments of :func:`.width_law.windows` for ``part``."""
@@ -153,37 +154,32 @@ class RegimeConfig(Config):
         return flops * SECONDS_PER_FLOP
 
 
-def _windows(cfg: RegimeConfig, T):
-    """Train windows, their targets and held-out windows of length T from the delay1 chain."""
-    return width_law.windows(length=T, **cfg.data("training"))[:3]
-
-
-def regime_run(config: dict, width: int, length: int, parameterisation: str, index: int,
+def regime_run(model: dict, training: dict, data: dict, width: int, length: int, parameterisation: str, index: int,
                backend: str = "numba") -> dict:
     """One run of the parameterisation part: train an Elman RNN and record the diagnostics (training and empirical
-    NTKs on ``backend``)."""
-    cfg = RegimeConfig.from_dict(config)
-    X, y, X_held = _windows(cfg, length)
-    arch = cfg.model.architecture()
-    net = arch.network(width, 1, parameterisation, seed=np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)))
+    NTKs on ``backend``). ``model``, ``training``: the config's tables; ``data``: :meth:`RegimeConfig.data`."""
+    X, y, X_held, _ = width_law.windows(length=length, **data)
+    net = ModelSection(**model).architecture().network(
+        width, 1, parameterisation, seed=np.random.SeedSequence(data["seed"], spawn_key=(index,)))
     start = time.perf_counter()
-    t = cfg.training
+    t = TrainingSection(**training)
     d = track_training(net, X, y, X_held, lr=t.lr, steps=t.steps, checkpoints=t.checkpoints,
                        options=dict(backend=backend))
     return dict(**d.as_dict(), width=width, length=length, index=index, seconds=time.perf_counter() - start)
 
 
-def continual_run(config: dict, width: int, steps: int, index: int, backend: str = "numba") -> dict:
+def continual_run(model: dict, training: dict, seed, width: int, length: int, steps: int, index: int,
+                  backend: str = "numba") -> dict:
     """Task A then task B on the same windows: measured and kernel-predicted forgetting of A."""
-    cfg = RegimeConfig.from_dict(config)
-    T, n, lr = cfg.continual.length, cfg.training.n_train, cfg.training.lr
+    t = TrainingSection(**training)
+    T, n, lr = length, t.n_train, t.lr
     task = make_task("delay1", noise_std=0.0)
-    rng = np.random.default_rng(np.random.SeedSequence(cfg.sweep.seed, spawn_key=(2 * 10**6 + T,)))
-    values = task.chain.sample_windows(T, n + cfg.training.n_heldout, rng=rng).values
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2 * 10**6 + T,)))
+    values = task.chain.sample_windows(T, n + t.n_heldout, rng=rng).values
     y_a, y_b = values[:, -2, 0], values[:, -3, 0]  # recall x_{-1}, then x_{-2}
     X, X_held = list(values[:n]), list(values[n:])
-    arch = cfg.model.architecture()
-    net = arch.network(width, 1, seed=np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)))
+    arch = ModelSection(**model).architecture()
+    net = arch.network(width, 1, seed=np.random.SeedSequence(seed, spawn_key=(index,)))
     f0_train, f0_held = net(X, backend=backend), net(X_held, backend=backend)
 
     def loss_a(f_held):
@@ -207,7 +203,7 @@ def continual_run(config: dict, width: int, steps: int, index: int, backend: str
 def check_learning_rate(cfg: RegimeConfig):
     """Refuse (before any run) a learning rate at which GD on the RNTK flow is unstable: lr lambda_max / M < 2."""
     for T in sorted({cfg.parameterisation.length, cfg.continual.length}):  # the other parts scale lr to lambda_max
-        X, _, _ = _windows(cfg, T)
+        X = width_law.windows(length=T, **cfg.data("training"))[0]
         ratio = gd_stability(cfg.model.architecture().kernel(X).ntk, cfg.training.lr)
         if ratio >= 2:
             raise ConfigError(f"config field 'training.lr': gradient descent is unstable at lr = {cfg.training.lr:g} "
@@ -219,21 +215,23 @@ PARAMETERISATION_SEEDS, CONTINUAL_SEEDS = 10**5, 2 * 10**5  # bases of the run i
 
 
 def _tasks(cfg: RegimeConfig, backend):
-    """The parameterisation and continual-learning runs."""
-    config = cfg.as_dict()
+    """The parameterisation and continual-learning runs. Each run's key holds only what it depends on."""
+    model, training = dataclasses.asdict(cfg.model), dataclasses.asdict(cfg.training)
     pa, co = cfg.parameterisation, cfg.continual
     tasks, index = {}, PARAMETERISATION_SEEDS
     for param in ("ntk", "mup"):
         for n in pa.widths:
             for s in range(pa.seeds):
-                tasks[f"p_{param}_n{n}_s{s}"] = dict(config=config, width=n, length=pa.length, parameterisation=param,
-                                                      index=index, backend=backend)
+                tasks[f"p_{param}_n{n}_s{s}"] = dict(model=model, training=training, data=cfg.data("training"),
+                                                      width=n, length=pa.length, parameterisation=param, index=index,
+                                                      backend=backend)
                 index += 1
     continual, index = {}, CONTINUAL_SEEDS
     for regime, steps in (("early", co.early_steps), ("converged", co.converged_steps)):
         for n in co.widths:
             for s in range(co.seeds):
-                continual[f"cl_{regime}_n{n}_s{s}"] = dict(config=config, width=n, steps=steps, index=index,
+                continual[f"cl_{regime}_n{n}_s{s}"] = dict(model=model, training=training, seed=cfg.sweep.seed,
+                                                           width=n, length=co.length, steps=steps, index=index,
                                                            backend=backend)
                 index += 1
     return tasks, continual
@@ -242,7 +240,7 @@ def _tasks(cfg: RegimeConfig, backend):
 def _width_length_tasks(cfg: RegimeConfig, T, sigma_ws, backend):
     """The runs of length T for the sigma_w still in play. Each run's key holds only what it depends on."""
     wl = cfg.width_length
-    common = dict(model=cfg.model_settings(), data=cfg.data("width_length"), lr_fraction=wl.lr_fraction,
+    common = dict(model=cfg.model.keywords(), data=cfg.data("width_length"), lr_fraction=wl.lr_fraction,
                   steps=wl.steps, checkpoints=wl.checkpoints, length=T, backend=backend)
     return {width_law.wl_name(sw, T, n, s): dict(common, sigma_w=sw, width=n, seed_index=s)
             for sw in sigma_ws for n in wl.widths_at(T) for s in range(wl.seeds)}
@@ -250,9 +248,9 @@ def _width_length_tasks(cfg: RegimeConfig, T, sigma_ws, backend):
 
 def _uncertainty_tasks(cfg: RegimeConfig, backend):
     u = cfg.uncertainty
-    common = dict(model=cfg.model_settings(), data=cfg.data("uncertainty"),
+    common = dict(model=cfg.model.keywords(), data=cfg.data("uncertainty"),
                   lr_fraction=u.lr_fraction, steps=u.steps, backend=backend)
-    return {f"u_w{sw:g}_T{T}_n{n}_m{m}": dict(common, sigma_w=sw, width=n, length=T, member=m)
+    return {width_law.u_name(sw, T, n, m): dict(common, sigma_w=sw, width=n, length=T, member=m)
             for sw in u.sigma_w for T in u.lengths for n in u.widths_at(T) for m in range(u.members)}
 
 
@@ -276,15 +274,15 @@ def run_regime(cfg: RegimeConfig, out, *, workers=None, scheduler=None, progress
         # width x length, in rounds of lengths: a sigma_w whose gap stays above abandon_above is dropped
         runs, in_play, ran, abandoned = {}, list(wl.sigma_w), {sw: [] for sw in wl.sigma_w}, {}
         for T in wl.lengths:
-            if not in_play or not wl.widths_at(T):
+            if not in_play:
                 break
             runs.update(run_tasks(width_law.width_length_run, _width_length_tasks(cfg, T, in_play, backend),
                                   folder.runs, desc=f"width x length, T = {T}", **options))
             for sw in list(in_play):
                 ran[sw].append(T)
                 widest = wl.widths_at(T)[-1]
-                if np.mean([np.max(runs[width_law.wl_name(sw, T, widest, s)]["discrete_gap"])
-                            for s in range(wl.seeds)]) > wl.abandon_above:
+                if T < wl.lengths[-1] and np.mean([np.max(runs[width_law.wl_name(sw, T, widest, s)]["discrete_gap"])
+                                                   for s in range(wl.seeds)]) > wl.abandon_above:
                     in_play.remove(sw)
                     abandoned[sw] = T
         chis = {sw: width_law.order_parameter(replace(cfg.model.architecture(), sigma_w=sw)) for sw in wl.sigma_w}
@@ -292,9 +290,9 @@ def run_regime(cfg: RegimeConfig, out, *, workers=None, scheduler=None, progress
 
         members = run_tasks(width_law.uncertainty_run, _uncertainty_tasks(cfg, backend), folder.runs,
                             desc="uncertainty ensembles", **options)
-        outputs = {(sw, T, n): np.stack([members[f"u_w{sw:g}_T{T}_n{n}_m{m}"]["outputs"] for m in range(u.members)])
+        outputs = {(sw, T, n): np.stack([members[width_law.u_name(sw, T, n, m)]["outputs"] for m in range(u.members)])
                    for sw in u.sigma_w for T in u.lengths for n in u.widths_at(T)}
-        uncertainty = width_law.analyse_uncertainty(u, cfg.model_settings(), cfg.data("uncertainty"), outputs, seed)
+        uncertainty = width_law.analyse_uncertainty(u, cfg.model.keywords(), cfg.data("uncertainty"), outputs, seed)
 
         tasks, continual = _tasks(cfg, backend)
         runs = run_tasks(regime_run, tasks, folder.runs, desc="parameterisation runs", **options)

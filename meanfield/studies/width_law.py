@@ -38,10 +38,17 @@ from ..stats import fit_rate, mean_interval
 from .framework import Section, spec
 
 N_BOOT = 1000
+EQUIVALENCE = 0.05  # "the GP describes the ensemble": its coverage of the members within level +- this (95% CI)
+
+
+class _CostCap:
+    def widths_at(self, T) -> tuple:
+        """The grid widths run at length T: those with T n^2 <= max_cost."""
+        return tuple(n for n in self.widths if T * n * n <= self.max_cost)
 
 
 @dataclass(frozen=True)
-class WidthLengthSection(Section, name="width_length"):
+class WidthLengthSection(_CostCap, Section, name="width_length"):
     sigma_w: tuple = spec(checks.real_list, minimum=0, exclusive_minimum=True, increasing=True)
     lengths: tuple = spec(checks.integer_list, minimum=2, min_length=2, increasing=True)
     widths: tuple = spec(checks.integer_list, minimum=1, min_length=2, increasing=True)
@@ -53,13 +60,9 @@ class WidthLengthSection(Section, name="width_length"):
     checkpoints: int = spec(checks.integer, minimum=1)
     abandon_above: float = spec(checks.positive)
 
-    def widths_at(self, T) -> tuple:
-        """The grid widths run at length T: those with T n^2 <= max_cost."""
-        return tuple(n for n in self.widths if T * n * n <= self.max_cost)
-
 
 @dataclass(frozen=True)
-class UncertaintySection(Section, name="uncertainty"):
+class UncertaintySection(_CostCap, Section, name="uncertainty"):
     sigma_w: tuple = spec(checks.real_list, minimum=0, exclusive_minimum=True, increasing=True)
     lengths: tuple = spec(checks.integer_list, minimum=2, increasing=True)
     widths: tuple = spec(checks.integer_list, minimum=1, min_length=2, increasing=True)
@@ -70,9 +73,6 @@ class UncertaintySection(Section, name="uncertainty"):
     lr_fraction: float = spec(checks.real, minimum=0, maximum=1.9, exclusive_minimum=True)
     steps: int = spec(checks.integer, minimum=1)
     level: float = spec(checks.real, minimum=0, maximum=1, exclusive_minimum=True)
-
-    def widths_at(self, T) -> tuple:
-        return tuple(n for n in self.widths if T * n * n <= self.max_cost)
 
 
 def windows(seed, length, n_train, n_heldout, stream):
@@ -107,7 +107,8 @@ def order_parameter(arch: Elman, input_square=1.0) -> float:
         hi *= 2
         if hi > 1e12:
             raise ValueError(f"sigma_w = {arch.sigma_w:g}: the stationary variance of {act.name} diverges")
-    q = optimize.brentq(excess, base, hi, xtol=1e-14, rtol=1e-15)
+    lo = base if base > 0 else 1e-12  # without inputs q = 0 is a fixed point; the stable one may be above it
+    q = optimize.brentq(excess, lo, hi, xtol=1e-14, rtol=1e-15) if excess(lo) > 0 else base
     return float(arch.sigma_w**2 * gaussian_mean(lambda g: act.derivative(g) ** 2, q))
 
 
@@ -122,9 +123,13 @@ def width_length_run(model: dict, sigma_w, data: dict, lr_fraction, steps, check
     lr = learning_rate(K, lr_fraction)
     net = arch.network(width, 1, seed=np.random.SeedSequence(data["seed"], spawn_key=(3, length, width, seed_index)))
     start = time.perf_counter()
-    d = track_training(net, X, y, X_held, lr=lr, steps=steps, checkpoints=checkpoints, K=K, K_cross=K_cross,
-                       kernels=False, options=dict(backend=backend))
-    return dict(discrete_gap=d.discrete_gap, flow_gap=d.prediction_gap, lr=lr, seconds=time.perf_counter() - start)
+    try:
+        d = track_training(net, X, y, X_held, lr=lr, steps=steps, checkpoints=checkpoints, K=K, K_cross=K_cross,
+                           kernels=False, options=dict(backend=backend))
+    except FloatingPointError:  # a narrow network whose own NTK is far above the limit's: GD diverged
+        return dict(discrete_gap=[np.inf], flow_gap=[np.inf], lr=lr, diverged=True, seconds=time.perf_counter() - start)
+    return dict(discrete_gap=d.discrete_gap, flow_gap=d.prediction_gap, lr=lr, diverged=False,
+                seconds=time.perf_counter() - start)
 
 
 def uncertainty_run(model: dict, sigma_w, data: dict, lr_fraction, steps, width, length, member,
@@ -164,52 +169,62 @@ def crossings(widths, gaps, tolerance, rng, n_boot=N_BOOT) -> dict:
     means = np.array([np.mean(g) for g in gaps])
     point, status = crossing(widths, means, tolerance)
     boot = np.stack([np.asarray(g)[rng.integers(0, len(g), (n_boot, len(g)))].mean(axis=1) for g in gaps], axis=1)
-    reps = np.array([crossing(widths, b, tolerance)[0] for b in boot])
-    ok = np.isfinite(reps)
-    ci = [float(q) for q in np.quantile(reps[ok], [0.025, 0.975])] if ok.mean() >= 0.9 else None
-    return dict(width=point, status=status, ci=ci, replicates=reps)
+    reps = [crossing(widths, b, tolerance) for b in boot]
+    values = np.array([w for w, _ in reps])
+    return dict(width=point, status=status, ci=[float(q) for q in np.quantile(values, [0.025, 0.975])],
+                measured_share=float(np.mean([st == "measured" for _, st in reps])), replicates=values)
 
 
-def power_law(lengths, cells) -> dict | None:
-    """n*(T) ~ C T^gamma: least squares in log-log over the lengths of ``cells`` (their crossings), with the
-    percentile interval of the slopes of the bootstrap replicates; None below 3 lengths."""
+def growth_law(lengths, cells, scale="log") -> dict | None:
+    """n*(T) ~ C T^slope (``scale="log"``) or C exp(slope T) (``"linear"``): least squares of log n* over the lengths
+    whose crossing is not None, the percentile interval of the slopes of the bootstrap replicates, and the RMS of
+    the log residuals (to compare the two forms); None below 3 lengths."""
     use = [(T, c) for T, c in zip(lengths, cells) if c["width"] is not None]
     if len(use) < 3:
         return None
-    logT = np.log([T for T, _ in use])
-    gamma, logC = np.polyfit(logT, np.log([c["width"] for _, c in use]), 1)
-    reps = np.log(np.stack([c["replicates"] for _, c in use], axis=1))  # (n_boot, lengths)
-    ok = np.all(np.isfinite(reps), axis=1)
-    slopes = np.polyfit(logT, reps[ok].T, 1)[0] if ok.any() else np.array([])
-    ci = [float(q) for q in np.quantile(slopes, [0.025, 0.975])] if ok.mean() >= 0.9 else None
-    return dict(gamma=float(gamma), ci=ci, constant=float(np.exp(logC)), lengths=[int(T) for T, _ in use])
+    x = np.array([T for T, _ in use], float)
+    x = np.log(x) if scale == "log" else x
+    logn = np.log([c["width"] for _, c in use])
+    slope, intercept = np.polyfit(x, logn, 1)
+    slopes = np.polyfit(x, np.log(np.stack([c["replicates"] for _, c in use], axis=1)).T, 1)[0]
+    return dict(slope=float(slope), ci=[float(q) for q in np.quantile(slopes, [0.025, 0.975])],
+                constant=float(np.exp(intercept)), lengths=[int(T) for T, _ in use],
+                rms=float(np.sqrt(np.mean((logn - slope * x - intercept) ** 2))))
 
 
 def analyse_width_length(section: WidthLengthSection, runs: dict, ran: dict, seed) -> dict:
-    """Per sigma_w: per length the gap rows, the gap's slope in n, the crossings; per tolerance the law in T."""
+    """Per sigma_w: per length the gap rows, the gap's slope in n and the crossings; per tolerance n*(T) as a power
+    and as an exponential of T. A width where some network diverged (its own NTK far above the limit's) is left
+    out of the fits and listed."""
     rng = np.random.default_rng(seed)
     out = {}
     for sw in section.sigma_w:
         per_length = {}
         for T in ran[sw]:
-            widths = section.widths_at(T)
-            cells = [[runs[wl_name(sw, T, n, s)] for s in range(section.seeds)] for n in widths]
-            gaps = [np.array([float(np.max(r["discrete_gap"])) for r in cell]) for cell in cells]
-            flow = [np.array([float(np.max(r["flow_gap"])) for r in cell]) for cell in cells]
+            cells = {n: [runs[wl_name(sw, T, n, s)] for s in range(section.seeds)] for n in section.widths_at(T)}
+            diverged = [n for n, cell in cells.items() if not all(np.all(np.isfinite(r["discrete_gap"])) for r in cell)]
+            widths = [n for n in cells if n not in diverged]
+            gaps = [np.array([float(np.max(r["discrete_gap"])) for r in cells[n]]) for n in widths]
+            flow = [np.array([float(np.max(r["flow_gap"])) for r in cells[n]]) for n in widths]
             rows = []
             for n, g, f in zip(widths, gaps, flow):
                 mean, lo, hi = mean_interval(g, seed=seed)
                 rows.append(dict(width=n, gaps=g.tolist(), mean=mean, ci_low=lo, ci_high=hi,
                                  flow_gap=float(np.mean(f))))
-            per_length[T] = dict(rows=rows, lr=float(cells[0][0]["lr"]),
-                                 slope=fit_rate(widths, gaps).as_dict(), flow_slope=fit_rate(widths, flow).as_dict(),
-                                 crossings={tol: crossings(widths, gaps, tol, rng) for tol in section.tolerances})
+            enough = len(widths) >= 2
+            per_length[T] = dict(rows=rows, lr=float(cells[widths[0] if widths else diverged[0]][0]["lr"]),
+                                 diverged_widths=diverged,
+                                 slope=fit_rate(widths, gaps).as_dict() if enough else None,
+                                 flow_slope=fit_rate(widths, flow).as_dict() if enough else None,
+                                 crossings={tol: crossings(widths, gaps, tol, rng) if enough else None
+                                            for tol in section.tolerances})
         laws = {}
+        lengths = [T for T in per_length if per_length[T]["slope"] is not None]
         for tol in section.tolerances:
-            lengths = list(per_length)
             cells = [per_length[T]["crossings"][tol] for T in lengths]
             measured = [c if c["status"] == "measured" else dict(c, width=None) for c in cells]
-            laws[tol] = dict(measured=power_law(lengths, measured), all=power_law(lengths, cells))
+            laws[tol] = dict(measured=growth_law(lengths, measured), all=growth_law(lengths, cells),
+                             exponential=growth_law(lengths, cells, scale="linear"))
         out[sw] = dict(lengths=per_length, laws=laws)
     return out
 
@@ -218,19 +233,27 @@ def wl_name(sigma_w, T, n, s) -> str:
     return f"wl_w{sigma_w:g}_T{T}_n{n}_s{s}"
 
 
+def u_name(sigma_w, T, n, m) -> str:
+    return f"u_w{sigma_w:g}_T{T}_n{n}_m{m}"
+
+
 # -- uncertainty ------------------------------------------------------------------------------------------------
 
 def _gaussian_scores(y, mean, var, z):
-    """(coverage of the central interval mean +- z sd, mean Gaussian negative log-likelihood)."""
+    """Per point: inside the central interval mean +- z sd (0/1), and the Gaussian negative log-likelihood."""
     var = np.maximum(var, 1e-300)
-    coverage = float(np.mean(np.abs(y - mean) <= z * np.sqrt(var)))
-    nll = float(np.mean(0.5 * np.log(2 * np.pi * var) + 0.5 * (y - mean) ** 2 / var))
-    return coverage, nll
+    return np.abs(y - mean) <= z * np.sqrt(var), 0.5 * np.log(2 * np.pi * var) + 0.5 * (y - mean) ** 2 / var
+
+
+def _interval(replicates):
+    return [float(q) for q in np.quantile(replicates, [0.025, 0.975])]
 
 
 def analyse_uncertainty(section: UncertaintySection, model: dict, data: dict, outputs: dict, seed) -> dict:
-    """outputs[(sigma_w, T, n)]: (members, P) held-out outputs. Returns per sigma_w and length the GP's scores, per
-    width the ensemble's, and the width from which the GP covers the members at the nominal level."""
+    """outputs[(sigma_w, T, n)]: (members, P) held-out outputs. Per sigma_w and length: the GP's calibration, per
+    width the ensemble's and its agreement with the GP, and the width from which the GP describes the ensemble
+    (the 95% interval of its coverage of the members within level +- EQUIVALENCE there and at every wider width).
+    Intervals: bootstrap over held-out windows (calibration), over members (agreement), over both (ensemble)."""
     rng = np.random.default_rng(seed)
     z = float(stats.norm.ppf(0.5 + section.level / 2))
     out = {}
@@ -243,25 +266,36 @@ def analyse_uncertainty(section: UncertaintySection, model: dict, data: dict, ou
             lr = learning_rate(kp.ntk[:len(X), :len(X)], section.lr_fraction)
             mu, cov = ntk_gp(kp.nngp, kp.ntk, y, lr=lr, steps=section.steps)
             var = np.diag(cov)
-            gp_cov, gp_nll = _gaussian_scores(y_held, mu, var, z)
+            P = len(y_held)
+            points = rng.integers(0, P, (N_BOOT, P))
+            gp_in, gp_nll = _gaussian_scores(y_held, mu, var, z)
             rows = []
             for n in section.widths_at(T):
                 F = outputs[(sw, T, n)]  # (members, P)
-                m, v = F.mean(axis=0), F.var(axis=0, ddof=1)
-                cov_e, nll_e = _gaussian_scores(y_held, m, v, z)
+                finite = np.all(np.isfinite(F), axis=1)
+                F = F[finite]
+                E = len(F)
+                members = rng.integers(0, E, (N_BOOT, E))
+                boot_m = F[members]  # (N_BOOT, E, P)
+                ens_in, ens_nll = _gaussian_scores(y_held, F.mean(axis=0), F.var(axis=0, ddof=1), z)
+                boot_in, _ = _gaussian_scores(y_held[points], np.take_along_axis(boot_m.mean(axis=1), points, 1),
+                                              np.take_along_axis(boot_m.var(axis=1, ddof=1), points, 1), z)
                 inside = np.abs(F - mu) <= z * np.sqrt(var)  # each member's output inside the GP's interval
-                idx = rng.integers(0, len(F), (N_BOOT, len(F)))
-                boot = inside[idx].mean(axis=(1, 2))
-                ratio = F[idx].var(axis=1, ddof=1).mean(axis=1) / var.mean()
-                rows.append(dict(width=n, ensemble_coverage=cov_e, ensemble_nll=nll_e,
+                rows.append(dict(width=n, members=E, diverged=int(np.sum(~finite)),
+                                 ensemble_coverage=float(ens_in.mean()),
+                                 ensemble_coverage_ci=_interval(boot_in.mean(axis=1)),
+                                 ensemble_nll=float(ens_nll.mean()),
                                  gp_covers_members=float(inside.mean()),
-                                 gp_covers_members_ci=[float(q) for q in np.quantile(boot, [0.025, 0.975])],
-                                 variance_ratio=float(v.mean() / var.mean()),
-                                 variance_ratio_ci=[float(q) for q in np.quantile(ratio, [0.025, 0.975])],
-                                 mean_offset=float(np.mean(np.abs(m - mu) / np.sqrt(var)))))
-            agree = [r["gp_covers_members_ci"][0] <= section.level <= r["gp_covers_members_ci"][1] for r in rows]
+                                 gp_covers_members_ci=_interval(inside[members].mean(axis=(1, 2))),
+                                 variance_ratio=float(F.var(axis=0, ddof=1).mean() / var.mean()),
+                                 variance_ratio_ci=_interval(boot_m.var(axis=1, ddof=1).mean(axis=1) / var.mean()),
+                                 mean_offset=float(np.mean(np.abs(F.mean(axis=0) - mu) / np.sqrt(var)))))
+            agree = [abs(r["gp_covers_members_ci"][0] - section.level) <= EQUIVALENCE
+                     and abs(r["gp_covers_members_ci"][1] - section.level) <= EQUIVALENCE for r in rows]
             first = next((i for i in range(len(rows)) if all(agree[i:])), None)
-            out[sw][T] = dict(gp_coverage=gp_cov, gp_nll=gp_nll, gp_sd=float(np.sqrt(var.mean())), lr=lr, rows=rows,
+            out[sw][T] = dict(gp_coverage=float(gp_in.mean()), gp_coverage_ci=_interval(gp_in[points].mean(axis=1)),
+                              gp_nll=float(gp_nll.mean()), gp_nll_ci=_interval(gp_nll[points].mean(axis=1)),
+                              gp_sd=float(np.sqrt(var.mean())), lr=lr, rows=rows,
                               width_described=rows[first]["width"] if first is not None else None)
     return out
 
@@ -274,6 +308,8 @@ def figure_width_length(plt, path, section: WidthLengthSection, result, chis):
     axes = axes[0]
     for ax, sw in zip(axes, sws):
         for T, v in result[sw]["lengths"].items():
+            if v["slope"] is None:
+                continue
             w = np.array([r["width"] for r in v["rows"]])
             m = np.array([r["mean"] for r in v["rows"]])
             lo, hi = np.array([r["ci_low"] for r in v["rows"]]), np.array([r["ci_high"] for r in v["rows"]])
@@ -283,7 +319,8 @@ def figure_width_length(plt, path, section: WidthLengthSection, result, chis):
             ax.axhline(tol, color="k", ls=":", lw=0.8)
         w = np.array(section.widths, float)
         ax.plot(w, 0.5 * (w / w[0]) ** -0.5, "k--", lw=0.8, label="n^-1/2")
-        ax.set(xscale="log", yscale="log", xlabel="width n", ylabel="gap to the RNTK's GD map",
+        ax.set_xscale("log", base=2)
+        ax.set(yscale="log", xlabel="width n", ylabel="gap to the RNTK's GD map",
                title=f"sigma_w = {sw:g} (chi_1 = {chis[sw]:.2f}), {section.seeds} seeds, 95% CI")
         ax.legend(fontsize=7)
     ax = axes[-1]
@@ -292,18 +329,19 @@ def figure_width_length(plt, path, section: WidthLengthSection, result, chis):
         for tol, mk in zip(section.tolerances, markers):
             for T, v in result[sw]["lengths"].items():
                 c = v["crossings"][tol]
-                if c["width"] is None:
+                if c is None:
                     continue
-                err = None if c["ci"] is None else [[c["width"] - c["ci"][0]], [c["ci"][1] - c["width"]]]
-                ax.errorbar([T], [c["width"]], yerr=err, marker=mk, color=color, capsize=2,
-                            mfc=color if c["status"] == "measured" else "none")
-            law = result[sw]["laws"][tol]["all"]
-            if law is not None:
-                Ts = np.array(law["lengths"], float)
-                ax.plot(Ts, law["constant"] * Ts ** law["gamma"], color=color, lw=0.8,
-                        label=f"sigma_w {sw:g}, tol {tol:g}: gamma {law['gamma']:.2f}")
-    ax.set(xscale="log", yscale="log", xlabel="length T", ylabel="crossing width n*(T)",
-           title="n*(T): filled measured, open extrapolated")
+                ax.errorbar([T], [c["width"]], yerr=[[c["width"] - c["ci"][0]], [c["ci"][1] - c["width"]]], marker=mk,
+                            color=color, capsize=2, mfc=color if c["status"] == "measured" else "none")
+            for kind, ls in (("measured", "-"), ("all", ":")):
+                law = result[sw]["laws"][tol][kind]
+                if law is not None:
+                    Ts = np.array(law["lengths"], float)
+                    ax.plot(Ts, law["constant"] * Ts ** law["slope"], color=color, lw=0.8, ls=ls,
+                            label=f"sigma_w {sw:g}, tol {tol:g}, {kind}: gamma {law['slope']:.2f}")
+    ax.set_xscale("log", base=2)
+    ax.set(yscale="log", xlabel="length T", ylabel="crossing width n*(T)",
+           title="n*(T): filled measured, open extrapolated (n^-1/2)")
     ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -323,14 +361,15 @@ def figure_uncertainty(plt, path, section: UncertaintySection, result):
             row[2].plot(w, [r["ensemble_nll"] for r in v["rows"]], "o-", color=color, label=f"ensemble, T = {T}")
             row[2].axhline(v["gp_nll"], color=color, ls="--", lw=0.8)
         row[0].axhline(section.level, color="k", ls=":")
-        row[0].set(xscale="log", xlabel="width n", ylabel=f"members inside the GP's {section.level:.0%} interval",
+        row[0].set(xlabel="width n", ylabel=f"members inside the GP's {section.level:.0%} interval",
                    title=f"sigma_w = {sw:g}: does the NTK-GP describe {section.members} members? (95% CI)")
         row[1].axhline(section.level, color="k", ls=":")
-        row[1].set(xscale="log", xlabel="width n", ylabel=f"coverage of held-out targets ({section.level:.0%} nominal)",
+        row[1].set(xlabel="width n", ylabel=f"coverage of held-out targets ({section.level:.0%} nominal)",
                    title="calibration (dashed: NTK-GP)")
-        row[2].set(xscale="log", xlabel="width n", ylabel="Gaussian NLL of held-out targets",
+        row[2].set(xlabel="width n", ylabel="Gaussian NLL of held-out targets",
                    title="NLL (dashed: NTK-GP)")
         for ax in row:
+            ax.set_xscale("log", base=2)
             ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -342,39 +381,45 @@ def markdown_width_length(section: WidthLengthSection, result, chis, abandoned) 
              f"Gap = max over {section.checkpoints} checkpoints of |f_net - f_lin| / max |f_lin - f_0| on held-out "
              f"windows, f_lin = GD on the linearised network with the RNTK and the same step (lr = "
              f"{section.lr_fraction} M / lambda_max); {section.steps} steps, {section.seeds} seeds. Crossing widths "
-             "n* with 95% bootstrap intervals; (x) = extrapolated past the grid with the asymptotic law gap ~ "
-             "n^-1/2.", ""]
+             "n* with 95% bootstrap intervals; (x) = extrapolated past the widest width, (<) = below the narrowest, "
+             "both with the asymptotic law gap ~ n^-1/2.", ""]
     for sw, v in result.items():
         lines += [f"### sigma_w = {sw:g} (chi_1 = {chis[sw]:.3f})", "",
                   "| T | widths | gap slope in n [95%] | flow-gap slope | "
                   + " | ".join(f"n* at {tol:g}" for tol in section.tolerances) + " |",
                   "|---|---|---|---|" + "---|" * len(section.tolerances)]
+        diverged = []
         for T, c in v["lengths"].items():
             s, f = c["slope"], c["flow_slope"]
+            if s is None:
+                lines.append(f"| {T} | fewer than 2 widths without divergence | | |" + " |" * len(section.tolerances))
+                continue
             cells = []
             for tol in section.tolerances:
                 x = c["crossings"][tol]
-                if x["width"] is None:
-                    cells.append("none")
-                    continue
-                ci = f" [{x['ci'][0]:.0f}, {x['ci'][1]:.0f}]" if x["ci"] else ""
-                cells.append(f"{x['width']:.0f}{ci}" + ("" if x["status"] == "measured" else " (x)"))
+                flag = "" if x["status"] == "measured" else " (x)" if x["status"] == "extrapolated" else " (<)"
+                cells.append(f"{x['width']:.0f} [{x['ci'][0]:.0f}, {x['ci'][1]:.0f}]{flag}")
             lines.append(f"| {T} | {c['rows'][0]['width']}..{c['rows'][-1]['width']} | {s['slope']:.2f} "
                          f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}] | {f['slope']:.2f} | " + " | ".join(cells) + " |")
+            if c["diverged_widths"]:
+                diverged.append(f"T = {T}: n = {', '.join(map(str, c['diverged_widths']))}")
+        if diverged:
+            lines.append(f"\nGD diverged for some seeds (left out): {'; '.join(diverged)}.")
         if sw in abandoned:
             lines.append(f"\nNot run beyond T = {abandoned[sw]}: the gap at the widest width was above "
                          f"{section.abandon_above:g}.")
         lines.append("")
         for tol, law in v["laws"].items():
             parts = []
-            for kind, name in (("measured", "measured crossings"), ("all", "with extrapolated ones")):
+            for kind, name, what in (("measured", "measured crossings", "gamma"), ("all", "all", "gamma"),
+                                     ("exponential", "all, as C exp(kappa T)", "kappa")):
                 fit = law[kind]
                 if fit is None:
                     parts.append(f"{name}: fewer than 3 lengths")
                 else:
-                    ci = f" [{fit['ci'][0]:.2f}, {fit['ci'][1]:.2f}]" if fit["ci"] else " (no interval)"
-                    parts.append(f"{name} (T = {fit['lengths'][0]}..{fit['lengths'][-1]}): {fit['gamma']:.2f}{ci}")
-            lines.append(f"- tolerance {tol:g}: gamma " + "; ".join(parts))
+                    parts.append(f"{name} (T = {fit['lengths'][0]}..{fit['lengths'][-1]}): {what} {fit['slope']:.3g} "
+                                 f"[{fit['ci'][0]:.3g}, {fit['ci'][1]:.3g}], log-RMS {fit['rms']:.2f}")
+            lines.append(f"- tolerance {tol:g}: " + "; ".join(parts))
         lines.append("")
     return lines
 
@@ -385,21 +430,23 @@ def markdown_uncertainty(section: UncertaintySection, result) -> list:
              f"lambda_max) on {section.n_train} windows; {section.n_heldout} held-out windows. Nominal level "
              f"{section.level:.0%}.", "",
              "| sigma_w | T | width | GP covers members [95%] | variance ratio ens/GP [95%] | mean offset / GP sd | "
-             "coverage ens (GP) | NLL ens (GP) |", "|---|---|---|---|---|---|---|---|"]
+             "coverage ens [95%] | coverage GP [95%] | NLL ens (GP) |", "|---|---|---|---|---|---|---|---|---|"]
     for sw, per_length in result.items():
         for T, v in per_length.items():
             for r in v["rows"]:
                 lo, hi = r["gp_covers_members_ci"]
                 a, b = r["variance_ratio_ci"]
+                c, g = r["ensemble_coverage_ci"], v["gp_coverage_ci"]
                 lines.append(f"| {sw:g} | {T} | {r['width']} | {r['gp_covers_members']:.3f} [{lo:.3f}, {hi:.3f}] | "
                              f"{r['variance_ratio']:.2f} [{a:.2f}, {b:.2f}] | {r['mean_offset']:.3f} | "
-                             f"{r['ensemble_coverage']:.3f} ({v['gp_coverage']:.3f}) | "
+                             f"{r['ensemble_coverage']:.3f} [{c[0]:.2f}, {c[1]:.2f}] | "
+                             f"{v['gp_coverage']:.3f} [{g[0]:.2f}, {g[1]:.2f}] | "
                              f"{r['ensemble_nll']:.3f} ({v['gp_nll']:.3f}) |")
     lines.append("")
     for sw, per_length in result.items():
         for T, v in per_length.items():
-            lines.append(f"- sigma_w = {sw:g}, T = {T}: the GP describes the ensemble (its coverage of the members is "
-                         f"consistent with {section.level:.0%} from this width on) from n = "
+            lines.append(f"- sigma_w = {sw:g}, T = {T}: the GP describes the ensemble (95% interval of its coverage of "
+                         f"the members within {section.level:g} +- {EQUIVALENCE:g} from this width on) from n = "
                          f"{v['width_described'] or 'none of these'}")
     lines.append("")
     return lines
