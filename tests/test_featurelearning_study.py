@@ -20,8 +20,8 @@ g_u = 1.0
 g_v = 1.0
 [sampler]
 step_size = 0.05
-n_steps = 3000
-burn_in = 600
+n_steps = 2000
+burn_in = 400
 thin = 5
 [endpoint]
 target = 4.0

@@ -18,7 +18,7 @@ def test_kernel_distance_falls_with_width_in_ntk_but_not_in_mup(quick_regime):
     report, _ = quick_regime
     ntk, mup = report["parameterisation"]["ntk"]["rate"], report["parameterisation"]["mup"]["rate"]
     assert ntk["ci_high"] < 0, ntk  # lazy: the kernel freezes as the width grows
-    assert mup["ci_high"] > 0, mup  # muP: no decrease can be rejected
+    assert mup["ci_low"] > -1, mup  # muP: S does not fall like the NTK's 1/n (it tends to a constant)
     # the rates differ: Welch's t on the difference of the two independent slopes, at 95%
     v_ntk, v_mup = ntk["se"] ** 2, mup["se"] ** 2
     dof = (v_ntk + v_mup) ** 2 / (v_ntk**2 / ntk["dof"] + v_mup**2 / mup["dof"])
@@ -129,13 +129,11 @@ def test_backend_jax_runs_equal_the_numba_runs():
     assert discover()["regime"].backends
     cfg = RegimeConfig.load(quick=True).replace(**{"training.steps": 4, "training.checkpoints": 2,
                                                    "training.n_train": 4, "training.n_heldout": 2})
-    tasks = [*_tasks(cfg, "jax")[0].values(), *_width_length_tasks(cfg, 4, [1.65], "jax").values(),
-             *_uncertainty_tasks(cfg, "jax").values()]
-    assert all(t["backend"] == "jax" for t in tasks)
-    config = cfg.as_dict()
+    param, continual = (next(iter(t.values())) for t in _tasks(cfg, "jax"))
     wl = next(iter(_width_length_tasks(cfg, 4, [1.65], "jax").values()))
-    for run, kwargs in ((regime_run, dict(config=config, index=1, width=16, length=4, parameterisation="mup")),
-                        (continual_run, dict(config=config, index=1, width=16, steps=3)),
+    assert all(t["backend"] == "jax" for t in (param, continual, wl, *_uncertainty_tasks(cfg, "jax").values()))
+    for run, kwargs in ((regime_run, dict(param, width=16, length=4, parameterisation="mup")),
+                        (continual_run, dict(continual, width=16, steps=3)),
                         (width_length_run, dict(wl, steps=3, checkpoints=3))):  # the members: as continual_run
         kwargs.pop("backend", None)
         ref, fast = (run(backend=b, **kwargs) for b in ("numba", "jax"))
