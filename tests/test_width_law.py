@@ -101,3 +101,28 @@ def test_analyse_uncertainty_recognises_an_ensemble_drawn_from_the_gp():
     assert exact["variance_ratio_ci"][0] < 1 < exact["variance_ratio_ci"][1]
     assert wide["gp_covers_members_ci"][1] < 0.85 and 3 < wide["variance_ratio"] < 5, wide
     assert result["width_described"] == 16
+
+
+def test_analyse_width_length_on_synthetic_runs_recovers_the_law_and_skips_diverged_widths():
+    """Gaps C(T) n^-1/2 with C = T^0.5 (so n* = T / tol^2: gamma = 1); one diverged network at the narrowest width of
+    one length is listed and left out."""
+    from meanfield.studies.width_law import WidthLengthSection, analyse_width_length, wl_name
+
+    section = WidthLengthSection(sigma_w=(1.0,), lengths=(4, 16, 64), widths=(32, 64, 128, 256, 512, 1024, 2048),
+                                 max_cost=1e12, seeds=3, tolerances=(0.2,), lr_fraction=0.5, steps=8, checkpoints=4,
+                                 abandon_above=2.0)
+    rng = np.random.default_rng(0)
+    runs = {}
+    for T in section.lengths:
+        for n in section.widths:
+            for s in range(3):
+                gap = math.sqrt(T / n) * np.exp(0.02 * rng.standard_normal(5))
+                runs[wl_name(1.0, T, n, s)] = dict(discrete_gap=gap, flow_gap=gap + 0.05, lr=0.1)
+    runs[wl_name(1.0, 16, 32, 1)] = dict(discrete_gap=np.array([np.inf]), flow_gap=np.array([np.inf]), lr=0.1)
+    result = analyse_width_length(section, runs, {1.0: [4, 16, 64]}, seed=1)[1.0]
+    assert result["lengths"][16]["diverged_widths"] == [32] and result["lengths"][16]["rows"][0]["width"] == 64
+    for T, c in result["lengths"].items():
+        assert c["slope"]["ci_low"] < -0.5 < c["slope"]["ci_high"]
+        assert c["crossings"][0.2]["width"] == pytest.approx(T / 0.04, rel=0.05)
+    law = result["laws"][0.2]["measured"]
+    assert law["ci"][0] < 1 < law["ci"][1] and law["ci"][1] - law["ci"][0] < 0.1

@@ -6,19 +6,20 @@ grid of widths are trained by full-batch GD with step lr = lr_fraction M / lambd
 of the M training windows, so every setting trains at the same fraction of its stability limit). The gap is
 the relative distance on held-out windows to GD on the linearised network with the RNTK and the same step
 (:func:`meanfield.diagnostics.track_training`'s discrete gap: no discretisation floor), maximised over the
-checkpoints. For each tolerance, the crossing width n*(T) is where the seed-mean gap falls below it:
-interpolated in log-log between the two grid widths around the crossing ("measured"), or, past the grid, read
-off the asymptotic law gap ~ n^-1/2 from the widest width ("extrapolated"). Its 95% interval resamples the seeds
-(bootstrap). Then n*(T) ~ T^gamma by least squares in log-log, with the bootstrap interval.
+checkpoints. For each tolerance, the crossing width n*(T) is where the seed-mean gap falls below it: located
+between two grid widths and solved on the power law of the widths around it ("measured"), or, past the grid,
+read off the asymptotic law gap ~ n^-1/2 from the widest width ("extrapolated", a lower bound). Its 95% interval
+resamples the seeds (bootstrap). Then n*(T) ~ C T^gamma and ~ C exp(kappa T), by least squares of log n*, each
+with its bootstrap interval and residuals.
 
 Lengths run in rounds, shortest first: a sigma_w whose gap at the widest width of a length is above
 ``abandon_above`` is not run at longer lengths, whose crossings are out of reach.
 
 Uncertainty. An ensemble of ``members`` networks per (length, width), trained from independent
 initialisations, against the NTK-Gaussian-process law of the infinite-width ensemble
-(:func:`meanfield.diagnostics.ntk_gp`): the GP's coverage of the members (does the GP's uncertainty describe
-the finite ensemble?), and the calibration of both on the held-out targets (coverage of the nominal interval,
-Gaussian negative log-likelihood).
+(:func:`meanfield.diagnostics.ntk_gp`): the mean offset, the variance ratio and the GP's coverage of the
+members (does the GP's uncertainty describe the finite ensemble?), and the calibration of both on the held-out
+targets (coverage of the nominal interval, Gaussian negative log-likelihood).
 """
 
 from __future__ import annotations
@@ -131,21 +132,19 @@ def width_length_run(model: dict, sigma_w, data: dict, lr_fraction, steps, check
         d = track_training(net, X, y, X_held, lr=lr, steps=steps, checkpoints=checkpoints, K=K, K_cross=K_cross,
                            kernels=False, options=dict(backend=backend))
     except FloatingPointError:  # a narrow network whose own NTK is far above the limit's: GD diverged
-        return dict(discrete_gap=[np.inf], flow_gap=[np.inf], lr=lr, diverged=True, seconds=time.perf_counter() - start)
-    return dict(discrete_gap=d.discrete_gap, flow_gap=d.prediction_gap, lr=lr, diverged=False,
-                seconds=time.perf_counter() - start)
+        return dict(discrete_gap=[np.inf], flow_gap=[np.inf], lr=lr, seconds=time.perf_counter() - start)
+    return dict(discrete_gap=d.discrete_gap, flow_gap=d.prediction_gap, lr=lr, seconds=time.perf_counter() - start)
 
 
 def uncertainty_run(model: dict, sigma_w, data: dict, lr_fraction, steps, width, length, member,
                     backend="numba") -> dict:
-    """One member of an ensemble: its outputs on the held-out windows before and after training."""
+    """One member of an ensemble: its outputs on the held-out windows after training."""
     X, y, X_held, _ = windows(length=length, **data)
     arch = Elman(**model, sigma_w=sigma_w)
     lr = learning_rate(arch.kernel(X).ntk, lr_fraction)
     net = arch.network(width, 1, seed=np.random.SeedSequence(data["seed"], spawn_key=(4, length, width, member)))
-    initial = net(X_held, backend=backend)
     net.train(X, y, lr, steps, record_every=steps + 1, backend=backend)
-    return dict(outputs=net(X_held, backend=backend), initial=initial, lr=lr)
+    return dict(outputs=net(X_held, backend=backend), lr=lr)
 
 
 # -- the crossing widths and their law -----------------------------------------------------------------------
