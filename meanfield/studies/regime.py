@@ -171,11 +171,11 @@ def regime_run(model: dict, training: dict, data: dict, width: int, length: int,
 def continual_run(model: dict, training: dict, seed, width: int, length: int, steps: int, index: int,
                   backend: str = "numba") -> dict:
     """Task A then task B on the same windows: measured and kernel-predicted forgetting of A."""
-    t = TrainingSection(**training)
-    T, n, lr = length, t.n_train, t.lr
+    tr = TrainingSection(**training)
+    T, n, lr = length, tr.n_train, tr.lr
     task = make_task("delay1", noise_std=0.0)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2 * 10**6 + T,)))
-    values = task.chain.sample_windows(T, n + t.n_heldout, rng=rng).values
+    values = task.chain.sample_windows(T, n + tr.n_heldout, rng=rng).values
     y_a, y_b = values[:, -2, 0], values[:, -3, 0]  # recall x_{-1}, then x_{-2}
     X, X_held = list(values[:n]), list(values[n:])
     arch = ModelSection(**model).architecture()
