@@ -45,7 +45,7 @@ def finite_study(tmp_path_factory):
     folder = tmp_path_factory.mktemp("own_finite")
     (folder / "my_chain.toml").write_text(FINITE_TOML)
     out = folder / "out"
-    assert main(["study", "--config", str(folder / "my_chain.toml"), "--quick", "--out", str(out), "--workers", "2",
+    assert main(["study", "--config", str(folder / "my_chain.toml"), "--quick", "--out", str(out), "--workers", "0",
                  "--no-progress"]) == 0
     return out
 
@@ -91,7 +91,7 @@ def test_shipped_ar1_study_has_no_grid_floor(tmp_path):
     task = cfg.make_task()
     assert cfg.limit.grid == 2048 and task.input_dim == 2 and task.lags == 1
     result = meanfield.convergence_study(task, quick=True, window=cfg.limit.window, order=cfg.limit.order,
-                                         grid=cfg.limit.grid, widths=cfg.sweep.widths, workers=2, progress=False)
+                                         grid=cfg.limit.grid, widths=cfg.sweep.widths, workers=0, progress=False)
     assert result.report["limit"]["grid"] == "sobol"
     assert_converges_to_limit(result, level=0.999)
 

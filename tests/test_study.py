@@ -18,7 +18,7 @@ def stable(report):
 @pytest.fixture(scope="module")
 def quick_study(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
-    assert main(["study", "--quick", "--out", str(out), "--workers", "2", "--no-progress"]) == 0
+    assert main(["study", "--quick", "--out", str(out), "--workers", "0", "--no-progress"]) == 0
     return out
 
 
