@@ -257,3 +257,56 @@ def test_time_weights_have_the_closed_forms_of_linear_and_relu_recursions():
         bumped[2 + s] *= 1.5
         change = rntk([bumped], [y], kind="nngp", activation="linear", layers=2, **kw)[0, 0] - base
         assert change == pytest.approx(0.5 * w[s] * x[2 + s] @ y[s] / 2, rel=1e-10)
+
+
+def _first_relu_step_above(limit, x, sigma_w, sigma_u=1.0, sigma_b=0.0, sigma_h=0.0):
+    """The 1-based step at which ReLU's own variance Sigma(t) = sigma_w^2 Sigma(t-1) / 2 + sigma_u^2 x_t^2 + sigma_b^2
+    (K(0) = sigma_h^2) first exceeds ``limit``, by the recursion written out in Python."""
+    k = sigma_h**2
+    for t, xt in enumerate(x[:, 0], start=1):
+        s = sigma_w**2 * k + sigma_u**2 * xt**2 + sigma_b**2
+        if s > limit:
+            return t
+        k = s / 2
+    return None
+
+
+def test_overflowing_kernels_are_refused_naming_sigma_w_the_sequence_and_its_length():
+    from meanfield.architectures.elman.kernel import VARIANCE_LIMIT, KernelOverflowError
+
+    rng = np.random.default_rng(0)
+    long = rng.normal(size=(5000, 1))
+    step = _first_relu_step_above(VARIANCE_LIMIT, long, 1.5)
+    assert step is not None and step < 5000
+    for X, Y in (([long] * 2, None), ([long[:10]], [long[:10], long])):
+        with pytest.raises(KernelOverflowError, match=rf"sigma_w=1\.5 \(relu\)") as err:
+            rntk(X, Y, sigma_w=1.5)
+        name = "X[0]" if Y is None else "Y[1]"
+        assert f"{name} (length 5000)" in str(err.value) and f"at step {step};" in str(err.value)
+    # just below the limit the kernel is returned, finite
+    short = long[: step - 1]
+    nngp, ntk = rntk([short, short[:-1]], sigma_w=1.5, kind="both")
+    assert np.all(np.isfinite(nngp)) and np.all(np.isfinite(ntk)) and nngp.max() > 1e100
+    with pytest.raises(KernelOverflowError, match="sigma_w=1e\\+200"):
+        rntk([np.ones((3, 2)), -np.ones((4, 2))], sigma_w=1e200, kind="both")
+    # the Gram check itself: a non-finite entry is named with its pair and the lengths
+    from meanfield.architectures.elman import Elman
+    from meanfield.architectures.elman.kernel import check_gram
+
+    G = np.ones((2, 3))
+    G[1, 2] = np.nan
+    with pytest.raises(KernelOverflowError, match=r"at \(1, 2\) \(sequence lengths 7 and 9\)"):
+        check_gram(G, "NTK", Elman(), [5, 7], [3, 4, 9])
+
+
+def test_overflowing_empirical_kernels_are_refused():
+    from meanfield.architectures.elman.kernel import KernelOverflowError
+
+    net = ElmanRNN(8, 1, seed=0, activation="relu", sigma_w=30.0)
+    X = [np.ones((300, 1))]
+    with pytest.raises(KernelOverflowError, match=r"empirical NTK Gram is not finite at \(0, 0\) \(sequence lengths "
+                                                  r"300 and 300\).*sigma_w=30"):
+        net.ntk(X)
+    with pytest.raises(KernelOverflowError, match="empirical NNGP"):
+        net.nngp(X)
+    assert np.all(np.isfinite(net.ntk([np.ones((3, 1))])))

@@ -37,6 +37,42 @@ from ..settings import resolve
 from .settings import Elman
 
 KINDS = ("ntk", "nngp", "both")
+VARIANCE_LIMIT = 1e150
+"""The largest pre-activation variance the recursion accepts: the Gaussian duals take sqrt(var * var'), which
+overflows float64 near 1e154 (above the edge of chaos the variance grows geometrically along the sequence)."""
+
+
+class KernelOverflowError(ValueError):
+    """A kernel that would overflow float64; the message names sigma_w, the activation and the sequence length."""
+
+
+def _hint(arch) -> str:
+    return (f"with sigma_w={arch.sigma_w:g} ({arch.act.name}) the variances grow along the sequence; lower sigma_w "
+            f"(or sigma_u, sigma_b, sigma_h) or shorten the sequences")
+
+
+def check_variances(var, offsets, arch, name="X"):
+    """Refuse, with a :class:`KernelOverflowError`, own variances Sigma^l(t,t) (L, total T) above
+    :data:`VARIANCE_LIMIT` or not finite: the sequence, its length and the first such step are named."""
+    bad = ~(np.abs(var) <= VARIANCE_LIMIT)
+    if not bad.any():
+        return
+    first = int(np.flatnonzero(bad.any(axis=0))[0])
+    i = int(np.searchsorted(offsets, first, side="right") - 1)
+    raise KernelOverflowError(
+        f"the RNTK of {name}[{i}] (length {int(offsets[i + 1] - offsets[i])}) overflows float64: its pre-activation "
+        f"variance exceeds {VARIANCE_LIMIT:.0e} at step {first - int(offsets[i]) + 1}; {_hint(arch)}")
+
+
+def check_gram(G, what, arch, lengths_x, lengths_y):
+    """Refuse, with a :class:`KernelOverflowError`, a Gram matrix with a NaN or infinite entry, naming the first
+    pair and the lengths of its sequences."""
+    bad = ~np.isfinite(G)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise KernelOverflowError(f"the {what} Gram is not finite at ({i}, {j}) (sequence lengths {lengths_x[i]} and "
+                                  f"{lengths_y[j]}): float64 overflowed; {_hint(arch)}")
+    return G
 
 
 def pack_sequences(X, name="X", input_dim=None):
@@ -305,30 +341,38 @@ def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, backend="numba
     symmetric = Y is None
     fy, oy = (fx, ox) if symmetric else pack_sequences(Y, "Y", input_dim=fx.shape[1])
     zx, zw = normal_rule() if code not in (RELU, ERF, LINEAR) else (np.zeros(1), np.ones(1))
+    vx, _ = _own_variances(fx, ox, layers, p, code, zx, zw)
+    vy = vx if symmetric else _own_variances(fy, oy, layers, p, code, zx, zw)[0]
+    check_variances(vx, ox, arch, "X")
+    if not symmetric:
+        check_variances(vy, oy, arch, "Y")
+    kinds = ("nngp", "ntk") if kind == "both" else (kind,)
+    lengths = (np.diff(ox), np.diff(oy))
     if backend == "jax":
         if readout == "per_step" or arch.initial_state != "shared":
             raise ValueError("readout='per_step' and initial_state='independent' are computed on backend 'numba' "
                              "only")
         from ...jax_backend.rntk import gram
 
-        kinds = ("nngp", "ntk") if kind == "both" else (kind,)
         out = gram(fx, ox, None if symmetric else fy, oy, arch=arch, kinds=kinds, dtype=dtype, block=block,
                    nodes=(zx, zw))
+        out = {k: check_gram(out[k], k.upper(), arch, *lengths) for k in kinds}
         return tuple(out[k] for k in kinds) if kind == "both" else out[kind]
     if readout == "mean":  # each thread holds six (T + 1) x (T' + 1) grids of one pair
         t_max = int(max(np.diff(ox).max(), np.diff(oy).max()))
         need = 6 * 8 * (t_max + 1) ** 2 * numba.get_num_threads()
         checks.fits_in_memory(need, "readout='mean'", f"on sequences of length {t_max} (six (T + 1)^2 grids per "
                               f"thread; readout='last' needs none)")
-    vx, _ = _own_variances(fx, ox, layers, p, code, zx, zw)
-    vy = vx if symmetric else _own_variances(fy, oy, layers, p, code, zx, zw)[0]
     if readout != "mean":
         ya, vya = _end_aligned(fy, oy, vy, int(max(np.diff(ox).max(), np.diff(oy).max())))
     else:  # the mean readout reads fy and vy
         ya, vya = np.empty((0, 0, fy.shape[1])), np.empty((layers, 0, 0))
     nngp, ntk = _gram(fx, ox, vx, fy, oy, vy, ya, vya, symmetric, readout == "mean", readout == "per_step",
                       arch.initial_state == "shared", layers, p, code, zx, zw)
-    return {"ntk": ntk, "nngp": nngp, "both": (nngp, ntk)}[kind]
+    out = {"nngp": nngp, "ntk": ntk}
+    for k in kinds:
+        check_gram(out[k], k.upper(), arch, *lengths)
+    return tuple(out[k] for k in kinds) if kind == "both" else out[kind]
 
 
 def time_weights(x, y, *, settings: Elman | None = None, **hyperparameters):

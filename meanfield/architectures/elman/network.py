@@ -30,7 +30,7 @@ import numpy as np
 from ... import checks
 from ...backends import check_backend_and_dtype
 from ..settings import resolve
-from .kernel import pack_sequences
+from .kernel import check_gram, pack_sequences
 from .settings import Elman
 
 
@@ -233,7 +233,7 @@ class ElmanRNN:
         """
         jax_path, dtype = _backend_and_dtype(backend, dtype, self.settings)
         if jax_path is not None:
-            return jax_path.gram(self, X, Y, other, dtype, "ntk")
+            return self._finite(jax_path.gram(self, X, Y, other, dtype, "ntk"), "empirical NTK", X, Y)
         other = self if other is None else other
         gx, M = self._features(X)
         gy, P = (gx, M) if (Y is None and other is self) else other._features(X if Y is None else Y)
@@ -248,21 +248,27 @@ class ElmanRNN:
                     ii = _pair_products(fx.inputs[l], fy.inputs[l])
                     block += np.einsum("atbs,atbs->ab", dd, aw**2 * hh + au**2 * ii + self.sigma_b**2)
                 G[np.ix_(ix, iy)] = block
-        return G
+        return self._finite(G, "empirical NTK", X, Y)
 
     def nngp(self, X, Y=None, *, backend="numba", dtype="float64") -> np.ndarray:
         """sigma_v^2 r(x) . r(y) / n: the output covariance averaged over the readout V exactly (backend,
         dtype: as in :meth:`train`)."""
         jax_path, dtype = _backend_and_dtype(backend, dtype, self.settings)
         if jax_path is not None:
-            return jax_path.gram(self, X, Y, None, dtype, "nngp")
+            return self._finite(jax_path.gram(self, X, Y, None, dtype, "nngp"), "empirical NNGP", X, Y)
         gx, M = self._features(X)
         gy, P = (gx, M) if Y is None else self._features(Y)
         G = np.zeros((M, P))
         for ix, fx in gx:
             for iy, fy in gy:
                 G[np.ix_(ix, iy)] = self.readout_scale**2 * _readout_products(fx.readout, fy.readout)
-        return G
+        return self._finite(G, "empirical NNGP", X, Y)
+
+    def _finite(self, G, what, X, Y):
+        """G, refused with a :class:`KernelOverflowError` naming sigma_w and the lengths if an entry overflowed."""
+        lengths_x = [np.shape(x)[0] for x in X]
+        lengths_y = lengths_x if Y is None else [np.shape(y)[0] for y in Y]
+        return check_gram(np.asarray(G), what, self.settings, lengths_x, lengths_y)
 
     # -- training --------------------------------------------------------------------------------
     def _gradient_step(self, groups, residual, lr):
