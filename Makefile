@@ -22,7 +22,7 @@ study: $(VENV)/.installed
 	$(BIN)/meanfield study --out $(OUT)
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_simulator.py

@@ -150,6 +150,31 @@ def fits_in_memory(n_bytes: float, name: str, what: str, available: int | None =
                          f"GiB available")
 
 
+LONG_REQUEST_SECONDS = 86400.0
+"""Work estimated to take longer than this (a day of wall time on this machine) is refused before it starts,
+unless the caller asks for it explicitly (``allow_long=True``, the CLI's ``--allow-long``)."""
+
+
+def duration(seconds: float) -> str:
+    """A wall time in words: seconds, minutes, hours or days."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def within_time(seconds: float, name: str, *, allow_long=False, how="allow_long=True"):
+    """Refuse, naming the arguments ``name`` that set the work, a request estimated at more than
+    :data:`LONG_REQUEST_SECONDS` of wall time, unless ``allow_long``."""
+    if not boolean(allow_long, "allow_long") and seconds > LONG_REQUEST_SECONDS:
+        raise ValueError(f"{name}: the work is estimated at about {duration(seconds)} of wall time on this machine, "
+                         f"more than the limit of {duration(LONG_REQUEST_SECONDS)}; ask for less, or pass {how} to "
+                         f"run it anyway")
+
+
 def seed(value, name="seed"):
     """A seed: None, a non-negative integer, a list of them, a SeedSequence or a Generator."""
     if value is None or isinstance(value, (np.random.SeedSequence, np.random.Generator)):

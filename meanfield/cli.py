@@ -13,7 +13,7 @@ from .architectures.mup.theory import SaddlePointError
 from .backends import BACKENDS, check_backend
 from .checks import available_memory
 from .solvers.fixed_point import FixedPointError
-from .studies.framework import DamagedRunWarning, discover
+from .studies.framework import DamagedRunWarning, check_scheduler, discover
 
 
 def _non_negative_int(text):
@@ -24,6 +24,13 @@ def _non_negative_int(text):
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
     return value
+
+
+def _scheduler(text):
+    try:
+        return check_scheduler(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,10 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
         if study.parallel:
             p.add_argument("--workers", type=_non_negative_int, default=None,
                            help="worker processes of the local Dask cluster (default: cores; 0: no Dask)")
-            p.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://HOST:PORT")
+            p.add_argument("--scheduler", type=_scheduler,
+                           help="address of an existing Dask scheduler, tcp://HOST:PORT")
         if study.backends:
             p.add_argument("--backend", choices=BACKENDS, default="numba",
                            help="compute backend of the hot paths (jax: pip install -e '.[jax]'; default: numba)")
+        p.add_argument("--allow-long", action="store_true",
+                       help="run a request estimated at more than a day (refused otherwise, before any work)")
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
         p.set_defaults(study=study)
     return parser
@@ -64,6 +74,7 @@ def _run(args):
     overrides = study.overrides(args) if study.overrides else None
     config = study.config.load(args.config, quick=args.quick, overrides=overrides)
     config.check_size(available_memory())
+    config.check_time(args.allow_long)
     out = args.out or (study.default_out(args) if study.default_out else f"results/{study.name}")
     return study.run(config, out, **kwargs)
 

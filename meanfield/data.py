@@ -57,6 +57,34 @@ def _rng(rng) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
+def _numbers(value, name: str, shape=None) -> np.ndarray:
+    """:func:`checks.finite_array`, booleans refused (NumPy would read them as 1 and 0)."""
+    try:
+        items = np.asarray(value, dtype=object).ravel()
+    except ValueError:  # ragged: finite_array says so
+        items = ()
+    if any(isinstance(v, (bool, np.bool_)) for v in items):
+        raise ValueError(f"{name} must hold numbers, not booleans")
+    return checks.finite_array(value, name, shape=shape)
+
+
+def window_values(windows, name: str = "windows") -> np.ndarray:
+    """The values of a WindowSet or of an array (M, L, d) of windows, as floats; ragged windows refused."""
+    values = windows.values if isinstance(windows, WindowSet) else windows
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array (M, L, d) of numbers: equal-length windows of inputs of d "
+                         "numbers each") from None
+
+
+def _path_fits(n_steps: int, width: int):
+    """Refuse, naming n_steps, a path whose draws and values (16 bytes a step and component) exceed the memory;
+    paths below 256 MiB, which sample_windows draws by the thousand, skip reading the memory available."""
+    if n_steps * width > 2**24:
+        checks.fits_in_memory(16.0 * n_steps * width, "n_steps", f"a path of {n_steps} steps")
+
+
 def _positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -119,27 +147,20 @@ class MarkovChain:
     """
 
     def __init__(self, P, states):
-        try:
-            P = np.asarray(P, dtype=float)
-        except (TypeError, ValueError):
-            raise ValueError("P must be a square matrix of numbers") from None
+        P = _numbers(P, "P")
         if P.ndim != 2 or P.shape[0] != P.shape[1] or P.shape[0] == 0:
             raise ValueError(f"P must be a non-empty square matrix, got shape {P.shape}")
-        if not np.all(np.isfinite(P)):
-            raise ValueError("P must be finite (it contains NaN or inf)")
         if np.any(P < 0):
             raise ValueError("P must have non-negative entries")
         row_sums = P.sum(axis=1)
         if not np.allclose(row_sums, 1.0, rtol=0, atol=1e-10):
             bad = int(np.argmax(np.abs(row_sums - 1)))
             raise ValueError(f"P must be stochastic: row {bad} sums to {float(row_sums[bad])!r}, not 1")
-        states = given_states = np.asarray(states, dtype=float)
+        states = given_states = _numbers(states, "states")
         if states.ndim == 1:
             states = states[:, None]
         if states.ndim != 2 or states.shape[0] != P.shape[0]:
             raise ValueError(f"states must have shape (m, d) with m = {P.shape[0]}, got {states.shape}")
-        if not np.all(np.isfinite(states)):
-            raise ValueError("states must be finite (they contain NaN or inf)")
         n_components, _ = connected_components(P > 0, directed=True, connection="strong")
         if n_components != 1:
             raise ValueError(f"P must be irreducible: its graph has {n_components} communicating classes")
@@ -189,14 +210,12 @@ class MarkovChain:
         return int(min(np.searchsorted(np.cumsum(self.stationary), u, side="right"), self.n_states - 1))
 
     def simulate(self, n_steps: int, rng=None, start: int | None = None) -> np.ndarray:
-        """State indices X_0..X_{n_steps-1}; X_0 = ``start`` or drawn from pi."""
+        """State indices X_0..X_{n_steps-1}; X_0 = ``start`` (a state index) or drawn from pi."""
         n_steps = _positive_int(n_steps, "n_steps")
+        _path_fits(n_steps, 1)
         rng = _rng(rng)
-        if start is None:
-            start = self.sample_initial(rng)
-        elif not 0 <= start < self.n_states:
-            raise ValueError(f"start must be a state index in [0, {self.n_states}), got {start}")
-        return _simulate_indices(self._cumulative, int(start), rng.random(n_steps - 1))
+        start = self.sample_initial(rng) if start is None else checks.integer(start, "start", 0, self.n_states - 1)
+        return _simulate_indices(self._cumulative, start, rng.random(n_steps - 1))
 
     def values(self, path: np.ndarray) -> np.ndarray:
         """State values (..., d) of state indices."""
@@ -234,14 +253,12 @@ class GaussianAR1:
     """
 
     def __init__(self, A, Q):
-        A = np.atleast_2d(np.asarray(A, dtype=float))
-        Q = np.atleast_2d(np.asarray(Q, dtype=float))
+        A = np.atleast_2d(_numbers(A, "A"))
         if A.ndim != 2 or A.shape[0] != A.shape[1]:
             raise ValueError(f"A must be a square matrix, got shape {A.shape}")
+        Q = np.atleast_2d(_numbers(Q, "Q"))
         if Q.shape != A.shape:
             raise ValueError(f"Q must have the shape of A {A.shape}, got {Q.shape}")
-        if not (np.all(np.isfinite(A)) and np.all(np.isfinite(Q))):
-            raise ValueError("A and Q must be finite")
         radius = float(np.max(np.abs(linalg.eigvals(A))))
         if radius >= 1:
             raise ValueError(f"A must have spectral radius < 1 for a stationary chain, got {radius:.4g}")
@@ -264,10 +281,11 @@ class GaussianAR1:
         return self._chol_cov @ _rng(rng).standard_normal(self.input_dim)
 
     def simulate(self, n_steps: int, rng=None, start=None) -> np.ndarray:
-        """Values X_0..X_{n_steps-1}, shape (n_steps, d); X_0 = ``start`` or drawn from N(0, Sigma)."""
+        """Values X_0..X_{n_steps-1}, shape (n_steps, d); X_0 = ``start`` (d,) or drawn from N(0, Sigma)."""
         n_steps = _positive_int(n_steps, "n_steps")
+        _path_fits(n_steps, self.input_dim)
         rng = _rng(rng)
-        start = self.sample_initial(rng) if start is None else np.asarray(start, dtype=float)
+        start = self.sample_initial(rng) if start is None else _numbers(start, "start", shape=(self.input_dim,))
         noise = rng.standard_normal((n_steps - 1, self.input_dim))
         return _simulate_ar1(self.A, self._chol_Q, start, noise)
 
@@ -428,7 +446,7 @@ class Task:
 
     def conditional_mean(self, windows) -> np.ndarray:
         """ybar on windows (a WindowSet or an array (M, L, d) with L >= lags + 1)."""
-        values = windows.values if isinstance(windows, WindowSet) else np.asarray(windows, dtype=float)
+        values = window_values(windows)
         if values.ndim != 3 or values.shape[2] != self.input_dim:
             raise ValueError(f"windows must have shape (M, L, {self.input_dim}), got {values.shape}")
         if values.shape[1] < self.lags + 1:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -42,22 +43,49 @@ def plain(value):
     return value
 
 
+def _umask() -> int:
+    """The process's umask, read once at import (setting and restoring it is not thread-safe)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+FILE_MODE = 0o666 & ~_umask()
+"""The mode of the files written here: what a plain open() gives (mkstemp's temporary files have 0600)."""
+TEMP_NAME = re.compile(r"\..+-[a-z0-9_]{8}")
+"""The names of :func:`atomic_file`'s temporary files: ".NAME-" and mkstemp's 8 characters."""
+
+
 @contextlib.contextmanager
 def atomic_file(path, mode="w"):
     """A file handle whose content appears at ``path`` only when complete: written to a temporary file of a
-    unique name in the same folder, flushed to disk, then renamed over ``path`` (removed on any error)."""
+    unique name in the same folder, flushed to disk, then renamed over ``path`` (removed on any error).
+
+    Any OSError (a full disk) is raised again with ``path`` as its filename, not the temporary file's."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+        try:
+            with os.fdopen(fd, mode) as handle:
+                os.chmod(tmp, FILE_MODE)
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as err:
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+
+
+def remove_stale_temp_files(folder):
+    """Remove the temporary files of :func:`atomic_file` that a killed process left in ``folder``; only for a
+    folder that no live process writes to (one whose lock is held)."""
+    for p in Path(folder).glob(".*"):
+        if TEMP_NAME.fullmatch(p.name) and p.is_file():
+            p.unlink(missing_ok=True)
 
 
 def write_text(path, text: str) -> Path:

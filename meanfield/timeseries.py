@@ -29,9 +29,11 @@ import warnings
 import numpy as np
 from aeon.classification.base import BaseClassifier
 from aeon.regression.base import BaseRegressor
+from aeon.utils.validation.collection import get_n_channels
 
 from . import checks
 from .architectures.elman import rntk
+from .architectures.elman.kernel import KernelOverflowError
 from .svm import cv_accuracies
 
 CONVENTIONS = {"ours": dict(readout="last", initial_state="shared"),
@@ -65,6 +67,28 @@ def _sequences(X):
     return [np.ascontiguousarray(np.asarray(x, dtype=float).T) for x in X]
 
 
+class _Collections:
+    """aeon's handling of the series, with plain errors where its own checks fail obscurely: no series or an empty
+    series (an IndexError or NumPy's "zero-size array" error), a different number of channels than in fit."""
+
+    def _preprocess_collection(self, X, store_metadata=True):
+        if isinstance(X, list) or isinstance(X, np.ndarray) and X.ndim > 1:
+            if len(X) == 0:
+                raise ValueError("X must hold at least one series, got none")
+            for i, x in enumerate(X):
+                if isinstance(x, np.ndarray) and x.size == 0:
+                    raise ValueError(f"X[{i}] is empty (shape {x.shape}): series need at least one time step and one "
+                                     "channel")
+        return super()._preprocess_collection(X, store_metadata)
+
+    def _check_shape(self, X):
+        n_channels, fitted = get_n_channels(X), self.metadata_["n_channels"]
+        if n_channels != fitted:
+            raise ValueError(f"X has {n_channels} channel{'s' * (n_channels != 1)}, but {type(self).__name__} was "
+                             f"fitted on {fitted}-channel series")
+        super()._check_shape(X)
+
+
 class _RNTKSettings:
     """The Elman settings of the estimators' kernel, from their parameters."""
 
@@ -78,14 +102,14 @@ class _RNTKSettings:
         return rntk(X, Y, kind=self.kind, backend=self.backend, **self._kernel_settings(), **params)
 
 
-class _GramSearch(BaseClassifier):
+class _GramSearch(_Collections, BaseClassifier):
     """C-SVM with a precomputed kernel, its hyperparameters and C chosen by stratified k-fold cross-validation
     on the training set (the first best in grid order wins ties). Subclasses give the grid (:meth:`_grid`) and the
     Gram (:meth:`_gram`, Y = None for the symmetric training Gram).
 
     Fitted attributes: ``best_params_`` (the kernel's and C), ``cv_score_`` (the chosen mean fold accuracy;
     NaN when the grid has one point and nothing is chosen), ``n_candidates_``, ``n_exploded_`` (settings scored 0
-    because their Gram exploded, :func:`_exploded`).
+    because their Gram exploded, :func:`_exploded`, or overflowed float64).
     """
 
     def _grid(self):
@@ -94,11 +118,11 @@ class _GramSearch(BaseClassifier):
     def _gram(self, X, Y, params):
         raise NotImplementedError
 
-    def _folds(self, y):
+    def _folds(self, y, n_folds):
         from sklearn.model_selection import StratifiedKFold
 
         largest_class = np.unique(y, return_counts=True)[1].max()
-        splits = int(max(2, min(checks.integer(self.folds, "folds", 2), largest_class)))
+        splits = int(max(2, min(n_folds, largest_class)))
         cv = StratifiedKFold(n_splits=splits, shuffle=True, random_state=self.random_state)
         with warnings.catch_warnings():  # a class with fewer members than folds
             warnings.filterwarnings("ignore", "The least populated class", UserWarning)
@@ -112,14 +136,20 @@ class _GramSearch(BaseClassifier):
         Cs = _grid_values(self.C, "C")
         if any(c <= 0 for c in Cs):
             raise ValueError(f"C must be positive, got {Cs}")
+        n_folds = checks.integer(self.folds, "folds", 2)  # even when the grid has one point and nothing is chosen
         single = len(grid) * len(Cs) == 1
-        folds = None if single else self._folds(y)
+        folds = None if single else self._folds(y, n_folds)
         best, exploded = None, 0
         for params in grid:
-            G = self._gram(seqs, None, params)
+            try:
+                G = self._gram(seqs, None, params)
+            except KernelOverflowError:  # past float64: exploded too, unless it is the only setting
+                if single:
+                    raise
+                G = None
             if single:
                 scores = np.full(len(Cs), math.nan)
-            elif _exploded(G):
+            elif G is None or _exploded(G):
                 scores = np.zeros(len(Cs))
                 exploded += 1
             else:
@@ -271,7 +301,7 @@ class FlatNTKClassifier(_GramSearch):
         return rntk(flat, other, activation="relu", kind="ntk", backend=self.backend, **params)
 
 
-class RNTKRegressor(_RNTKSettings, BaseRegressor):
+class RNTKRegressor(_RNTKSettings, _Collections, BaseRegressor):
     """Gaussian-process regression with the NNGP or the RNTK of an Elman RNN as the prior covariance.
 
     A zero-mean prior: the posterior mean is k(x, X) (K + noise I)^{-1} y; :meth:`predict_std` gives the posterior
@@ -328,6 +358,7 @@ class RNTKRegressor(_RNTKSettings, BaseRegressor):
 
         self._check_is_fitted()
         X = self._preprocess_collection(X, store_metadata=False)
+        self._check_shape(X)
         seqs = _sequences(X)
         cross = self._rntk(seqs, self._train, self._params())
         prior = np.array([self._rntk([s], None, self._params())[0, 0] for s in seqs])

@@ -24,6 +24,8 @@ which tends to the flow's phi_t as h -> 0 at fixed t = kh (``LinearKernelFlow(..
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
@@ -51,8 +53,28 @@ def phi_discrete(lam, t, alpha, step) -> np.ndarray:
     return np.where(lam > 0, one_minus / safe, alpha * k * step)
 
 
+def _reals(value, name) -> np.ndarray:
+    """``value`` as a float array; booleans, complex numbers, strings and ragged lists refused, naming it."""
+    try:
+        arr = np.asarray(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an array of real numbers, got a ragged sequence") from None
+    if arr.dtype.kind not in "iuf":
+        got = repr(value) if arr.ndim == 0 else f"an array of dtype {arr.dtype}"
+        raise ValueError(f"{name} must be an array of real numbers, got {got}")
+    return arr.astype(float, copy=False)
+
+
+def _positive(value, name) -> float:
+    """A finite real number > 0 (not a bool)."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
+            or not (math.isfinite(value) and value > 0)):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
 def _times(times) -> np.ndarray:
-    t = np.atleast_1d(np.asarray(times, dtype=float))
+    t = np.atleast_1d(_reals(times, "times"))
     if t.ndim != 1 or not np.all(np.isfinite(t)) or np.any(t < 0):
         raise ValueError("times must be a 1-D array of finite values >= 0")
     return t
@@ -79,30 +101,27 @@ class LinearKernelFlow:
     """
 
     def __init__(self, K, weights, ybar, alpha, f0=None, step=None):
-        K = np.asarray(K, dtype=float)
-        M = K.shape[0]
-        if K.ndim != 2 or K.shape != (M, M) or M == 0:
+        K = _reals(K, "K")
+        if K.ndim != 2 or K.shape[0] != K.shape[1] or K.shape[0] == 0:
             raise ValueError(f"K must be a non-empty square matrix, got shape {K.shape}")
+        M = K.shape[0]
         if not np.all(np.isfinite(K)):
             raise ValueError("K must be finite")
         scale = max(np.max(np.abs(K)), np.finfo(float).tiny)
         if np.max(np.abs(K - K.T)) > 1e-10 * scale:
             raise ValueError("K must be symmetric")
-        weights = np.asarray(weights, dtype=float)
+        weights = _reals(weights, "weights")
         if weights.shape != (M,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
             raise ValueError(f"weights must be {M} finite non-negative numbers")
-        ybar = np.asarray(ybar, dtype=float)
+        ybar = _reals(ybar, "ybar")
         if ybar.shape != (M,) or not np.all(np.isfinite(ybar)):
             raise ValueError(f"ybar must be {M} finite numbers, got shape {ybar.shape}")
-        f0 = np.zeros(M) if f0 is None else np.asarray(f0, dtype=float)
+        f0 = np.zeros(M) if f0 is None else _reals(f0, "f0")
         if f0.shape != (M,) or not np.all(np.isfinite(f0)):
             raise ValueError(f"f0 must be {M} finite numbers, got shape {f0.shape}")
-        if not (np.isfinite(alpha) and alpha > 0):
-            raise ValueError(f"alpha must be finite and > 0, got {alpha!r}")
-        if step is not None and not (np.isfinite(step) and step > 0):
-            raise ValueError(f"step must be None or finite and > 0, got {step!r}")
-        self.step = None if step is None else float(step)
-        self.K, self.weights, self.ybar, self.alpha, self.f0 = 0.5 * (K + K.T), weights, ybar, float(alpha), f0
+        alpha = _positive(alpha, "alpha")
+        self.step = None if step is None else _positive(step, "step")
+        self.K, self.weights, self.ybar, self.alpha, self.f0 = 0.5 * (K + K.T), weights, ybar, alpha, f0
         self._B = np.sqrt(weights)
         A = self._B[:, None] * self.K * self._B[None, :]
         lam, V = linalg.eigh(A, driver="evd")  # divide and conquer: faster than the default evr
@@ -130,12 +149,12 @@ class LinearKernelFlow:
     def cross_operator(self, t, K_cross) -> np.ndarray:
         """K_cross N_t (P, M) without forming N_t: P M^2 operations instead of M^3."""
         BV = self._B[:, None] * self._V
-        return ((np.asarray(K_cross, dtype=float) @ BV) * self._phi(float(t))) @ BV.T
+        return ((_reals(K_cross, "K_cross") @ BV) * self._phi(float(t))) @ BV.T
 
     def coefficients(self, times, f0=None) -> np.ndarray:
         """c_t = N_t (ybar - f_0) at each time, shape (T, M); ``f0`` (M,) replaces the flow's initial values."""
         t = _times(times)
-        f0 = self.f0 if f0 is None else np.asarray(f0, dtype=float)
+        f0 = self.f0 if f0 is None else _reals(f0, "f0")
         if f0.shape != self.f0.shape:
             raise ValueError(f"f0 must have shape {self.f0.shape}, got {f0.shape}")
         u0 = self._V.T @ (self._B * (self.ybar - f0))
@@ -150,10 +169,10 @@ class LinearKernelFlow:
         """f_t at P points outside the grid, from K_cross = K(points, grid) (P, M); shape (T, P). ``f0_cross``
         (P,) are the initial values at the points and ``f0`` (M,) replaces those on the grid (the flow is affine
         in them, so one flow serves every initialisation)."""
-        K_cross = np.asarray(K_cross, dtype=float)
+        K_cross = _reals(K_cross, "K_cross")
         if K_cross.ndim != 2 or K_cross.shape[1] != self.K.shape[0]:
             raise ValueError(f"K_cross must have shape (P, {self.K.shape[0]}), got {K_cross.shape}")
-        start = 0.0 if f0_cross is None else np.asarray(f0_cross, dtype=float)
+        start = 0.0 if f0_cross is None else _reals(f0_cross, "f0_cross")
         return start + self.coefficients(times, f0) @ K_cross.T
 
     def residual_at_infinity(self) -> np.ndarray:

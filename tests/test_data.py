@@ -5,7 +5,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import linalg
 
-from meanfield.data import GaussianAR1, MarkovChain, Task, gth_stationary, make_task
+from meanfield.architectures.diagonal import DiagonalRNN, train_online
+from meanfield.data import GaussianAR1, MarkovChain, Task, WindowSet, chain_from_spec, gth_stationary, make_task
 
 
 def random_chain(m, rng, d=1):
@@ -167,3 +168,57 @@ def test_stationary_law_properties_on_random_positive_matrices(weights):
     np.testing.assert_allclose(ws.weights.sum(), 1.0, rtol=1e-12)
     # marginal of the last window entry is pi again (stationarity of the window law)
     np.testing.assert_allclose(np.bincount(ws.indices[:, -1], weights=ws.weights), pi, rtol=1e-10)
+
+
+def test_paths_beyond_the_memory_are_refused_before_allocating():
+    """10^12 steps would end in NumPy's MemoryError for 7.28 TiB."""
+    for chain in (make_task("delay1").chain, GaussianAR1([[0.5]], [[1.0]])):
+        with pytest.raises(ValueError, match="n_steps: a path of 1000000000000 steps needs about .* GiB"):
+            chain.simulate(10**12)
+
+
+@pytest.mark.parametrize("start", [1.5, True, 2, -1, "1"])
+def test_the_start_of_a_finite_chain_is_a_state_index(start):
+    chain = make_task("delay1").chain
+    assert chain.simulate(5, rng=0, start=np.int64(1))[0] == 1
+    with pytest.raises(ValueError, match="start must be an integer >= 0 and <= 1"):
+        chain.simulate(5, rng=0, start=start)
+
+
+@pytest.mark.parametrize("start, match", [([1.0, 2.0, 3.0], "shape"), (1.0, "shape"), ([np.nan, 0.0], "finite"),
+                                          ([True, 0.0], "booleans"), ("x", "numbers")])
+def test_the_start_of_a_gaussian_chain_is_a_finite_vector_of_its_dimension(start, match):
+    chain = GaussianAR1(np.diag([0.5, 0.3]), np.eye(2))
+    np.testing.assert_array_equal(chain.simulate(3, rng=0, start=[1.0, -1.0])[0], [1.0, -1.0])
+    with pytest.raises(ValueError, match=f"start must .*{match}"):
+        chain.simulate(3, rng=0, start=start)
+
+
+def test_booleans_in_chains_are_refused_naming_the_field():
+    P = [[0.5, 0.5], [0.5, 0.5]]
+    with pytest.raises(ValueError, match="^states must hold numbers, not booleans"):
+        MarkovChain(P, [True, False])
+    with pytest.raises(ValueError, match="^states must hold numbers, not booleans"):
+        MarkovChain(P, [[1.0, True], [0.0, 0.0]])
+    with pytest.raises(ValueError, match="^A must hold numbers, not booleans"):
+        GaussianAR1(True, np.eye(2))
+    spec = dict(kind="finite", transition=P, states=[True, False])
+    with pytest.raises(ValueError, match=r"^task\.chain\.states must hold numbers, not booleans"):
+        chain_from_spec(spec, field="task.chain")
+    for A, Q, key in ((True, [[1.0, 0.0], [0.0, 1.0]], "A"), (0.5, True, "Q"), ([[0.5, False]], [[1.0]], "A")):
+        with pytest.raises(ValueError, match=rf"^task\.chain\.{key} must hold numbers, not booleans"):
+            chain_from_spec(dict(kind="gaussian-ar1", A=A, Q=Q), field="task.chain")
+    with pytest.raises(ValueError, match=r"^task\.chain\.A must be finite"):
+        chain_from_spec(dict(kind="gaussian-ar1", A=np.nan, Q=1.0), field="task.chain")
+    with pytest.raises(ValueError, match=r"^task\.chain\.states must be an array of numbers"):
+        chain_from_spec(dict(kind="finite", transition=P, states=[[1.0], [1.0, 2.0]]), field="task.chain")
+
+
+def test_ragged_windows_are_refused_naming_the_argument():
+    task = make_task("parity2")
+    ragged = [[[1.0], [-1.0]], [[1.0]]]
+    with pytest.raises(ValueError, match="^windows must be an array .* equal-length windows"):
+        task.conditional_mean(ragged)
+    for probes in (ragged, WindowSet(ragged, np.full(2, 0.5))):
+        with pytest.raises(ValueError, match="^probes must be an array .* equal-length windows"):
+            train_online(DiagonalRNN(8, seed=0), task, 1.0, 1.0, probes)

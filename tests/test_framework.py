@@ -1,6 +1,11 @@
 """The study framework: run files that are verified, keyed and written safely; the folder guard and lock."""
 
+import errno
 import json
+import os
+import stat
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -8,12 +13,14 @@ import pytest
 
 from meanfield import checks
 from meanfield.cli import main
+from meanfield.report import atomic_file
 from meanfield.studies.framework import (
     Config,
     ConfigError,
     DamagedRunWarning,
     Section,
     StudyFolder,
+    check_scheduler,
     discover,
     load_result,
     run_key,
@@ -105,12 +112,95 @@ def test_a_config_section_checks_its_fields():
         config(True)
 
 
-def test_runs_without_a_marker_are_refused(tmp_path):
-    (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "N128_s0.npz").write_bytes(b"old")
-    with pytest.raises(ConfigError, match="unknown configuration"):
-        with StudyFolder(tmp_path, "a", config()):
-            pass
+@pytest.mark.parametrize("damage", ["missing", "empty", "garbage", "no digest"])
+def test_a_missing_or_damaged_study_json_is_rebuilt_and_the_runs_are_kept(tmp_path, damage):
+    """It was refused as "runs of an unknown configuration" (use --overwrite), which discarded every valid run: the
+    run keys are enough to keep the runs of this configuration and recompute the others."""
+    with StudyFolder(tmp_path, "a", config()) as folder:
+        run_tasks(square, tasks(), folder.runs, workers=0, progress=False)
+    (tmp_path / "runs" / "t3.npz").write_bytes((tmp_path / "runs" / "t1.npz").read_bytes())  # another run's file
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("t[012].npz")}
+    marker = tmp_path / "study.json"
+    if damage == "missing":
+        marker.unlink()
+    else:
+        marker.write_text({"empty": "", "garbage": "{not json", "no digest": "[1]"}[damage])
+    state = "missing" if damage == "missing" else "unreadable"
+    with pytest.warns(UserWarning, match=f"study.json was {state}: rebuilt it"):
+        with StudyFolder(tmp_path, "a", config()) as folder:
+            with pytest.warns(DamagedRunWarning, match="t3.npz belongs to another run"):
+                out = run_tasks(square, tasks(), folder.runs, workers=0, progress=False)
+    assert json.loads(marker.read_text())["digest"] == folder.digest
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("t[012].npz")} == stamps
+    assert out["t3"]["x"] == 3.0
+
+
+def killed_write(path):
+    """What a run killed while writing ``path`` leaves: atomic_file's temporary file, never renamed."""
+    writing = atomic_file(path, "wb")
+    writing.__enter__().write(b"partial")
+    return writing  # to be kept: collecting it would remove the file, as an interrupted (not killed) write does
+
+
+def test_a_rerun_removes_the_temporary_files_a_killed_run_left(tmp_path):
+    """They were ignored but never removed (one .npz worth of disk for each killed run)."""
+    with StudyFolder(tmp_path, "a", config()) as folder:
+        run_tasks(square, tasks(), folder.runs, workers=0, progress=False)
+        writes = [killed_write(folder.runs / "t1.npz"), killed_write(tmp_path / "report.json")]
+        stale = list(tmp_path.glob(".report.json-*")) + list(folder.runs.glob(".t1.npz-*"))
+        assert len(stale) == 2
+        with pytest.raises(ConfigError, match="in use"):  # not removed while a live run may be writing them
+            with StudyFolder(tmp_path, "a", config()):
+                pass
+        assert all(p.exists() for p in stale)
+    mine = [tmp_path / name for name in (".notes", ".notes-2024", "notes-abcd1234", ".Notes-ABCD1234")]
+    mine.append(tmp_path / "runs" / "keep.txt")
+    for p in mine:
+        p.write_text("mine")
+    with StudyFolder(tmp_path, "a", config()):
+        assert not any(p.exists() for p in stale)
+        assert all(p.read_text() == "mine" for p in mine)
+    del writes  # only now: collecting them would have removed their files
+
+
+def no_space(*args):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch, capsys):
+    """The message named no file (the temporary file's write failed, and that has no name in the error)."""
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(OSError) as err:
+        run_tasks(square, tasks(), tmp_path, workers=0, progress=False)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "t0.npz")
+    assert not list(tmp_path.iterdir()), "temporary file left behind"
+    assert main(["demo", "--quick", "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line == f"meanfield demo: error: {os.strerror(errno.ENOSPC)}: {tmp_path / 'out' / 'study.json'}", line
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_written_files_get_the_mode_of_a_plain_open(tmp_path, umask, mode):
+    """They were 0600 whatever the umask (mkstemp's mode, kept by the rename)."""
+    code = "import sys; from meanfield.report import write_text; write_text(sys.argv[1], 'x')"
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "out.txt")], umask=umask, check=True)
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == mode
+
+
+@pytest.mark.parametrize("address", ["nonsense", "tcp://host:notaport", "tcp://host", "tcp://host:70000",
+                                     "nope://host:8786"])
+def test_a_bad_scheduler_address_is_refused_before_any_work(tmp_path, capsys, address):
+    """It was only refused when the runs started (after the limit of the study was built)."""
+    with pytest.raises(SystemExit) as exit:
+        main(["study", "--quick", "--scheduler", address, "--out", str(tmp_path / "out")])
+    assert exit.value.code == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"argument --scheduler: not a Dask scheduler address (tcp://HOST:PORT): {address!r}" in line, line
+    with pytest.raises(ValueError, match="not a Dask scheduler address"):
+        run_tasks(square, tasks(), tmp_path / "runs", scheduler=address, progress=False)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+    for good in ("tcp://127.0.0.1:8786", "127.0.0.1:8786", "tls://[::1]:8786", "ws://host:8786"):
+        assert check_scheduler(good) == good
 
 
 def test_two_runs_into_one_folder_are_refused_while_the_first_holds_it(tmp_path):
@@ -160,8 +250,6 @@ def test_demo_runs_and_reports_its_numbers(tmp_path):
 def test_a_second_process_is_refused_while_the_first_holds_the_folder(tmp_path, capsys):
     """Two studies started at once into one folder used to both run every task (and one crashed on the
     other's temporary file)."""
-    import subprocess
-    import sys
     import time
 
     holder = subprocess.Popen([sys.executable, "-c", (

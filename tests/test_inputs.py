@@ -72,3 +72,43 @@ def test_the_run_framework_refuses_what_it_cannot_store(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros(3))
     with pytest.raises(ValueError, match="x.npy.*not an .npz"):
         framework.load_result(tmp_path / "x.npy")
+
+
+@pytest.mark.parametrize("study, tables, field", [
+    ("study", "[sweep]\nseeds = 10000000\n", "sweep.seeds"),  # was 'about 2.0 h', then 30 MB/s of memory
+    ("study", "[sweep]\nwidths = [1024, 2097152]\n", "sweep.widths"),
+    ("study", "[training]\nhorizon = 1e9\n", "training.horizon"),
+    ("regime", "[training]\nsteps = 1000000000\n", "training.steps"),
+    ("demo", "[demo]\nhorizon = 1e9\n", "demo.horizon"),
+])
+def test_requests_estimated_beyond_a_day_are_refused_before_any_work(tmp_path, capsys, study, tables, field):
+    from meanfield import cli
+
+    config = tmp_path / "config.toml"
+    config.write_text(tables)
+    out = tmp_path / "out"
+    assert cli.main([study, "--config", str(config), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and field in err[0] and "--allow-long" in err[0] and "days" in err[0]
+    assert not out.exists()
+    loaded = cli.discover()[study].config.load(config)
+    loaded.check_time(allow_long=True)  # asked for explicitly: allowed
+    with pytest.raises(ValueError, match="allow_long must be true or false"):
+        loaded.check_time(allow_long="yes")
+
+
+def test_a_training_estimated_beyond_a_day_is_refused_unless_asked_for():
+    from meanfield.architectures.diagonal.network import _checked_training
+    from meanfield.checks import LONG_REQUEST_SECONDS
+
+    task = make_task("delay1")
+    with pytest.raises(ValueError, match="horizon, with the model's n_units: .* about 109 days .*allow_long=True"):
+        train_online(DiagonalRNN(1024), task, 1e9, 1.0, WINDOWS, progress=False)
+    # the limit is a day of 3 ns per unit, step and (input_dim + 2): the largest horizon allowed at N = 1024
+    horizon = LONG_REQUEST_SECONDS / (1024 * 1024 * 3 * 3e-9)
+    _checked_training(DiagonalRNN(1024), task, horizon * 0.999, 1.0, WINDOWS, 20, None)
+    with pytest.raises(ValueError, match="horizon"):
+        _checked_training(DiagonalRNN(1024), task, horizon * 1.001, 1.0, WINDOWS, 20, None)
+    _checked_training(DiagonalRNN(1024), task, horizon * 1.001, 1.0, WINDOWS, 20, None, allow_long=True)
+    with pytest.raises(ValueError, match="horizon"):  # four seeds of a quarter-day each
+        _checked_training(DiagonalRNN(1024), task, horizon * 0.2501, 1.0, WINDOWS, 20, None, runs=4)

@@ -279,7 +279,7 @@ def test_overflowing_kernels_are_refused_naming_sigma_w_the_sequence_and_its_len
     step = _first_relu_step_above(VARIANCE_LIMIT, long, 1.5)
     assert step is not None and step < 5000
     for X, Y in (([long] * 2, None), ([long[:10]], [long[:10], long])):
-        with pytest.raises(KernelOverflowError, match=rf"sigma_w=1\.5 \(relu\)") as err:
+        with pytest.raises(KernelOverflowError, match=r"sigma_w=1\.5 \(relu\)") as err:
             rntk(X, Y, sigma_w=1.5)
         name = "X[0]" if Y is None else "Y[1]"
         assert f"{name} (length 5000)" in str(err.value) and f"at step {step};" in str(err.value)

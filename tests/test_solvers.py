@@ -149,3 +149,30 @@ def test_linear_flow_validation():
         LinearKernelFlow(K, w, ybar[:3], 1.0)
     with pytest.raises(ValueError, match="step"):
         LinearKernelFlow(K, w, ybar, 1.0, step=-0.1)
+    flow = LinearKernelFlow(K, w, ybar, 1.0)
+    with pytest.raises(ValueError, match="K_cross must be an array of real numbers"):
+        flow.at([1.0], "x")
+    with pytest.raises(ValueError, match="times must be an array of real numbers"):
+        flow.on_grid("x")
+
+
+@pytest.mark.parametrize("argument, value, match", [
+    ("alpha", "x", "alpha must be a finite number > 0, got 'x'"),
+    ("alpha", True, "alpha must be a finite number > 0, got True"),
+    ("alpha", None, "alpha must be a finite number > 0"),
+    ("alpha", np.ones(2), "alpha must be a finite number > 0"),
+    ("step", "x", "step must be a finite number > 0"),
+    ("step", np.nan, "step must be a finite number > 0"),
+    ("K", "x", "K must be an array of real numbers, got 'x'"),
+    ("K", 1.0, r"K must be a non-empty square matrix, got shape \(\)"),
+    ("K", [[1.0], [0.0, 1.0]], "K must be an array of real numbers, got a ragged sequence"),
+    ("K", np.eye(3) * 1j, "K must be an array of real numbers, got an array of dtype complex128"),
+    ("K", np.eye(3, dtype=bool), "K must be an array of real numbers, got an array of dtype bool"),
+    ("weights", "abc", "weights must be an array of real numbers"),
+    ("ybar", None, "ybar must be an array of real numbers, got None"),
+    ("f0", ["a", "b", "c"], "f0 must be an array of real numbers"),
+])
+def test_linear_flow_arguments_are_named(argument, value, match):
+    arguments = dict(K=np.eye(3), weights=np.full(3, 1 / 3), ybar=np.ones(3), alpha=1.0)
+    with pytest.raises(ValueError, match=match):
+        LinearKernelFlow(**{**arguments, argument: value})

@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("aeon")
 pytest.importorskip("sklearn")
 
+from aeon.classification.base import BaseClassifier  # noqa: E402
 from aeon.testing.estimator_checking import parametrize_with_checks  # noqa: E402
 from sklearn.model_selection import StratifiedKFold  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
@@ -161,3 +162,62 @@ def test_exploding_kernels_are_left_out_of_the_search_as_the_authors_code_does()
     assert clf.n_exploded_ == 1 and clf.best_params_["sigma_w"] == 1.41
     with pytest.raises(ValueError, match="every kernel setting"):
         RNTKClassifier(sigma_w=(2.0, 2.1), sigma_b=0.0, sigma_h=0.0, C=(1.0, 10.0), folds=2).fit(X, y)
+
+
+ESTIMATORS = [RNTKClassifier(sigma_w=1.41, sigma_b=0.1, sigma_h=0.0, C=1.0), RNTKRegressor(),
+              FlatRBFClassifier(scales=1.0, C=1.0), FlatNTKClassifier(layers=1, sigma_b=0.0, C=1.0)]
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("X, match", [
+    (np.empty((0, 1, 12)), "X must hold at least one series"),
+    ([], "X must hold at least one series"),
+    (np.empty((4, 1, 0)), r"X\[0\] is empty .*at least one time step"),
+    ([np.ones((1, 5)), np.ones((1, 0)), np.ones((1, 5)), np.ones((1, 5))], r"X\[1\] is empty .*at least one time step"),
+])
+def test_collections_without_series_or_time_steps_are_refused_naming_X(estimator, X, match):
+    """aeon's own checks fail on them with an IndexError or NumPy's 'zero-size array to reduction operation'."""
+    y = np.array(["a", "b", "a", "b"][:len(X)]) if isinstance(estimator, BaseClassifier) else np.zeros(len(X))
+    with pytest.raises(ValueError, match=match):
+        estimator.fit(X, y)
+
+
+def test_series_of_other_channels_than_in_fit_are_named_in_predict_and_predict_std():
+    rng = np.random.default_rng(4)
+    X, y = sequences(rng, 8, [6])
+    reg = RNTKRegressor().fit(X, rng.normal(size=8))
+    clf = RNTKClassifier(sigma_w=1.41, sigma_b=0.1, sigma_h=0.0, C=1.0).fit(X, y)
+    X3 = rng.normal(size=(2, 3, 6))
+    for predict in (reg.predict, reg.predict_std, clf.predict):
+        with pytest.raises(ValueError, match="X has 3 channels, but RNTK(Regressor|Classifier) was fitted on "
+                                             "1-channel series"):
+            predict(X3)
+    with pytest.raises(ValueError, match=r"X\[0\] is empty"):
+        reg.predict_std(np.empty((2, 1, 0)))
+
+
+@pytest.mark.parametrize("folds", [1, 0, 2.0, True])
+def test_folds_are_checked_before_any_gram_even_with_one_setting(folds, monkeypatch):
+    rng = np.random.default_rng(5)
+    X, y = sequences(rng, 8, [6])
+
+    def no_gram(*args):
+        raise AssertionError("a Gram was computed")
+
+    for clf in (RNTKClassifier(sigma_w=1.41, sigma_b=0.1, sigma_h=0.0, C=1.0, folds=folds),
+                FlatRBFClassifier(scales=1.0, C=1.0, folds=folds)):
+        monkeypatch.setattr(type(clf), "_gram", no_gram)
+        with pytest.raises(ValueError, match="folds must be an integer >= 2"):
+            clf.fit(X, y)
+
+
+def test_settings_whose_gram_overflows_are_scored_as_exploded_and_a_single_one_is_refused():
+    from meanfield.architectures.elman.kernel import KernelOverflowError
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(12, 1, 60)) + np.arange(12)[:, None, None] % 2
+    y = np.array([str(i % 2) for i in range(12)])
+    clf = RNTKClassifier(sigma_w=(1.41, 40.0), sigma_b=0.1, sigma_h=0.0, C=1.0, folds=2).fit(X, y)
+    assert clf.n_exploded_ == 1 and clf.best_params_["sigma_w"] == 1.41
+    with pytest.raises(KernelOverflowError, match="sigma_w=40"):
+        RNTKClassifier(sigma_w=40.0, sigma_b=0.1, sigma_h=0.0, C=1.0).fit(X, y)

@@ -37,18 +37,21 @@ from ..activations import ACTIVATIONS
 from ..architectures.diagonal import Diagonal, LimitModel, train_online, train_seeds
 from ..architectures.diagonal.fluctuations import Fluctuations, fluctuations
 from ..architectures.diagonal.limit import limit_grid
+from ..architectures.diagonal.network import NS_PER_UNIT_STEP
 from ..backends import check_backend
 from ..data import TASK_NAMES, GaussianAR1, MarkovChain, Task, chain_from_spec, make_task
 from ..estimators import gaussian_moment_errors, memory_state_errors, trajectory_errors
 from ..report import pyplot
 from ..stats import RateFit, fit_rate
 from .framework import (
+    RUN_SECONDS,
     Config,
     ConfigError,
     Section,
     StudyFolder,
     backend_workers,
     check_diagonal_sweep,
+    check_scheduler,
     refuse_if_larger,
     register,
     run_tasks,
@@ -58,7 +61,6 @@ from .framework import (
 )
 
 INITS = ("symmetric", "gaussian")
-NS_PER_UNIT_STEP = 3.0  # the simulator's speed on one core (benchmarks/bench_simulator.py), for estimates
 
 
 @dataclass(frozen=True)
@@ -205,10 +207,12 @@ class StudyConfig(Config):
         refuse_if_larger("memory.steps", 8.0 * (200 + self.memory.steps) * d * (1 + self.memory.steps), memory_bytes,
                          f"{self.memory.steps} memory steps")
 
+    SIZE_FIELDS = ("sweep.widths", "sweep.seeds", "training.horizon")
+
     def estimated_seconds(self):
         d = self.chain().input_dim
         unit_steps = sum(self.sweep.seeds * self.training.horizon * N * N * (d + 2) for N in self.sweep.widths)
-        return unit_steps * NS_PER_UNIT_STEP * 1e-9
+        return unit_steps * NS_PER_UNIT_STEP * 1e-9 + self.sweep.seeds * len(self.sweep.widths) * RUN_SECONDS
 
     def architecture(self) -> Diagonal:
         return Diagonal(self.model.activation, self.model.sigma_w, self.model.beta,
@@ -502,7 +506,7 @@ class GridErrorWarning(UserWarning):
 def convergence_study(task: Task, *, activation=None, sigma_w=None, beta=None, init=None, alpha=None, horizon=None,
                       n_records=None, widths=None, seeds=None, seed=None, window=None, order=None, grid=None,
                       probes=None, quick=False, out=None, overwrite=False, workers=0, scheduler=None,
-                      backend="numba", progress=True) -> ConvergenceResult:
+                      backend="numba", progress=True, allow_long=False) -> ConvergenceResult:
     """The convergence study of wide diagonal RNNs on ``task`` (any :class:`meanfield.Task`), as ``meanfield
     study`` runs it from a config file: one code path, the same report.
 
@@ -511,6 +515,7 @@ def convergence_study(task: Task, *, activation=None, sigma_w=None, beta=None, i
     training (alpha, horizon, n_records), the sweep (widths, seeds, seed), the limit (window, order = (n_w, n_b),
     grid = windows of a continuous chain's Sobol grid) and the number of probes. With ``out``, the runs are kept
     there (an interrupted study resumes) and the report is written there; ``workers=0`` runs in this process.
+    A study estimated at more than a day on this machine is refused before any work unless ``allow_long``.
 
     Examples
     --------
@@ -524,6 +529,8 @@ def convergence_study(task: Task, *, activation=None, sigma_w=None, beta=None, i
     if not isinstance(task, Task):
         raise ValueError(f"task must be a meanfield Task (see meanfield.Task.from_expression), got "
                          f"{type(task).__name__}")
+    if scheduler is not None:
+        check_scheduler(scheduler)
     raw = StudyConfig.default_dict()
     quick_tables = raw.pop("quick", {})
     if quick:
@@ -539,6 +546,7 @@ def convergence_study(task: Task, *, activation=None, sigma_w=None, beta=None, i
                            for k, v in values.items() if v is not None})
     cfg = StudyConfig.from_dict(raw)
     cfg.check_size(checks.available_memory())
+    cfg.check_time(allow_long)
     if task.lags + 1 > cfg.limit.window:
         raise ConfigError(f"config field 'limit.window': must be at least lags + 1 = {task.lags + 1} for this task, "
                           f"got {cfg.limit.window}")

@@ -17,6 +17,7 @@ from ..architectures.diagonal import Diagonal, train_online
 from ..data import TASK_NAMES, make_task
 from ..report import pyplot
 from .framework import (
+    RUN_SECONDS,
     Config,
     Section,
     StudyFolder,
@@ -56,8 +57,10 @@ class DemoConfig(Config):
         refuse_if_larger("demo.widths", 8.0 * 16 * self.demo.widths[-1], memory_bytes,
                          f"a network of width {self.demo.widths[-1]}")
 
+    SIZE_FIELDS = ("demo.widths", "demo.horizon")
+
     def estimated_seconds(self):
-        return sum(self.demo.horizon * N * N * 3e-9 * 3 for N in self.demo.widths)
+        return sum(self.demo.horizon * N * N * 3e-9 * 3 + RUN_SECONDS for N in self.demo.widths)
 
 
 def _arguments(parser):

@@ -36,6 +36,7 @@ from ..backends import check_backend
 from ..report import pyplot
 from ..stats import chain_mean_se
 from .framework import (
+    RUN_SECONDS,
     Config,
     ConfigError,
     Section,
@@ -152,9 +153,12 @@ class FeatureLearningConfig(Config):
             refuse_if_larger("sampler.n_steps", 8.0 * MAX_CHAIN_SCALE * s.n_steps / s.thin * ((T + 1) * P) ** 2,
                              memory_bytes, f"{s.n_steps} recorded steps of {((T + 1) * P) ** 2} kernel entries")
 
+    SIZE_FIELDS = ("sampler.n_steps", "endpoint.widths", "sequence.width")
+
     def estimated_seconds(self):
         steps = self.sampler.n_steps * MAX_CHAIN_SCALE
-        return sum(count * steps * 8 * T * P * n * n for _, n, T, P, count in self._samplers()) * SECONDS_PER_FLOP
+        return sum(count * (steps * 8 * T * P * n * n * SECONDS_PER_FLOP + RUN_SECONDS)
+                   for _, n, T, P, count in self._samplers())
 
 
 # --- problems (rebuilt identically in the workers) -----------------------------------------------

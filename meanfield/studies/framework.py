@@ -44,7 +44,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import checks
-from ..report import atomic_file, plain, software_versions, write_json, write_text
+from ..report import atomic_file, plain, remove_stale_temp_files, software_versions, write_json, write_text
 
 try:
     import tomllib
@@ -150,9 +150,25 @@ class Config:
         """Refuse, with a :class:`ConfigError` naming the field, a request that needs more memory than
         ``memory_bytes``."""
 
+    SIZE_FIELDS: ClassVar[tuple] = ()
+    """The fields that set the amount of work, named when a request is refused as too long."""
+
     def estimated_seconds(self) -> float | None:
-        """A rough wall time on this machine, for a one-line warning before very long work."""
+        """A rough CPU time on one core of this machine, for a one-line warning before long work and the refusal of
+        work longer than :data:`meanfield.checks.LONG_REQUEST_SECONDS` (:meth:`check_time`)."""
         return None
+
+    def check_time(self, allow_long=False):
+        """Refuse, with a :class:`ConfigError` naming :attr:`SIZE_FIELDS`, a config whose estimated wall time on
+        this machine's cores is over a day, unless ``allow_long``."""
+        seconds = self.estimated_seconds()
+        if seconds is None:
+            return
+        try:
+            checks.within_time(seconds / CORES, ", ".join(self.SIZE_FIELDS), allow_long=allow_long,
+                               how="--allow-long (allow_long=True in Python)")
+        except ValueError as err:
+            raise ConfigError(f"config fields {err}") from None
 
     # -- reading --------------------------------------------------------------------------------------
     @classmethod
@@ -258,16 +274,6 @@ def check_diagonal_sweep(widths, horizon, n_records, table: str, records_table: 
                           f"{horizon * widths[0]:g} steps is fewer than n_records = {n_records}")
 
 
-def describe_duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.0f} days"
-
-
 @dataclass(frozen=True)
 class SeedSection(Section, name="sweep"):
     """The ``[sweep]`` table of studies whose only sweep setting is the seed of all their randomness."""
@@ -279,6 +285,9 @@ class SeedSection(Section, name="sweep"):
 # Output folder
 # ---------------------------------------------------------------------------------------------------------
 
+RUN_SECONDS = 0.01
+"""One run's fixed cost in CPU seconds, whatever its size (its task, key and file: 6 ms in-process, more through
+Dask), for the estimates: a request for millions of tiny runs is long too."""
 MARKER = "study.json"
 LOCK = ".lock"
 LONG_RUN_SECONDS = 600
@@ -289,9 +298,11 @@ class StudyFolder:
     """The output folder of one study run, as a context manager.
 
     On entry: create it, check that it is writable, take its lock (a second run into the same folder is
-    refused with one line), and guard it: a folder that holds runs of another study or configuration is
-    refused (or, with ``overwrite``, emptied of what studies write there: runs/, study.json, report.*,
-    *.png). Then, for work estimated to take longer than ``LONG_RUN_SECONDS``, one line says how long.
+    refused with one line), remove the temporary files that a killed run left in it and in runs/, and guard
+    it: a folder whose study.json names another study or configuration is refused (or, with ``overwrite``,
+    emptied of what studies write there: runs/, study.json, report.*, *.png). A missing or damaged study.json
+    is rebuilt, with a warning: the runs are kept, since :func:`run_tasks` checks each one by its key.
+    Then, for work estimated to take longer than ``LONG_RUN_SECONDS``, one line says how long.
     """
 
     def __init__(self, out, study: str, config: Config, *, overwrite=False):
@@ -309,20 +320,20 @@ class StudyFolder:
     def __enter__(self):
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(dir=self.path, prefix=".write-test-")
-            os.close(fd)
-            os.unlink(probe)
+            tempfile.TemporaryFile(dir=self.path).close()  # before the lock: not named like atomic_file's files
         except OSError as err:
             raise ConfigError(f"output folder {self.path}: not writable ({err.strerror or err})") from None
         self._take_lock()
         try:
+            for folder in (self.path, self.runs):
+                remove_stale_temp_files(folder)
             self._guard()
         except BaseException:
             self._release_lock()
             raise
         seconds = self.config.estimated_seconds()
         if seconds is not None and seconds / CORES > LONG_RUN_SECONDS:
-            print(f"meanfield {self.identity['study']}: estimated wall time about {describe_duration(seconds / CORES)} "
+            print(f"meanfield {self.identity['study']}: estimated wall time about {checks.duration(seconds / CORES)} "
                   f"on this machine; finished runs are kept, so an interrupted run resumes", file=sys.stderr)
         return self
 
@@ -354,15 +365,16 @@ class StudyFolder:
 
     def _guard(self):
         marker = self.path / MARKER
-        old = None
-        if marker.exists():
-            try:
-                old = json.loads(marker.read_text())
-            except (OSError, ValueError):
-                old = {}
-        elif self.runs.exists() and any(self.runs.iterdir()):
-            old = {}  # runs without a marker: from an unknown configuration
-        if old is not None and old.get("digest") != self.digest:
+        try:
+            old = json.loads(marker.read_text())
+            digest = old["digest"]
+        except (OSError, ValueError, TypeError, KeyError) as err:  # missing or damaged: rebuilt below
+            old = None
+            if any(self.runs.glob("*.npz")):
+                state = "missing" if isinstance(err, FileNotFoundError) else "unreadable"
+                warnings.warn(f"{marker} was {state}: rebuilt it; the runs in {self.runs} are kept, each checked "
+                              f"by its key (a run of another configuration is recomputed)", stacklevel=3)
+        if old is not None and digest != self.digest:
             if not self.overwrite:
                 what = (f"runs of {old['identity'].get('study', 'another study')} with another configuration "
                         f"(digest {old['digest']}, this one {self.digest})" if old.get("identity")
@@ -420,6 +432,24 @@ def load_result(path: Path, key: str | None = None) -> dict:
     return out
 
 
+def check_scheduler(address: str) -> str:
+    """``address`` if Dask can read it as a scheduler's address (tcp://HOST:PORT, HOST:PORT, or another of its
+    schemes), else ValueError; nothing is contacted."""
+    from distributed.comm.addressing import parse_address
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, location = parse_address(address)
+        backend = get_backend(scheme)
+        with contextlib.suppress(NotImplementedError):  # schemes without host and port (inproc, ucx)
+            port = backend.get_address_host_port(location)[1]
+            if not 0 < port < 65536:
+                raise ValueError(f"port {port} is not in 1..65535")
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"not a Dask scheduler address (tcp://HOST:PORT): {address!r} ({err})") from None
+    return address
+
+
 def run_tasks(fn: Callable[..., Mapping], tasks: Mapping[str, dict], runs_dir, *, workers=None, scheduler=None,
               progress=True, desc="runs", unkeyed=()) -> dict[str, dict]:
     """Run the tasks whose valid result is not on disk yet; return {name: result} for all tasks.
@@ -433,10 +463,13 @@ def run_tasks(fn: Callable[..., Mapping], tasks: Mapping[str, dict], runs_dir, *
         Worker processes of the local Dask cluster (default: the number of cores); 0 runs the tasks in this
         process, one after the other, without Dask.
     scheduler : str or None
-        Address of an existing Dask scheduler (``tcp://HOST:PORT``); then ``workers`` is ignored.
+        Address of an existing Dask scheduler (``tcp://HOST:PORT``), checked before any work
+        (:func:`check_scheduler`); then ``workers`` is ignored.
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
         raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
+    if scheduler is not None:
+        check_scheduler(scheduler)
     bad = [name for name in tasks if not RUN_NAME.fullmatch(name)]
     if bad:
         raise ValueError(f"run names must be letters, digits, '.', '_' and '-' only, got {bad[0]!r}")

@@ -37,6 +37,7 @@ from ..solvers.ode import LinearKernelFlow
 from ..stats import fit_rate, mean_interval
 from . import width_law
 from .framework import (
+    RUN_SECONDS,
     Config,
     ConfigError,
     Section,
@@ -145,13 +146,16 @@ class RegimeConfig(Config):
             refuse_if_larger(count if M >= T else length, 48.0 * M * T * n, memory_bytes,
                              f"backpropagation through {M} sequences of length {T} at width {n}")
 
+    SIZE_FIELDS = ("width_length.widths", "width_length.lengths", "width_length.seeds", "width_length.steps",
+                   "uncertainty.members", "training.steps", "training.n_train", "continual.converged_steps")
+
     def estimated_seconds(self):
         t = self.training
         flops = sum(count * (steps + 2 * t.checkpoints) * 4 * M * T * n * n
                     for _, n, T, count, steps, M in self._nets())
         flops += sum(2 * self.continual.seeds * 2 * self.continual.converged_steps * 6 * t.n_train
                      * self.continual.length * n * n for n in self.continual.widths)
-        return flops * SECONDS_PER_FLOP
+        return flops * SECONDS_PER_FLOP + sum(count for *_, count, _, _ in self._nets()) * RUN_SECONDS
 
 
 def regime_run(model: dict, training: dict, data: dict, width: int, length: int, parameterisation: str, index: int,

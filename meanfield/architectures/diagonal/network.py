@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from ... import checks
 from ...activations import JIT, activate_inplace
 from ...backends import check_backend_and_dtype
-from ...data import Task, WindowSet
+from ...data import Task, window_values
 from ..settings import resolve
 from .settings import Diagonal
 
@@ -69,8 +69,7 @@ def as_windows(windows, input_dim: int | None, name: str = "windows") -> np.ndar
 
     ``input_dim`` None accepts any d.
     """
-    values = windows.values if isinstance(windows, WindowSet) else windows
-    values = np.ascontiguousarray(values, dtype=float)
+    values = np.ascontiguousarray(window_values(windows, name))
     if values.ndim != 3 or 0 in values.shape or (input_dim is not None and values.shape[2] != input_dim):
         want = "d" if input_dim is None else input_dim
         raise ValueError(f"{name} must have shape (M, L, {want}) with M, L >= 1, got {values.shape}")
@@ -455,8 +454,14 @@ class TrainResult:
                        model, config)
 
 
-def _checked_training(model, task, horizon, alpha, probes, n_records, seed):
-    """Validate train_online's arguments; return (horizon, alpha, n_records, probes, n_steps, record_steps)."""
+NS_PER_UNIT_STEP = 3.0
+"""The simulator's speed on one core in ns per unit, step and input component + 2 (benchmarks/bench_simulator.py),
+for estimates."""
+
+
+def _checked_training(model, task, horizon, alpha, probes, n_records, seed, allow_long=False, runs=1):
+    """Validate train_online's arguments (``runs`` trainings of this size, refused when estimated over a day unless
+    ``allow_long``); return (horizon, alpha, n_records, probes, n_steps, record_steps)."""
     if not isinstance(model, DiagonalRNN):
         raise TypeError(f"model must be a DiagonalRNN, got {type(model).__name__}")
     if not isinstance(task, Task):
@@ -469,6 +474,8 @@ def _checked_training(model, task, horizon, alpha, probes, n_records, seed):
     n_records = checks.integer(n_records, "n_records", 1)
     probes = as_windows(probes, model.input_dim, "probes")
     n_steps = int(round(horizon * model.n_units))
+    checks.within_time(runs * n_steps * model.n_units * (model.input_dim + 2) * NS_PER_UNIT_STEP * 1e-9,
+                       "horizon, with the model's n_units", allow_long=allow_long)
     if n_steps < n_records:
         raise ValueError(f"horizon * n_units = {n_steps} steps is fewer than n_records = {n_records}")
     record_steps = np.round(np.linspace(0, n_steps, n_records + 1)).astype(np.int64)
@@ -481,7 +488,8 @@ def _run_config(model, task, horizon, alpha, n_records, seed, backend, dtype) ->
 
 
 def train_online(model: DiagonalRNN, task: Task, horizon: float, alpha: float, probes, n_records=20,
-                 seed=None, progress=True, threaded=None, *, backend="numba", dtype="float64") -> TrainResult:
+                 seed=None, progress=True, threaded=None, *, backend="numba", dtype="float64",
+                 allow_long=False) -> TrainResult:
     """Train a copy of ``model`` by online SGD on the data sequence of ``task`` for ``horizon * N`` steps.
 
     Parameters
@@ -510,12 +518,14 @@ def train_online(model: DiagonalRNN, task: Task, horizon: float, alpha: float, p
         The compute backend (:mod:`meanfield.backends`); both see the same data and initial parameters.
     dtype : "float64" or "float32"
         Floating-point type (float32 on the JAX backend only).
+    allow_long : bool
+        Run a training estimated at more than a day on this machine (refused otherwise, before any work).
     """
     if check_backend_and_dtype(backend, dtype)[0] == "jax":
         return train_seeds([model], task, horizon, alpha, probes, n_records, [seed], progress, backend="jax",
-                           dtype=dtype)[0]
+                           dtype=dtype, allow_long=allow_long)[0]
     horizon, alpha, n_records, probes, n_steps, record_steps = _checked_training(
-        model, task, horizon, alpha, probes, n_records, seed)
+        model, task, horizon, alpha, probes, n_records, seed, allow_long)
     N = model.n_units
     threaded = N >= PARALLEL_MIN_UNITS if threaded is None else bool(threaded)
 
@@ -552,12 +562,13 @@ def train_online(model: DiagonalRNN, task: Task, horizon: float, alpha: float, p
 
 
 def train_seeds(models, task: Task, horizon: float, alpha: float, probes, n_records=20, seeds=None, progress=True,
-                *, backend="numba", dtype="float64") -> list[TrainResult]:
+                *, backend="numba", dtype="float64", allow_long=False) -> list[TrainResult]:
     """:func:`train_online` for several networks of one width and settings, one data seed each.
 
     On the JAX backend one compiled program trains all of them at once (the seeds are a batch axis); on
     the Numba backend they run one after the other. ``seeds``: one data seed per model (default: None for
-    each). Returns one :class:`TrainResult` per model, as :func:`train_online` would.
+    each). Returns one :class:`TrainResult` per model, as :func:`train_online` would. ``allow_long``: as in
+    :func:`train_online`, for all of them together.
     """
     backend, dtype = check_backend_and_dtype(backend, dtype)
     models = list(models)
@@ -566,11 +577,12 @@ def train_seeds(models, task: Task, horizon: float, alpha: float, probes, n_reco
     seeds = [None] * len(models) if seeds is None else list(seeds)
     if len(seeds) != len(models):
         raise ValueError(f"seeds must hold one seed per model ({len(models)}), got {len(seeds)}")
+    _checked_training(models[0], task, horizon, alpha, probes, n_records, seeds[0], allow_long, len(models))
     if backend == "numba":
-        return [train_online(m, task, horizon, alpha, probes, n_records, s, progress, backend=backend, dtype=dtype)
-                for m, s in zip(models, seeds)]
+        return [train_online(m, task, horizon, alpha, probes, n_records, s, progress, backend=backend, dtype=dtype,
+                             allow_long=True) for m, s in zip(models, seeds)]
     first = models[0]
-    checked = [_checked_training(m, task, horizon, alpha, probes, n_records, s) for m, s in zip(models, seeds)]
+    checked = [_checked_training(m, task, horizon, alpha, probes, n_records, s, True) for m, s in zip(models, seeds)]
     for i, m in enumerate(models):
         if (m.n_units, m.input_dim, m.settings) != (first.n_units, first.input_dim, first.settings):
             raise ValueError(f"models[{i}] differs from models[0] in width, input_dim or settings; train_seeds "
