@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= results/study
 
-.PHONY: study test bench probe clean
+.PHONY: study test bench probe mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench: $(VENV)/.installed
 
 probe: $(VENV)/.installed  # bad inputs on the CLI and the API, classified (a few minutes)
 	$(BIN)/python benchmarks/probe_inputs.py
+
+mutate: $(VENV)/.installed-test  # mutation testing of the science modules (benchmarks/mutate.py; about an hour)
+	$(BIN)/python benchmarks/mutate.py --sample 15
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -103,6 +103,8 @@ def toml_value(value) -> str:
         return json.dumps(value)  # a TOML basic string
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"no TOML for {value!r}")
 
 
@@ -325,6 +327,18 @@ CLI_CASES = [
     opt(D, "alpha_option_nan", ["--alpha", "nan"], ["--alpha", "demo.alpha"]),
     opt(D, "seed_option_negative", ["--seed", "-1"], ["--seed", "demo.seed"]),
     opt(D, "seed_option_float", ["--seed", "1.5"], ["--seed", "demo.seed"]),
+    # --- requests estimated beyond a day (issue: runaway requests) -------------------------------------
+    cfg(S, "seeds_runaway", {"sweep": {"seeds": 10_000_000}}, "sweep.seeds"),
+    cfg(S, "widths_2_21", {"sweep": {"widths": [8, 2**21]}}, "sweep.widths"),
+    cfg(S, "horizon_runaway", {"training": {"horizon": 1e9}}, "training.horizon"),
+    cfg(R, "steps_runaway", {"training": {"steps": 1_000_000_000}}, "training.steps"),
+    opt(D, "horizon_option_runaway", ["--horizon", "1e9"], ["--horizon", "demo.horizon"]),
+    cfg(S, "states_bool", {"task": {"chain": {"kind": "finite", "transition": [[0.9, 0.1], [0.1, 0.9]],
+                                                          "states": [True, False]},
+                                    "target": "x0", "noise_std": 0.1}}, "task.chain.states"),
+    cfg(S, "ar1_A_bool", {"task": {"chain": {"kind": "gaussian-ar1", "A": True, "Q": 1.0}, "target": "x0",
+                                  "noise_std": 0.1}},
+        "task.chain.A"),
     # --- the command itself --------------------------------------------------------------------------
     cli("main", "no_subcommand", [], ["SUBCOMMAND", "command"]),
     cli("main", "unknown_subcommand", ["nonsense"], ["SUBCOMMAND", "nonsense"]),
@@ -537,6 +551,36 @@ API_CASES = [
     api("framework.study_folder_under_file",
         "framework.StudyFolder(tmp / 'file.txt' / 'out', 'study', StudyConfig.load()).__enter__()", "file.txt/out",
         setup="(tmp / 'file.txt').write_text('x')"),
+    # --- found after the RNTK estimators and the width-length law ---------------------------------------
+    api("rntk.sigma_w_overflows", "rntk([np.ones((3, 2)), -np.ones((4, 2))], sigma_w=1e200, kind='both')",
+        "sigma_w", expect=("ValueError",)),
+    api("rntk.long_sequences_overflow", "rntk([np.random.default_rng(0).normal(size=(5000, 1))] * 2, sigma_w=1.5)",
+        ["sigma_w", "length 5000"], expect=("ValueError",)),
+    api("elman.empirical_ntk_overflows",
+        "ElmanRNN(8, 1, seed=0, activation='relu', sigma_w=30.0).ntk([np.ones((300, 1))])", ["sigma_w", "300"],
+        expect=("ValueError",)),
+    api("train.horizon_runaway", "train_online(DiagonalRNN(1024), make_task('delay1'), 1e9, 1.0, windows())",
+        ["horizon", "allow_long"]),
+    api("aeon.classifier_empty_X",
+        "RNTKClassifier(sigma_w=1.41, sigma_b=0.1, sigma_h=0.0, C=1.0).fit(np.empty((0, 1, 12)), np.array([]))", "X",
+        setup="from meanfield.timeseries import RNTKClassifier"),
+    api("aeon.classifier_length_zero",
+        "RNTKClassifier(sigma_w=1.41, sigma_b=0.1, sigma_h=0.0, C=1.0).fit(np.empty((4, 1, 0)), "
+        "np.array(list('abab')))", "X", setup="from meanfield.timeseries import RNTKClassifier"),
+    api("aeon.regressor_channels_at_predict_std", "reg.predict_std(np.ones((2, 3, 8)))", ["X", "3 channels"],
+        setup="from meanfield.timeseries import RNTKRegressor\n"
+              "reg = RNTKRegressor().fit(np.random.default_rng(0).normal(size=(4, 1, 8)), np.arange(4.0))"),
+    api("aeon.classifier_one_fold",
+        "RNTKClassifier(sigma_w=1.41, sigma_b=0.1, sigma_h=0.0, C=1.0, folds=1).fit(np.ones((4, 1, 5)), "
+        "np.array(list('abab')))", "folds", setup="from meanfield.timeseries import RNTKClassifier"),
+    api("chain.simulate_huge", "chain().simulate(10**12)", "n_steps", alone=True),
+    api("ar1.simulate_huge", "GaussianAR1(0.5, 1.0).simulate(10**12)", "n_steps", alone=True,
+        setup="from meanfield.data import GaussianAR1"),
+    api("chain.start_not_integer", "chain().simulate(5, rng=0, start=1.5)", "start"),
+    api("ode.linear_flow_string_alpha", "LinearKernelFlow(np.eye(2), np.ones(2) / 2, np.zeros(2), 'x')", "alpha",
+        setup="from meanfield.solvers.ode import LinearKernelFlow"),
+    api("train.ragged_probes", "train_online(small_rnn(), make_task('delay1'), 1.0, 1.0, [[[1.0]], [[1.0], [2.0]]])",
+        "probes"),
 ]
 
 CASES = CLI_CASES + API_CASES

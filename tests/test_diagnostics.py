@@ -3,7 +3,14 @@ import pytest
 from helpers import finite_difference_jacobian
 
 from meanfield.architectures.elman.network import ElmanRNN
-from meanfield.diagnostics import alignment, jacobian_change_norm, kernel_distance, ntk_gp, track_training
+from meanfield.diagnostics import (
+    alignment,
+    jacobian_change_norm,
+    kernel_distance,
+    ntk_gp,
+    relative_change,
+    track_training,
+)
 
 
 class LinearModel:
@@ -123,3 +130,18 @@ def test_ntk_gp_is_the_law_of_the_linearised_network_under_gaussian_initialisati
     assert np.all(m0 == 0) and np.allclose(c0, nngp[M:, M:], atol=1e-14)
     with pytest.raises(ValueError, match="test point"):
         ntk_gp(nngp[:M, :M], ntk[:M, :M], y, lr=lr, steps=1)
+
+
+def test_relative_change_and_the_stability_constant_by_their_formulas():
+    a0, b0 = np.array([1.0, 2.0]), np.array([[3.0], [-1.0]])
+    at, bt = np.array([1.5, 2.0]), np.array([[3.0], [1.0]])
+    assert relative_change([at, bt], [a0, b0]) == pytest.approx(np.sqrt((0.25 + 4.0) / (1 + 4 + 9 + 1)), rel=1e-15)
+    rng = np.random.default_rng(2)
+    X = [rng.normal(size=(3, 1)) for _ in range(4)]
+    y = rng.normal(size=4)
+    net = ElmanRNN(6, 1, activation="tanh", seed=3)
+    d = track_training(net, X, y, X[:2], lr=0.3, steps=10)  # the default: 5 checkpoints after the start
+    np.testing.assert_allclose(d.times, 0.3 * np.arange(0, 11, 2), rtol=1e-15)
+    assert d.lambda_min0 == pytest.approx(np.linalg.eigvalsh(net.ntk(X))[0], rel=1e-12)
+    assert d.stability_constant == pytest.approx(np.max(d.jacobian_change) / np.sqrt(d.lambda_min0), rel=1e-12)
+    assert d.stability_constant > 0 and d.jacobian_change[0] < 1e-6 * np.max(d.jacobian_change)  # sqrt of rounding

@@ -114,3 +114,24 @@ def test_the_module_never_calls_eval_exec_or_compile():
     called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     assert not {"eval", "exec", "compile", "__import__"} & (called | names)
+
+
+def test_check_finite_names_the_first_bad_input_of_a_batch_with_its_lags_only():
+    h = np.ones((2, 2, 3, 1))  # a (2, 2) batch of windows of 3 steps, oldest first
+    h[0, 1, :, 0] = [7.0, 3.0, 0.0]  # X_k = 0: the first window bad for 1/x0, with good ones after it
+    h[1, 0, :, 0] = [5.0, 0.0, 2.0]  # X_k-1 = 0: the first window bad for 1/x1
+    with pytest.raises(ValueError, match=r"'1/x0' is not finite \(inf\) at inputs \(X_k\) = \[\[0\.\]\]$"):
+        parse_expression("1/x0", 1).check_finite(h)
+    with pytest.raises(ValueError, match=r"'1/x1' is not finite \(inf\) at inputs \(X_k-1, X_k\) = "
+                                         r"\[\[0\.\], *\[2\.\]\]$"):
+        parse_expression("x0 + 1/x1", 1).check_finite(h)
+
+
+def test_nesting_is_allowed_to_the_limit_and_refused_beyond():
+    from meanfield.expressions import MAX_DEPTH
+
+    assert parse_expression("+" * MAX_DEPTH + "x0", 1)(np.ones((1, 1, 1))) == 1.0
+    assert parse_expression("x0" + " + x0" * MAX_DEPTH, 1)(np.ones((1, 1, 1))) == MAX_DEPTH + 1
+    for text in ("+" * (MAX_DEPTH + 1) + "x0", "x0" + " + x0" * (MAX_DEPTH + 1)):
+        with pytest.raises(ValueError, match="nested more than"):
+            parse_expression(text, 1)

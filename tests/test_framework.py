@@ -19,13 +19,17 @@ from meanfield.studies.framework import (
     ConfigError,
     DamagedRunWarning,
     Section,
+    SeedSection,
     StudyFolder,
+    backend_workers,
     check_scheduler,
     discover,
     load_result,
     run_key,
     run_tasks,
     spec,
+    worker_threads,
+    write_report,
 )
 
 
@@ -280,3 +284,45 @@ def test_a_long_request_says_how_long_before_it_starts(tmp_path, capsys):
     with StudyFolder(tmp_path, "a", Slow(s=KSection(k=1))):
         pass
     assert "estimated wall time about 3.0 h" in capsys.readouterr().err
+
+
+def where_it_ran(x):
+    """The process and the Dask worker's thread count (0 outside Dask) of a run."""
+    try:
+        from distributed import get_worker
+
+        threads = get_worker().state.nthreads
+    except ValueError:
+        threads = 0
+    return dict(pid=os.getpid(), threads=threads, x=x)
+
+
+def test_runs_go_in_process_with_no_workers_and_to_one_single_threaded_worker_with_one(tmp_path):
+    local = run_tasks(where_it_ran, tasks(3), tmp_path / "a", workers=0, progress=False)
+    assert {r["pid"] for r in local.values()} == {os.getpid()} and {r["threads"] for r in local.values()} == {0}
+    remote = run_tasks(where_it_ran, tasks(3), tmp_path / "b", workers=1, progress=False)
+    pids = {r["pid"] for r in remote.values()}
+    assert len(pids) == 1 and os.getpid() not in pids and {r["threads"] for r in remote.values()} == {1}
+
+
+def test_workers_and_threads_of_each_backend(monkeypatch):
+    assert backend_workers("jax", 3, None) == 0 and backend_workers("jax", 3, "tcp://h:1") == 3
+    assert backend_workers("numba", 3, None) == 3 and backend_workers("numba", None, None) is None
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert [worker_threads(w, None) for w in (None, 0, 1, 2, 3, 16)] == [1, 8, 8, 4, 2, 1]
+    assert worker_threads(2, "tcp://h:1") == 1
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert worker_threads(None, None) == 1
+
+
+def test_the_report_records_its_wall_time_and_seed_zero_is_a_seed(tmp_path):
+    import time
+
+    assert SeedSection(seed=0).seed == 0
+    with StudyFolder(tmp_path, "tiny", config()) as folder:
+        started = time.perf_counter() - 5.0
+        write_report(folder, dict(answer=1), "# tiny\n", started)
+        elapsed = time.perf_counter() - started
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert 5.0 <= report["wall_seconds"] <= elapsed and report["answer"] == 1 and report["study"] == "tiny"
+    assert (tmp_path / "report.md").read_text() == "# tiny\n"

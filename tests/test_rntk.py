@@ -299,6 +299,7 @@ def test_overflowing_kernels_are_refused_naming_sigma_w_the_sequence_and_its_len
         check_gram(G, "NTK", Elman(), [5, 7], [3, 4, 9])
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
 def test_overflowing_empirical_kernels_are_refused():
     from meanfield.architectures.elman.kernel import KernelOverflowError
 

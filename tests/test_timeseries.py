@@ -61,6 +61,22 @@ def test_kernels_of_large_scale_reuse_the_hard_margin_solution_and_equal_libsvm(
     np.testing.assert_allclose(cv_accuracies(K, y, folds, Cs), sklearn_cv(K, y, folds, Cs), rtol=0, atol=1e-12)
 
 
+def test_duplicated_points_with_both_labels_equal_libsvm():
+    """Identical samples give a zero curvature quad = |phi_i - phi_j|^2 = 0 exactly (integer features, linear
+    kernel); LIBSVM then divides by TAU = 1e-12, never by 0. (At C = 10 the two solvers stop at different points
+    within the tolerance on this degenerate problem, as the module's docstring says; at C <= 1 they agree.)"""
+    rng = np.random.default_rng(5)
+    X = rng.integers(-2, 3, size=(30, 3)).astype(float)
+    y = (X[:, 0] + rng.integers(0, 2, 30) > 0).astype(int)
+    X, y = np.concatenate([X, X[:10], np.zeros((4, 3))]), np.concatenate([y, 1 - y[:10], [0, 1, 0, 1]])
+    K = X @ X.T
+    folds = list(StratifiedKFold(4, shuffle=True, random_state=2).split(X, y))
+    Cs = [0.1, 1.0]
+    ours = cv_accuracies(K, y, folds, Cs)
+    assert np.all(np.isfinite(ours))
+    np.testing.assert_allclose(ours, sklearn_cv(K, y, folds, Cs), rtol=0, atol=1e-12)
+
+
 def test_cross_validation_errors():
     K = np.eye(4)
     folds = [(np.array([0, 1]), np.array([2, 3])), (np.array([2, 3]), np.array([0, 1]))]
@@ -221,3 +237,35 @@ def test_settings_whose_gram_overflows_are_scored_as_exploded_and_a_single_one_i
     assert clf.n_exploded_ == 1 and clf.best_params_["sigma_w"] == 1.41
     with pytest.raises(KernelOverflowError, match="sigma_w=40"):
         RNTKClassifier(sigma_w=40.0, sigma_b=0.1, sigma_h=0.0, C=1.0).fit(X, y)
+
+
+def test_the_default_grid_is_the_papers_and_the_fitted_counts_are_kept():
+    """[RNTK] (arXiv:2006.10246) section 6: sigma_w in {1.34, 1.35, ..., 1.47, sqrt 2}, sigma_b in {0, 0.01, 0.05, 0.1,
+    0.2, 0.3, 0.4, 0.5, 0.7, 0.9, 1, 2}, sigma_h in {0, 0.01, 0.1, 0.5, 1}, C in {0.01, 0.1, 1, 10, 100}: 4500."""
+    clf = RNTKClassifier()
+    grid = [clf.sigma_w, clf.sigma_b, clf.sigma_h, clf.C]
+    assert np.allclose(grid[0], [1.34 + 0.01 * i for i in range(14)] + [np.sqrt(2)], rtol=0, atol=1e-15)
+    assert grid[1:] == [(0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9, 1.0, 2.0), (0.0, 0.01, 0.1, 0.5, 1.0),
+                        (0.01, 0.1, 1.0, 10.0, 100.0)]
+    assert np.prod([len(g) for g in grid]) == 4500
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 1, 6)) + np.arange(12)[:, None, None] % 2
+    y = np.array([str(i % 2) for i in range(12)])
+    fit = RNTKClassifier(sigma_w=(1.35, 1.41), sigma_b=0.1, sigma_h=(0.0, 0.5, 1.0), C=(1.0, 10.0), folds=2).fit(X, y)
+    assert fit.n_candidates_ == 2 * 3 * 2 and fit.n_exploded_ == 0 and 0 <= fit.cv_score_ <= 1
+
+
+def test_the_flat_rbf_gram_is_the_gaussian_kernel_of_the_flattened_series():
+    rng = np.random.default_rng(3)
+    X, Y = rng.normal(size=(4, 2, 5)), rng.normal(size=(3, 2, 5))
+    G = FlatRBFClassifier()._gram(list(X), list(Y), dict(scale=0.3))
+    ref = [[np.exp(-0.3 / 10 * np.sum((x - y) ** 2)) for y in Y] for x in X]
+    np.testing.assert_allclose(G, ref, rtol=1e-12)
+
+
+def test_two_dimensional_collections_without_series_or_steps_are_refused_naming_X():
+    clf = RNTKClassifier(sigma_w=1.41, sigma_b=0.1, sigma_h=0.0, C=1.0)
+    with pytest.raises(ValueError, match="X must hold at least one series"):
+        clf.fit(np.empty((0, 12)), np.array([]))
+    with pytest.raises(ValueError, match=r"X\[0\] is empty"):
+        clf.fit(np.empty((4, 0)), np.array(list("abab")))

@@ -204,3 +204,29 @@ def test_our_1nn_baselines_reproduce_the_archives_published_accuracies(dataset):
     for kernel, error in zip(("1nn-ed", "1nn-dtw"), ucr.PUBLISHED[dataset]):
         run = json.loads(ucr.evaluate_run(dataset, kernel, grid=SMALL_GRID, folds=10, seed=0, backend="numba")["json"])
         assert abs(run["result"]["test_accuracy"] - (1 - error)) < 5e-5, (kernel, run["result"], 1 - error)
+
+
+@pytest.mark.parametrize("dataset", ["ACSF1", "OSULeaf"])
+def test_our_1nn_euclidean_baseline_reproduces_the_published_accuracy_of_the_long_datasets(dataset):
+    """As above for the Euclidean distance (full-window DTW on these long series costs minutes: benchmarks only)."""
+    pytest.importorskip("aeon")
+    run = json.loads(ucr.evaluate_run(dataset, "1nn-ed", grid=SMALL_GRID, folds=10, seed=0, backend="numba")["json"])
+    assert abs(run["result"]["test_accuracy"] - (1 - ucr.PUBLISHED[dataset][0])) < 5e-5, run["result"]
+
+
+def test_time_weight_profile_is_the_mean_of_end_aligned_normalised_weights():
+    from meanfield.architectures.elman.kernel import time_weights
+
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=(T, 1)) for T in (4, 6, 5)]
+    profile = ucr.time_weight_profile(X, pairs=5, seed=3, sigma_w=1.3)
+    pairs = np.random.default_rng(3)
+    rows = []
+    for _ in range(5):
+        i, j = pairs.choice(3, size=2, replace=False)
+        w = np.abs(time_weights(X[i], X[j], activation="relu", sigma_w=1.3))
+        rows.append(np.concatenate([np.zeros(5 - len(w)), w / w.sum()]))  # the longest shared length is 5
+    np.testing.assert_allclose(profile, np.mean(rows, axis=0), rtol=1e-14)
+    assert profile.sum() == pytest.approx(1.0)
+    profile = np.array([0.05, 0.05, 0.1, 0.8])  # the last k steps hold 0.8, 0.9, 0.95, 1
+    assert [ucr.memory_steps(profile, s) for s in (0.8, 0.85, 0.9, 0.93)] == [1, 2, 2, 3]

@@ -126,3 +126,40 @@ def test_analyse_width_length_on_synthetic_runs_recovers_the_law_and_skips_diver
         assert c["crossings"][0.2]["width"] == pytest.approx(T / 0.04, rel=0.05)
     law = result["laws"][0.2]["measured"]
     assert law["ci"][0] < 1 < law["ci"][1] and law["ci"][1] - law["ci"][0] < 0.1
+
+
+def test_the_cost_cap_keeps_a_width_exactly_at_it_and_lengths_from_two():
+    from meanfield.studies.regime import RegimeConfig
+
+    cfg = RegimeConfig.load(quick=True).replace(**{"width_length.max_cost": 8 * 64**2, "width_length.lengths": [2, 8]})
+    assert cfg.width_length.widths_at(8) == (16, 32, 64)  # T n^2 = max_cost exactly is run
+    assert cfg.width_length.widths_at(2) == (16, 32, 64, 128)
+    assert cfg.width_length.lengths == (2, 8)
+
+
+def test_gaussian_scores_are_the_normal_interval_and_negative_log_density():
+    from scipy import stats
+
+    from meanfield.studies.width_law import _gaussian_scores
+
+    rng = np.random.default_rng(0)
+    y, mean, var = rng.normal(size=50), rng.normal(size=50), rng.uniform(0.1, 2.0, 50)
+    inside, nll = _gaussian_scores(y, mean, var, stats.norm.ppf(0.95))
+    np.testing.assert_allclose(nll, -stats.norm.logpdf(y, mean, np.sqrt(var)), rtol=1e-13)
+    np.testing.assert_array_equal(inside, np.abs(stats.norm.cdf(y, mean, np.sqrt(var)) - 0.5) <= 0.45)
+
+
+def test_uncertainty_run_is_the_member_network_trained_on_the_training_windows():
+    from meanfield.studies.width_law import learning_rate, uncertainty_run, windows
+
+    model = dict(activation="tanh")
+    data = dict(seed=3, n_train=4, n_heldout=3, stream=3)
+    out = uncertainty_run(model, 1.2, data, 0.5, 3, 8, 5, member=2)
+    X, y, X_held, _ = windows(length=5, **data)
+    arch = Elman(activation="tanh", sigma_w=1.2)
+    lr = learning_rate(arch.kernel(X).ntk, 0.5)
+    net = arch.network(8, 1, seed=np.random.SeedSequence(3, spawn_key=(4, 5, 8, 2)))
+    net.train(X, y, lr, 3, record_every=4)
+    assert out["lr"] == lr and out["lr"] == pytest.approx(0.5 * 4 / np.linalg.eigvalsh(arch.kernel(X).ntk)[-1])
+    np.testing.assert_array_equal(out["outputs"], net(X_held))
+    assert out["outputs"].shape == (3,)

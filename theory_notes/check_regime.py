@@ -47,8 +47,8 @@ def check_gradient_descent_map():
 
 
 def check_ntk_gp_covariance():
-    """Section 6: with f = (f_train, f_test) ~ N(0, K) and the linearised output f_test - A f_train + A y, the covariance
-    is K_tt - A K_rt - K_tr A^T + A K_rr A^T (2 training points, 1 test point, symbolic)."""
+    """Section 6: with f = (f_train, f_test) ~ N(0, K) and the linearised output f_test - A f_train + A y, the
+    covariance is K_tt - A K_rt - K_tr A^T + A K_rr A^T (2 training points, 1 test point, symbolic)."""
     a1, a2 = sp.symbols("a1 a2", real=True)
     k = sp.symbols("k11 k12 k13 k22 k23 k33", real=True)
     K = sp.Matrix([[k[0], k[1], k[2]], [k[1], k[3], k[4]], [k[2], k[4], k[5]]])  # train, train, test

@@ -529,8 +529,9 @@ def worker_threads(workers, scheduler) -> int:
     """Numba threads per run so that the workers together use the cores (1 on a remote scheduler)."""
     if scheduler is not None:
         return 1
-    n_workers = workers if workers is not None else os.cpu_count()
-    return max(1, (os.cpu_count() or 1) // max(1, n_workers))
+    cores = os.cpu_count() or 1
+    n_workers = workers if workers is not None else cores
+    return max(1, cores // max(1, n_workers))
 
 
 # ---------------------------------------------------------------------------------------------------------

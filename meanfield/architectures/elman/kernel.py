@@ -336,7 +336,8 @@ def rntk(X, Y=None, *, kind="ntk", settings: Elman | None = None, backend="numba
     arch = resolve(Elman, settings, hyperparameters)
     checks.choice(kind, "kind", KINDS)
     layers, readout, code = arch.layers, arch.readout, arch.act.code
-    p = np.array([arch.sigma_w, arch.sigma_u, arch.sigma_b, arch.sigma_v, arch.sigma_h]) ** 2
+    with np.errstate(over="ignore"):  # an infinite square is refused with the variances below
+        p = np.array([arch.sigma_w, arch.sigma_u, arch.sigma_b, arch.sigma_v, arch.sigma_h]) ** 2
     fx, ox = pack_sequences(X, "X")
     symmetric = Y is None
     fy, oy = (fx, ox) if symmetric else pack_sequences(Y, "Y", input_dim=fx.shape[1])
