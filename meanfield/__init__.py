@@ -19,3 +19,7 @@ def __getattr__(name):
 
         return convergence_study
     raise AttributeError(f"module 'meanfield' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

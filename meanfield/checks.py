@@ -150,6 +150,12 @@ def fits_in_memory(n_bytes: float, name: str, what: str, available: int | None =
                          f"GiB available")
 
 
+def missing_extra(extra: str, what: str, err: ImportError) -> ImportError:
+    """The one-line error for ``what`` without an optional extra of setup.cfg: the exact install command."""
+    missing = err.name.partition(".")[0] if err.name else err
+    return ImportError(f"{what} needs the optional extra [{extra}]: pip install -e '.[{extra}]' (missing: {missing})")
+
+
 LONG_REQUEST_SECONDS = 86400.0
 """Work estimated to take longer than this (a day of wall time on this machine) is refused before it starts,
 unless the caller asks for it explicitly (``allow_long=True``, the CLI's ``--allow-long``)."""

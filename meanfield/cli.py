@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from importlib import resources
 
+from . import __version__
 from .architectures.mup.theory import SaddlePointError
 from .backends import BACKENDS, check_backend
 from .checks import available_memory
@@ -33,9 +35,21 @@ def _scheduler(text):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+class _NoOptions(argparse.Namespace):
+    """Parsed options with every option left out (None): what a study's default output folder is without them."""
+
+    def __getattr__(self, name):
+        return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meanfield", description="Wide RNNs and their infinite-width limits.")
+    parser.add_argument("--version", action="version", version=f"meanfield {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    configs = sub.add_parser("configs", help="list the shipped configs, or print one as a commented template",
+                             description="With no NAME, list the shipped configs; with NAME, print that config, "
+                                         "a commented TOML template for --config.")
+    configs.add_argument("name", nargs="?", metavar="NAME", help="a config listed by 'meanfield configs'")
     for study in discover().values():
         p = sub.add_parser(study.name, help=study.help, description=study.help)
         shipped = f" or a shipped one: {', '.join(study.config.SHIPPED)}" if study.config.SHIPPED else ""
@@ -44,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quick", action="store_true", help="apply the config's [quick] tables (tests and CI)")
         if study.arguments is not None:
             study.arguments(p)
-        default_out = f"results/{study.name}"
+        default_out = study.default_out(_NoOptions()) if study.default_out else f"results/{study.name}"
         p.add_argument("--out", default=None, help=f"output folder; rerun the same command to resume "
                                                    f"(default: {default_out})")
         p.add_argument("--overwrite", action="store_true",
@@ -83,8 +97,34 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     return f"meanfield: warning: {message}\n"
 
 
+def shipped_configs() -> dict:
+    """{name: (study, file in meanfield/studies)}: each study's default config under the study's name, and the
+    further configs it ships under STUDY-NAME (``--config NAME`` of that study)."""
+    out = {}
+    for study in discover().values():
+        out[study.name] = (study.name, study.config.DEFAULT)
+        out.update({f"{study.name}-{name}": (study.name, file) for name, file in study.config.SHIPPED.items()})
+    return out
+
+
+def _configs(name) -> int:
+    shipped = shipped_configs()
+    if name is None:
+        for key, (study, file) in shipped.items():
+            option = "" if key == study else f" --config {key.partition('-')[2]}"
+            print(f"{key:24s} meanfield {study}{option}  ({file})")
+        return 0
+    if name not in shipped:
+        print(f"meanfield configs: error: NAME must be one of {', '.join(shipped)}, got {name!r}", file=sys.stderr)
+        return 2
+    print(resources.files("meanfield.studies").joinpath(shipped[name][1]).read_text(), end="")
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "configs":
+        return _configs(args.name)
     with warnings.catch_warnings():
         warnings.simplefilter("always", DamagedRunWarning)
         previous, warnings.formatwarning = warnings.formatwarning, _one_line_warning

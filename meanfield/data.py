@@ -187,6 +187,9 @@ class MarkovChain:
     def n_states(self) -> int:
         return self.P.shape[0]
 
+    def __repr__(self) -> str:
+        return f"MarkovChain({self.n_states} states in R^{self.input_dim}, mixing {self.mixing:.3g})"
+
     @property
     def input_dim(self) -> int:
         return self.states.shape[1]
@@ -272,6 +275,10 @@ class GaussianAR1:
         self.stationary_cov = linalg.solve_discrete_lyapunov(A, Q)
         self._chol_cov = np.linalg.cholesky(self.stationary_cov)
         self.mixing = radius
+
+    def __repr__(self) -> str:
+        radius = float(np.max(np.abs(linalg.eigvals(self.A))))
+        return f"GaussianAR1(R^{self.input_dim}, spectral radius of A {radius:.3g})"
 
     @property
     def input_dim(self) -> int:
@@ -403,6 +410,11 @@ class Task:
     noise_std: float = 0.0
     name: str = "custom"
     spec: dict | None = field(default=None, init=False, compare=False, repr=False)  # dropped by replace()
+
+    def __repr__(self) -> str:
+        target = getattr(self.target, "text", getattr(self.target, "__name__", "a function"))
+        return (f"Task({self.name!r}, target {target!r}, lags {self.lags}, noise_std {self.noise_std:g}, "
+                f"on {self.chain!r})")
 
     @classmethod
     def from_expression(cls, chain, target: str, noise_std=0.0, *, window=None, field="target") -> Task:

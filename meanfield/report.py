@@ -101,10 +101,8 @@ def write_json(path, data) -> Path:
 
 
 def pyplot():
-    """matplotlib.pyplot with a file-only backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """matplotlib.pyplot, its backend left as the user has it: a notebook keeps its inline figures, and without a
+    display matplotlib falls back to its file-only Agg backend by itself."""
     import matplotlib.pyplot as plt
 
     return plt

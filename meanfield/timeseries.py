@@ -27,11 +27,15 @@ import math
 import warnings
 
 import numpy as np
-from aeon.classification.base import BaseClassifier
-from aeon.regression.base import BaseRegressor
-from aeon.utils.validation.collection import get_n_channels
 
 from . import checks
+
+try:
+    from aeon.classification.base import BaseClassifier
+    from aeon.regression.base import BaseRegressor
+    from aeon.utils.validation.collection import get_n_channels
+except ImportError as err:
+    raise checks.missing_extra("data", "meanfield.timeseries", err) from None
 from .architectures.elman import rntk
 from .architectures.elman.kernel import KernelOverflowError
 from .svm import cv_accuracies

@@ -222,3 +222,18 @@ def test_ragged_windows_are_refused_naming_the_argument():
     for probes in (ragged, WindowSet(ragged, np.full(2, 0.5))):
         with pytest.raises(ValueError, match="^probes must be an array .* equal-length windows"):
             train_online(DiagonalRNN(8, seed=0), task, 1.0, 1.0, probes)
+
+
+def test_chains_and_tasks_have_short_reprs():
+    chain = MarkovChain([[0.8, 0.2], [0.3, 0.7]], [-1.0, 1.0])
+    assert repr(chain) == "MarkovChain(2 states in R^1, mixing 0.5)"  # the second eigenvalue of P is 0.5
+    assert repr(GaussianAR1([[0.5, 0.2], [0.0, 0.3]], np.eye(2))) == "GaussianAR1(R^2, spectral radius of A 0.5)"
+    task = Task.from_expression(chain, "tanh(x0) * x1", 0.1)
+    assert repr(task) == ("Task('custom', target 'tanh(x0) * x1', lags 1, noise_std 0.1, on MarkovChain(2 states in "
+                          "R^1, mixing 0.5))")
+
+
+def test_every_public_name_is_listed():
+    import meanfield
+
+    assert set(meanfield.__all__) <= set(dir(meanfield)) and "convergence_study" in dir(meanfield)

@@ -1,5 +1,6 @@
 """The study framework: run files that are verified, keyed and written safely; the folder guard and lock."""
 
+import argparse
 import errno
 import json
 import os
@@ -326,3 +327,42 @@ def test_the_report_records_its_wall_time_and_seed_zero_is_a_seed(tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert 5.0 <= report["wall_seconds"] <= elapsed and report["answer"] == 1 and report["study"] == "tiny"
     assert (tmp_path / "report.md").read_text() == "# tiny\n"
+
+
+def test_writing_figures_leaves_the_matplotlib_backend_alone(tmp_path):
+    """A notebook's inline backend must survive a study's figures (they were drawn after matplotlib.use('Agg'))."""
+    code = ("import matplotlib; matplotlib.use('svg'); from meanfield.cli import main; "
+            f"assert main(['demo', '--quick', '--out', {str(tmp_path)!r}, '--no-progress']) == 0; "
+            "print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "svg" and any(tmp_path.glob("*.png"))
+
+
+def test_version_and_the_shipped_configs_as_templates(tmp_path, capsys):
+    import meanfield
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"meanfield {meanfield.__version__}"
+    assert main(["configs"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    studies = discover()
+    assert set(studies) | {f"{s}-{n}" for s, st in studies.items() for n in st.config.SHIPPED} == set(listed)
+    for name in ("regime", "study-ar1"):
+        assert main(["configs", name]) == 0
+        template = tmp_path / f"{name}.toml"
+        template.write_text(capsys.readouterr().out)
+        study, _, shipped = name.partition("-")
+        config = studies[study].config
+        assert config.load(template) == config.load(shipped or None)  # the template is the config it prints
+    assert main(["configs", "nope"]) == 2 and "NAME must be one of" in capsys.readouterr().err
+
+
+def test_the_help_names_the_default_output_folder_of_each_study():
+    from meanfield.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, study in discover().items():
+        default = study.default_out(argparse.Namespace(task=None)) if study.default_out else f"results/{name}"
+        out = next(a for a in sub.choices[name]._actions if a.dest == "out")
+        assert f"(default: {default})" in out.help, (name, out.help)

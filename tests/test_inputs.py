@@ -112,3 +112,13 @@ def test_a_training_estimated_beyond_a_day_is_refused_unless_asked_for():
     _checked_training(DiagonalRNN(1024), task, horizon * 1.001, 1.0, WINDOWS, 20, None, allow_long=True)
     with pytest.raises(ValueError, match="horizon"):  # four seeds of a quarter-day each
         _checked_training(DiagonalRNN(1024), task, horizon * 0.2501, 1.0, WINDOWS, 20, None, runs=4)
+
+
+def test_a_missing_extra_is_one_line_with_its_install_command():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['aeon'] = None\n"  # what an environment without aeon sees
+            "try:\n    import meanfield.timeseries\nexcept ImportError as err:\n    print(err)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "meanfield.timeseries needs the optional extra [data]: pip install -e '.[data]' (missing: aeon)"

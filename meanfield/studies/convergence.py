@@ -320,7 +320,7 @@ def _simulate(cfg: StudyConfig, task: Task, runs_dir, workers, scheduler, progre
             for N, run in zip(sw.widths, widths.values()) for s in range(sw.seeds)}
 
 
-@dataclass
+@dataclass(repr=False)
 class ConvergenceResult:
     """What a convergence study found: the report (``report``, the content of report.json), the fitted rates
     (``rate``: sup_t |f^N_t - f_t| against N; ``kernel_rate``; ``memory_rate``, in the number of steps), the
@@ -341,6 +341,11 @@ class ConvergenceResult:
     @property
     def widths(self) -> tuple:
         return self.config.sweep.widths
+
+    def __repr__(self) -> str:
+        r = self.rate
+        return (f"ConvergenceResult(widths {list(self.widths)}, {self.config.sweep.seeds} seeds, rate {r.slope:.3f} "
+                f"[{r.ci_low:.3f}, {r.ci_high:.3f}] (theory -0.5))")
 
     @property
     def errors(self) -> dict:

@@ -56,8 +56,7 @@ def _need_data_extra():
         import aeon  # noqa: F401
         import sklearn  # noqa: F401
     except ImportError as err:
-        raise ImportError("meanfield rntk needs the optional extra [data]: pip install -e '.[data]' "
-                          f"(missing: {err.name})") from None
+        raise checks.missing_extra("data", "meanfield rntk", err) from None
 
 
 def _data_dir() -> Path:
