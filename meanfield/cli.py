@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         shipped = f" or a shipped one: {', '.join(study.config.SHIPPED)}" if study.config.SHIPPED else ""
         p.add_argument("--config", help=f"TOML config file{shipped} (default: the one shipped with the package); "
                                         f"missing tables and keys take the shipped values")
-        p.add_argument("--quick", action="store_true", help="apply the config's [quick] tables (tests and CI)")
+        p.add_argument("--quick", action="store_true",
+                       help="apply the [quick] tables of the config, or the shipped ones if it has none (tests, CI)")
         if study.arguments is not None:
             study.arguments(p)
         default_out = study.default_out(_NoOptions()) if study.default_out else f"results/{study.name}"

@@ -366,3 +366,16 @@ def test_the_help_names_the_default_output_folder_of_each_study():
         default = study.default_out(argparse.Namespace(task=None)) if study.default_out else f"results/{name}"
         out = next(a for a in sub.choices[name]._actions if a.dest == "out")
         assert f"(default: {default})" in out.help, (name, out.help)
+
+
+def test_quick_on_a_user_file_without_quick_tables_takes_the_shipped_ones(tmp_path):
+    from meanfield.studies.convergence import StudyConfig
+
+    user = tmp_path / "mine.toml"
+    user.write_text("[training]\nalpha = 3.0\n")
+    with pytest.warns(UserWarning, match=r"mine\.toml has no \[quick\] tables; the shipped ones apply"):
+        quick = StudyConfig.load(user, quick=True)
+    shipped = StudyConfig.load(None, quick=True)
+    assert quick.sweep == shipped.sweep and quick.training.alpha == 3.0 and quick.sweep != StudyConfig.load().sweep
+    user.write_text("[training]\nalpha = 3.0\n\n[quick.sweep]\nseeds = 3\n")  # its own quick tables win
+    assert StudyConfig.load(user, quick=True).sweep.seeds == 3

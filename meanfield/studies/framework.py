@@ -178,7 +178,8 @@ class Config:
     @classmethod
     def load(cls, path=None, *, quick=False, overrides: Mapping | None = None):
         """The config of ``path`` (default: the shipped one) over the shipped defaults; ``quick`` applies the
-        ``[quick]`` tables of the file in use; ``overrides`` maps "section.key" to values (the CLI's options)."""
+        ``[quick]`` tables of the file in use, or the shipped ones (with a warning) if it has none; ``overrides`` maps
+        "section.key" to values (the CLI's options)."""
         raw = cls.default_dict()
         quick_tables = raw.pop("quick", {})
         if path is not None and str(path) in cls.SHIPPED and not Path(path).exists():
@@ -191,7 +192,11 @@ class Config:
             except UnicodeDecodeError:
                 raise ConfigError(f"config file {path}: not UTF-8 text (TOML files are UTF-8)") from None
             user = _read_toml(text, str(path))
-            quick_tables = user.pop("quick", {})
+            if "quick" in user:
+                quick_tables = user.pop("quick")
+            elif quick:  # one meaning of quick: the shipped reduced grid, as in Python's quick=True
+                warnings.warn(f"--quick: {path} has no [quick] tables; the shipped ones apply ({cls.DEFAULT})",
+                              stacklevel=2)
             for table, keys in cls.REPLACING_KEYS.items():
                 if isinstance(user.get(table), dict) and any(k in user[table] for k in keys):
                     raw.pop(table, None)
