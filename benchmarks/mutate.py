@@ -2,7 +2,7 @@
 
 Run from the repository root (each mutant runs its module's tests in a subprocess; minutes per module)::
 
-    python benchmarks/mutate.py [--module NAME ...] [--sample K] [--jobs J] [--out FILE]
+    python benchmarks/mutate.py [--module NAME ...] [--sample K] [--jobs J] [--out FILE] [--index I ...]
 
 For each module of ``MODULES`` the script lists every *plausible* mutant of its code, one AST change each:
 
@@ -167,10 +167,14 @@ def main(argv=None):
     parser.add_argument("--sample", type=int, default=20, help="mutants drawn per module (default 20)")
     parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--index", type=int, action="append",
+                        help="run this mutant (its index in the module's list, as in the report) instead of a sample")
     parser.add_argument("--out", default="results/mutation/report.json")
     args = parser.parse_args(argv)
     modules = args.module or list(MODULES)
     report = {}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mutate-") as tmp:
         roots = [Path(tmp) / f"copy{j}" for j in range(args.jobs)]
         for root in roots:
@@ -179,7 +183,8 @@ def main(argv=None):
             tests = [t for t in MODULES[module] if (REPO / t).exists()]
             source = (REPO / module).read_text()
             listed = mutants(source)
-            chosen = sorted(random.Random(f"{args.seed}-{module}").sample(listed, min(args.sample, len(listed))))
+            chosen = ([listed[i] for i in args.index] if args.index else
+                      sorted(random.Random(f"{args.seed}-{module}").sample(listed, min(args.sample, len(listed)))))
             for root in roots:  # the unmutated module, unparsed like the mutants: must pass
                 (root / module).write_text(ast.unparse(ast.parse(source)))
             outcome, base_seconds, last = _run_tests(roots[0], tests, timeout=1800)
@@ -215,9 +220,7 @@ def main(argv=None):
             report[module] = dict(listed=len(listed), drawn=len(results), killed=killed, base_seconds=base_seconds,
                                   mutants=sorted(results, key=lambda r: r["index"]))
             print(f"{module}: {killed}/{len(results)} killed ({len(listed)} plausible mutants listed)", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+            out.write_text(json.dumps(report, indent=1))  # after each module: an interrupted run keeps its modules
     for module, r in report.items():
         print(f"{module:50s} {r['killed']:3d}/{r['drawn']:3d} killed")
 

@@ -6,16 +6,18 @@ Bad input (config, options, output folder) ends with one line naming it and exit
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from importlib import resources
+from pathlib import Path
 
 from . import __version__
 from .architectures.mup.theory import SaddlePointError
 from .backends import BACKENDS, check_backend
 from .checks import available_memory
 from .solvers.fixed_point import FixedPointError
-from .studies.framework import DamagedRunWarning, check_scheduler, discover
+from .studies.framework import DamagedRunWarning, DiagnosisWarning, check_scheduler, discover
 
 
 def _non_negative_int(text):
@@ -128,6 +130,7 @@ def main(argv=None) -> int:
         return _configs(args.name)
     with warnings.catch_warnings():
         warnings.simplefilter("always", DamagedRunWarning)
+        warnings.simplefilter("ignore", DiagnosisWarning)  # the summary below says them
         previous, warnings.formatwarning = warnings.formatwarning, _one_line_warning
         try:
             path = _run(args)
@@ -139,6 +142,10 @@ def main(argv=None) -> int:
             return 2
         finally:
             warnings.formatwarning = previous
+    report = Path(path).with_name("report.json")
+    summary = json.loads(report.read_text()).get("summary") if report.exists() else None
+    if summary:  # what the study found, in a few lines
+        print(summary)
     print(f"report: {path}")
     return 0
 

@@ -5,6 +5,7 @@ from helpers import finite_difference_jacobian
 from meanfield.architectures.elman.network import ElmanRNN
 from meanfield.diagnostics import (
     alignment,
+    gd_stability,
     jacobian_change_norm,
     kernel_distance,
     ntk_gp,
@@ -145,3 +146,14 @@ def test_relative_change_and_the_stability_constant_by_their_formulas():
     assert d.lambda_min0 == pytest.approx(np.linalg.eigvalsh(net.ntk(X))[0], rel=1e-12)
     assert d.stability_constant == pytest.approx(np.max(d.jacobian_change) / np.sqrt(d.lambda_min0), rel=1e-12)
     assert d.stability_constant > 0 and d.jacobian_change[0] < 1e-6 * np.max(d.jacobian_change)  # sqrt of rounding
+
+
+def test_gd_stability_times_and_loss_of_a_mup_network_by_their_formulas():
+    assert gd_stability(np.diag([1.0, 4.0, 2.0]), 0.75) == pytest.approx(0.75 * 4.0 / 3)
+    rng = np.random.default_rng(4)
+    X = [rng.normal(size=(3, 1)) for _ in range(3)]
+    y = rng.normal(size=3)
+    net = ElmanRNN(6, 1, activation="tanh", parameterisation="mup", seed=1)
+    d = track_training(net, X, y, X[:1], lr=0.01, steps=4, checkpoints=2, kernels=False)
+    np.testing.assert_allclose(d.times, 0.01 * 6 * np.array([0, 2, 4]), rtol=1e-15)  # muP: t = lr n k
+    assert d.train_loss[0] == pytest.approx(0.5 * np.mean((net(X) - y) ** 2), rel=1e-14)

@@ -585,3 +585,32 @@ def test_check_statistic_by_hand():
     assert out["expected"] == k * 7
     np.testing.assert_allclose(out["sd"], np.sqrt(2 * k * 7), rtol=1e-12)
     np.testing.assert_allclose(out["z"], (Q - 3 * 7) / np.sqrt(42), rtol=1e-12)
+
+
+def test_node_pass_along_a_path_matches_the_grid_at_each_window():
+    """On a finite chain every window of a path is a grid window. Along the path the memory states run over the
+    whole history and on the grid over the window alone, so the NNGP draws, lambda_i psi_i and ybar along the path
+    equal their grid values at the path's window up to the truncation bound rho^L of the states (beta^8 = 0.004
+    here), and exactly for ybar; a window taken one step off misses by far more."""
+    from meanfield.architectures.diagonal.fluctuations import _node_pass, _stationary_path
+
+    limit = Diagonal("tanh", SIGMA_W, BETA, symmetric=False).limit(small_task(), 8, ALPHA, order=(32, 8))
+    st = _Setup(limit, PROBES, TIMES, 2)
+    path = _stationary_path(limit, 60, seed=1)
+    out = _node_pass(st, 3, path, 2, seed=5)
+    L, grid = limit.window, limit.grid.values
+    windows = np.lib.stride_tricks.sliding_window_view(path, L, axis=0).transpose(0, 2, 1)
+    index = np.array([int(np.flatnonzero(np.all(grid == w, axis=(1, 2)))[0]) for w in windows])
+    np.testing.assert_array_equal(out["ybar_path"], limit.ybar[index])
+    bound = 4 * BETA**L  # |S(history) - S(window)| <= rho^L sup|S| / (1 - rho), with margin
+    for path_values, grid_values in ((out["f0_path"], out["f0_grid"]), (out["b_path"], limit.flow.K @ st.BV[:, :3])):
+        scale = np.abs(grid_values).max()
+        assert np.abs(path_values - grid_values[index]).max() < bound * scale
+        assert np.abs(path_values[1:] - grid_values[index[:-1]]).max() > 10 * bound * scale  # one step off
+
+
+def test_path_windows_may_be_as_few_as_256(symmetric_limit):
+    fl = fluctuations(symmetric_limit, PROBES[:1], TIMES, path_windows=256, chain_rule="exact", substeps=2)
+    assert fl.covariance.shape == (3, 1, 3, 1)
+    with pytest.raises(ValueError, match="path_windows"):
+        fluctuations(symmetric_limit, PROBES[:1], TIMES, path_windows=255, chain_rule="exact", substeps=2)

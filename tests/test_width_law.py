@@ -101,6 +101,23 @@ def test_analyse_uncertainty_recognises_an_ensemble_drawn_from_the_gp():
     assert exact["variance_ratio_ci"][0] < 1 < exact["variance_ratio_ci"][1]
     assert wide["gp_covers_members_ci"][1] < 0.85 and 3 < wide["variance_ratio"] < 5, wide
     assert result["width_described"] == 16
+    # each number of a row by its definition
+    from scipy import stats
+
+    _, _, _, y_held = windows(length=6, **data)
+    sd, z = np.sqrt(np.diag(cov)), stats.norm.ppf(0.95)
+    for row, F in ((wide, outputs[(1.0, 6, 8)]), (exact, draws)):
+        m, v = F.mean(axis=0), F.var(axis=0, ddof=1)
+        assert row["variance_ratio"] == pytest.approx(v.mean() / np.mean(sd**2), rel=1e-12)
+        assert row["mean_offset"] == pytest.approx(np.mean(np.abs(m - mu) / sd), rel=1e-12)
+        assert row["gp_covers_members"] == pytest.approx(np.mean(np.abs(F - mu) <= z * sd), rel=1e-12)
+        assert row["ensemble_coverage"] == pytest.approx(np.mean(np.abs(y_held - m) <= z * np.sqrt(v)), rel=1e-12)
+        nll = 0.5 * np.log(2 * np.pi * v) + 0.5 * (y_held - m) ** 2 / v
+        assert row["ensemble_nll"] == pytest.approx(nll.mean(), rel=1e-12) and row["members"] == 400
+    assert result["gp_sd"] == pytest.approx(np.sqrt(np.mean(sd**2)), rel=1e-12)
+    assert result["gp_coverage"] == pytest.approx(np.mean(np.abs(y_held - mu) <= z * sd), rel=1e-12)
+    with pytest.raises(ValueError, match="uncertainty.level"):
+        UncertaintySection(**{**section.__dict__, "level": 1.5})
 
 
 def test_analyse_width_length_on_synthetic_runs_recovers_the_law_and_skips_diverged_widths():
@@ -163,3 +180,20 @@ def test_uncertainty_run_is_the_member_network_trained_on_the_training_windows()
     assert out["lr"] == lr and out["lr"] == pytest.approx(0.5 * 4 / np.linalg.eigvalsh(arch.kernel(X).ntk)[-1])
     np.testing.assert_array_equal(out["outputs"], net(X_held))
     assert out["outputs"].shape == (3,)
+
+
+def test_width_length_run_is_the_network_trained_against_the_rntk_gd_map():
+    from meanfield.diagnostics import track_training
+    from meanfield.studies.width_law import learning_rate, width_length_run, windows
+
+    model, data = dict(activation="tanh"), dict(seed=2, n_train=4, n_heldout=3, stream=1)
+    out = width_length_run(model, 1.1, data, 0.5, steps=4, checkpoints=2, width=8, length=5, seed_index=1)
+    X, y, X_held, _ = windows(length=5, **data)
+    arch = Elman(activation="tanh", sigma_w=1.1)
+    K, K_cross = arch.kernel(X).ntk, arch.kernel(X_held, X).ntk
+    net = arch.network(8, 1, seed=np.random.SeedSequence(2, spawn_key=(3, 5, 8, 1)))
+    d = track_training(net, X, y, X_held, lr=learning_rate(K, 0.5), steps=4, checkpoints=2, K=K, K_cross=K_cross,
+                       kernels=False)
+    assert out["lr"] == learning_rate(K, 0.5)
+    np.testing.assert_array_equal(out["discrete_gap"], d.discrete_gap)
+    np.testing.assert_array_equal(out["flow_gap"], d.prediction_gap)

@@ -47,6 +47,7 @@ from .framework import (
     RUN_SECONDS,
     Config,
     ConfigError,
+    DiagnosisWarning,
     Section,
     StudyFolder,
     backend_workers,
@@ -347,6 +348,12 @@ class ConvergenceResult:
         return (f"ConvergenceResult(widths {list(self.widths)}, {self.config.sweep.seeds} seeds, rate {r.slope:.3f} "
                 f"[{r.ci_low:.3f}, {r.ci_high:.3f}] (theory -0.5))")
 
+    def summary(self) -> str:
+        """What the study found, in a few lines: the verdict on the rate and the causes that undermine it."""
+        v = self.report["verdict"]
+        return "\n".join([f"{_task_title(self.config)}, widths {list(self.widths)}, {self.config.sweep.seeds} seeds: "
+                          f"{v['sentence']}", *(f"- {d['text']}" for d in v["diagnoses"])])
+
     @property
     def errors(self) -> dict:
         return {N: np.array(self.report["errors"][str(N)]["sup_per_seed"]) for N in self.widths}
@@ -423,11 +430,6 @@ def _study(cfg: StudyConfig, task: Task, runs_dir, *, workers, scheduler, progre
     times_lim = np.linspace(0, tr.horizon, 41)
     grid_loss = 0.5 * (lim.flow.on_grid(times_lim) - lim.ybar) ** 2 @ lim.grid.weights
     largest = float(np.mean(sup_err[sw.widths[-1]]))
-    warnings_ = []
-    if grid_error > 0.1 * largest:
-        warnings_.append(f"the limit's grid error {grid_error:.2g} exceeds a tenth of the mean error at the largest "
-                         f"width ({largest:.2g}): raise limit.grid (now {len(lim.grid)} windows)")
-        warnings.warn(warnings_[-1], GridErrorWarning, stacklevel=3)
     report = dict(
         study="convergence", config=cfg.as_dict(), task=task.description(), widths=sw.widths, seeds=sw.seeds,
         errors={str(N): dict(sup_per_seed=sup_err[N], mean=float(np.mean(sup_err[N])),
@@ -444,7 +446,7 @@ def _study(cfg: StudyConfig, task: Task, runs_dir, *, workers, scheduler, progre
                    kernel_quadrature_error=lim.kernel_error, truncation_bound=lim.truncation_bound,
                    loss_initial=float(grid_loss[0]), loss_at_horizon=float(grid_loss[-1]),
                    loss_ratio=float(grid_loss[-1] / grid_loss[0])),
-        warnings=warnings_, backend=backend, seconds=dict(sweep=sweep_seconds, limit=limit_seconds))
+        warnings=[], backend=backend, seconds=dict(sweep=sweep_seconds, limit=limit_seconds))
     if cfg.model.init == "gaussian":
         report["moments"] = _moments(cfg, lim, runs, probes)
     fl_start = time.perf_counter()
@@ -459,8 +461,127 @@ def _study(cfg: StudyConfig, task: Task, runs_dir, *, workers, scheduler, progre
         report["warnings"].append(f"no fluctuation prediction: {err}")
         warnings.warn(report["warnings"][-1], stacklevel=3)
     report["seconds"]["fluctuations"] = time.perf_counter() - fl_start
+    report["verdict"] = verdict(report)
+    for diagnosis in report["verdict"]["diagnoses"]:
+        report["warnings"].append(diagnosis["text"])
+        warnings.warn(diagnosis["text"], DiagnosisWarning, stacklevel=3)
     report["seconds"]["total"] = time.perf_counter() - start
-    return ConvergenceResult(cfg, report, runs, rate, kernel_rate, memory_rate, mem, (times_lim, grid_loss), fl)
+    result = ConvergenceResult(cfg, report, runs, rate, kernel_rate, memory_rate, mem, (times_lim, grid_loss), fl)
+    report["summary"] = result.summary()
+    return result
+
+
+THEORY_RATE = -0.5
+LEARNS_NOTHING = 0.95  # a limit whose loss at T is above this share of its initial loss learns (almost) nothing
+MINOR_SHARE = 0.1  # a limit error above this share of the finite-width error at the largest width undermines it
+TARGET_HALF_WIDTH = 0.2  # the seeds suggested for an interval that resolves the rate: +- this much
+
+
+def verdict(report: dict) -> dict:
+    """The conclusion of a convergence report, in words, with the causes that undermine it.
+
+    ``status``: "consistent" (the interval of the rate holds -1/2 and excludes 0), "no trend established" (it holds
+    0), or "misses" (it excludes -1/2). ``diagnoses``: a list of {kind, text} for what can be found from the report:
+
+    - ``pre-asymptotic``: the rate misses -1/2, but the refit without the smallest widths holds it (with, per width,
+      the lack of fit z of log mean error against the -1/2 law through the widths kept), or the fluctuation
+      theory's whitened z singles out the smallest widths while the wider ones fit it; widths to run instead
+      (``not pre-asymptotic`` when neither holds);
+    - ``too few seeds``: the interval holds 0; the seeds that would narrow it to +- TARGET_HALF_WIDTH;
+    - ``learns nothing``: the limit's loss at T is above LEARNS_NOTHING of its initial loss (a target orthogonal
+      to the kernel's span, such as an even target for an odd network);
+    - ``limit error``: the grid error or the kernel's quadrature error estimate above MINOR_SHARE of the mean error
+      at the largest width;
+    - ``Monte Carlo floor`` (Gaussian initialisation): the mean over seeds at the largest width is within two
+      Monte Carlo standard errors of the limit's mean, the floor that no width goes below.
+    """
+    rate, widths = report["rate"], [int(N) for N in report["widths"]]
+    lo, hi, slope = rate["ci_low"], rate["ci_high"], rate["slope"]
+    interval = f"{slope:.3f} [{lo:.3f}, {hi:.3f}]"
+    if lo <= 0 <= hi:
+        status = "no trend established"
+        sentence = f"no trend established: the rate {interval} is compatible with no decrease at all"
+    elif lo <= THEORY_RATE <= hi:
+        status = "consistent"
+        sentence = f"consistent with the theory: the rate {interval} holds -1/2"
+    else:
+        status = "misses"
+        sentence = f"misses the theory: the rate {interval} excludes -1/2"
+    diagnoses, suggested = [], None
+    errors = [np.asarray(report["errors"][str(N)]["sup_per_seed"], float) for N in widths]
+    if status == "misses":
+        text, kept = _pre_asymptotic(widths, errors, rate["level"], report.get("fluctuations"))
+        if kept is None:
+            diagnoses.append(dict(kind="not pre-asymptotic", text=text))
+        else:
+            suggested = sorted(set(widths[kept:]) | {2 * widths[-1], 4 * widths[-1]})
+            diagnoses.append(dict(kind="pre-asymptotic", text=f"{text}; run widths {suggested}"))
+    if status == "no trend established":
+        seeds = int(report["seeds"])
+        needed = int(math.ceil(seeds * ((hi - lo) / 2 / TARGET_HALF_WIDTH) ** 2))
+        diagnoses.append(dict(kind="too few seeds", text=(
+            f"with {seeds} seeds per width the interval is {hi - lo:.2f} wide; about {needed} seeds would narrow it "
+            f"to +-{TARGET_HALF_WIDTH:g}")))
+    lim = report["limit"]
+    if lim["loss_ratio"] > LEARNS_NOTHING:
+        diagnoses.append(dict(kind="learns nothing", text=(
+            f"the limit learns almost nothing: its loss at T is {lim['loss_ratio']:.3f} of the initial loss, so the "
+            "target is (nearly) orthogonal to the kernel's span (an even target and an odd activation do this); "
+            "the errors measure the networks' noise, not the approach to a learned function")))
+    largest = float(np.mean(errors[-1]))
+    for name, value, fix in (("grid error", lim["grid_error"], "limit.grid"),
+                             ("kernel quadrature error estimate", lim["kernel_quadrature_error"], "limit.order")):
+        if value is not None and value > MINOR_SHARE * largest:
+            diagnoses.append(dict(kind="limit error", text=(
+                f"the limit's {name} {value:.2g} is more than {MINOR_SHARE:g} of the mean error at the largest width "
+                f"({largest:.2g}): the limit is not resolved finely enough for this comparison; raise {fix}")))
+    moments = report.get("moments")
+    if moments:
+        m = moments[str(widths[-1])]
+        if m["mean_error"] < 2 * m["mean_se"]:
+            diagnoses.append(dict(kind="Monte Carlo floor", text=(
+                f"at N = {widths[-1]} the mean over seeds is {m['mean_error']:.2g} from the limit's mean, within two "
+                f"Monte Carlo standard errors ({m['mean_se']:.2g}) of {report['seeds']} seeds: more seeds, not more "
+                "width, would sharpen it")))
+    return dict(status=status, sentence=sentence, diagnoses=diagnoses, suggested_widths=suggested)
+
+
+def _pre_asymptotic(widths, errors, level, fl):
+    """(text, k): whether the smallest widths explain a rate that misses -1/2, and the index k of the first width
+    to keep (None if they do not). Two tests: the refit without the k smallest widths holds -1/2 (and excludes 0);
+    or, with the fluctuation prediction, the whitened statistic z of the k smallest widths is beyond +-2 while
+    every wider width fits the predicted law."""
+    theory = ""
+    first_fit = None
+    if fl:
+        z = [fl["widths"][str(N)]["z"] for N in widths]
+        theory = "; against the fluctuation theory, z = " + ", ".join(f"{v:+.1f}" for v in z)
+        fits = [abs(v) <= 2 for v in z]
+        first_fit = next((k for k in range(1, len(widths)) if all(fits[k:]) and not any(fits[:k])), None)
+    for k in range(1, len(widths) - 1):  # at least two widths left
+        refit = fit_rate(widths[k:], errors[k:], level=level)
+        if refit.covers(THEORY_RATE) and not refit.covers(0.0):
+            z = ", ".join(f"{v:+.1f}" for v in _lack_of_fit(widths, errors, k))
+            return (f"the smallest widths are pre-asymptotic: without N < {widths[k]} the rate is {refit.slope:.3f} "
+                    f"[{refit.ci_low:.3f}, {refit.ci_high:.3f}], consistent with -1/2 (lack of fit per width against "
+                    f"the -1/2 law through the widths kept, z = {z}{theory})"), k
+    if first_fit is not None:
+        return (f"the smallest widths are pre-asymptotic: N < {widths[first_fit]} do not fit the predicted N^-1/2 "
+                f"law and the wider ones do{theory} (|z| <= 2 fits); too few widths remain above them to refit the "
+                "rate"), first_fit
+    return ("no subset of the largest widths gives a rate consistent with -1/2, and the fluctuation theory does not "
+            f"single out the smallest widths{theory}: dropping small widths does not explain the miss"), None
+
+
+def _lack_of_fit(widths, errors, k) -> list:
+    """z per width of log mean error against the -1/2 law log m = c - log(N) / 2, c fitted (inverse-variance
+    weights) on the widths from index k; the delta-method variance of log m_j as in :func:`fit_rate`."""
+    logm = np.array([math.log(e.mean()) for e in errors])
+    var = np.array([e.var(ddof=1) / (e.size * e.mean() ** 2) for e in errors])
+    shifted = logm - THEORY_RATE * np.log(widths)
+    w = 1 / var[k:]
+    c = float(w @ shifted[k:] / w.sum())
+    return list((shifted - c) / np.sqrt(var + 1 / w.sum()))
 
 
 def scaled_deviations(runs: dict, width: int, seeds: int) -> np.ndarray:
@@ -504,8 +625,6 @@ def _moments(cfg, lim, runs, probes) -> dict:
     return out
 
 
-class GridErrorWarning(UserWarning):
-    """The limit's grid error is not small against the finite-width error it is compared with."""
 
 
 def convergence_study(task: Task, *, activation=None, sigma_w=None, beta=None, init=None, alpha=None, horizon=None,
@@ -702,6 +821,9 @@ def _markdown(report, cfg) -> str:
     lines = [
         f"# Convergence study: {_task_title(cfg)}",
         "",
+        f"**Verdict**: {report['verdict']['sentence']}.",
+        *(f"- **{d['kind'].capitalize()}**: {d['text']}." for d in report["verdict"]["diagnoses"]),
+        "",
         f"Diagonal RNNs ({cfg.model.activation}, sigma_w = {cfg.model.sigma_w:g}, beta = {cfg.model.beta:g}, {init} "
         f"initialisation) of widths {list(cfg.sweep.widths)}, {cfg.sweep.seeds} seeds each, trained by online SGD with "
         f"learning rate alpha/N, alpha = {cfg.training.alpha:g}, for training time T = {cfg.training.horizon:g} (T N "
@@ -737,7 +859,8 @@ def _markdown(report, cfg) -> str:
                      "whitened sum of squares of sqrt(N)(f^N - f) over the seeds against the prediction in standard "
                      "deviations (|z| < 2 for a fit), and the share of single (time, probe) variances inside their "
                      "95% interval (strongly correlated pairs: it moves in blocks).")
-    lines += [f"- **Warning**: {w}." for w in report["warnings"]]
+    diagnosed = {d["text"] for d in report["verdict"]["diagnoses"]}
+    lines += [f"- **Warning**: {w}." for w in report["warnings"] if w not in diagnosed]
     lines += ["", "| N | mean sup error | std over seeds | kernel error | sqrt(N) x mean error / predicted C | "
               "fit to the predicted law (z) | predicted variances in the 95% interval |",
               "|---|---|---|---|---|---|---|"]

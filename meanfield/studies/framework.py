@@ -61,6 +61,10 @@ class ConfigError(ValueError):
     """A bad study configuration or output folder; the message names the field (the CLI exits 2)."""
 
 
+class DiagnosisWarning(UserWarning):
+    """A cause that undermines a study's conclusion; the report's verdict and summary carry it too."""
+
+
 class DamagedRunWarning(UserWarning):
     """A run file that could not be read, or that belongs to another run; it is recomputed."""
 
