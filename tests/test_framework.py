@@ -56,14 +56,18 @@ def tasks(n=4, scale=1.0):
     return {f"t{i}": dict(x=float(i) * scale) for i in range(n)}
 
 
-def test_runs_are_kept_and_resumed(tmp_path):
+def test_runs_are_kept_and_resumed(tmp_path, capsys):
     first = run_tasks(square, tasks(), tmp_path, workers=0, progress=False)
+    assert capsys.readouterr().err == ""
     stamps = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.npz")}
     again = run_tasks(square, tasks(), tmp_path, workers=0, progress=False)
+    assert capsys.readouterr().err == f"runs: 4 of 4 runs reused from {tmp_path}\n"
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.npz")} == stamps  # nothing recomputed
     for name in first:
         np.testing.assert_array_equal(first[name]["y"], again[name]["y"])
     assert not list(tmp_path.glob(".*")), "temporary files left behind"
+    run_tasks(square, tasks(6), tmp_path, workers=0, progress=False)  # two more: the four finished are reused
+    assert capsys.readouterr().err == f"runs: 4 of 6 runs reused from {tmp_path}\n"
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])

@@ -503,6 +503,8 @@ def run_tasks(fn: Callable[..., Mapping], tasks: Mapping[str, dict], runs_dir, *
         results[name] = load_result(paths[name], keys[name])  # what a resumed run would read
         bar.update()
 
+    if len(pending) < len(tasks):  # a resumed or extended study says what it kept
+        print(f"{desc}: {len(tasks) - len(pending)} of {len(tasks)} runs reused from {runs_dir}", file=sys.stderr)
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(pending), disable=not progress, desc=desc, unit="run")
     with bar:
         if not pending:
