@@ -180,8 +180,8 @@ def main(argv=None):
         for root in roots:
             _copy_repo(root)
         for module in modules:
-            tests = [t for t in MODULES[module] if (REPO / t).exists()]
-            source = (REPO / module).read_text()
+            tests = [t for t in MODULES[module] if (roots[0] / t).exists()]
+            source = (roots[0] / module).read_text()  # the copy's: the working tree may change meanwhile
             listed = mutants(source)
             chosen = ([listed[i] for i in args.index] if args.index else
                       sorted(random.Random(f"{args.seed}-{module}").sample(listed, min(args.sample, len(listed)))))

@@ -16,7 +16,11 @@ against training, at the chosen setting. :class:`FlatRBFClassifier` and :class:`
 search with the Gaussian kernel and the ReLU MLP's NTK on the flattened series (equal lengths), the baselines of
 ``meanfield rntk``.
 
-The estimators do not normalise: ``meanfield rntk`` z-normalises the series as the UCR archive does
+:class:`RNTKRegressor` is the Gaussian process whose prior covariance is a K + s I, K the RNTK (or NNGP) Gram: the
+amplitude a, the noise variance s and, when given grids, the network's scales are chosen by the log marginal
+likelihood of the training targets (the evidence), from one eigendecomposition of each Gram.
+
+The estimators do not normalise the series: ``meanfield rntk`` z-normalises them as the UCR archive does
 (:func:`meanfield.studies.ucr.standardise`). Needs the optional extra ``[data]`` (aeon, scikit-learn).
 """
 
@@ -27,6 +31,7 @@ import math
 import warnings
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import checks
 
@@ -48,6 +53,8 @@ PAPER_SIGMA_W = (*(round(1.34 + 0.01 * i, 2) for i in range(14)), math.sqrt(2.0)
 PAPER_SIGMA_B = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9, 1.0, 2.0)
 PAPER_SIGMA_H = (0.0, 0.01, 0.1, 0.5, 1.0)
 PAPER_C = (0.01, 0.1, 1.0, 10.0, 100.0)
+# RNTKRegressor's, chosen by the evidence: from short memory to ReLU's edge of chaos
+REGRESSOR_SIGMA_W = (0.5, 0.8, 1.0, 1.2, 1.41)
 _TAGS = {"capability:multivariate": True, "capability:unequal_length": True, "X_inner_type": ["np-list", "numpy3D"]}
 
 
@@ -105,6 +112,12 @@ class _RNTKSettings:
     def _rntk(self, X, Y, params):
         return rntk(X, Y, kind=self.kind, backend=self.backend, **self._kernel_settings(), **params)
 
+    def _grid(self):
+        """The settings of (sigma_w, sigma_b, sigma_h) to search, the kernel's other settings checked first."""
+        self._kernel_settings()
+        axes = [_grid_values(getattr(self, name), name) for name in ("sigma_w", "sigma_b", "sigma_h")]
+        return [dict(sigma_w=sw, sigma_b=sb, sigma_h=sh) for sw, sb, sh in itertools.product(*axes)]
+
 
 class _GramSearch(_Collections, BaseClassifier):
     """C-SVM with a precomputed kernel, its hyperparameters and C chosen by stratified k-fold cross-validation
@@ -113,7 +126,8 @@ class _GramSearch(_Collections, BaseClassifier):
 
     Fitted attributes: ``best_params_`` (the kernel's and C), ``cv_score_`` (the chosen mean fold accuracy;
     NaN when the grid has one point and nothing is chosen), ``n_candidates_``, ``n_exploded_`` (settings scored 0
-    because their Gram exploded, :func:`_exploded`, or overflowed float64).
+    because their Gram exploded, :func:`_exploded`, or overflowed float64). With ``verbose``, a progress bar over
+    the kernel settings.
     """
 
     def _grid(self):
@@ -144,7 +158,7 @@ class _GramSearch(_Collections, BaseClassifier):
         single = len(grid) * len(Cs) == 1
         folds = None if single else self._folds(y, n_folds)
         best, exploded = None, 0
-        for params in grid:
+        for params in tqdm(grid, desc=type(self).__name__, unit="setting", disable=not self.verbose):
             try:
                 G = self._gram(seqs, None, params)
             except KernelOverflowError:  # past float64: exploded too, unless it is the only setting
@@ -200,6 +214,8 @@ class RNTKClassifier(_RNTKSettings, _GramSearch):
         The folds' shuffle.
     backend : {"numba", "jax"}
         Where the Grams are computed; the "authors" convention needs "numba".
+    verbose : bool
+        A progress bar over the kernel settings.
 
     Examples
     --------
@@ -217,7 +233,7 @@ class RNTKClassifier(_RNTKSettings, _GramSearch):
 
     def __init__(self, kind="ntk", convention="ours", sigma_w=PAPER_SIGMA_W, sigma_b=PAPER_SIGMA_B,
                  sigma_h=PAPER_SIGMA_H, C=PAPER_C, sigma_u=1.0, activation="relu", layers=1, folds=10,
-                 random_state=0, backend="numba"):
+                 random_state=0, backend="numba", verbose=False):
         self.kind = kind
         self.convention = convention
         self.sigma_w = sigma_w
@@ -230,13 +246,8 @@ class RNTKClassifier(_RNTKSettings, _GramSearch):
         self.folds = folds
         self.random_state = random_state
         self.backend = backend
+        self.verbose = verbose
         super().__init__()
-
-    def _grid(self):
-        self._kernel_settings()  # checked before any Gram
-        axes = [_grid_values(getattr(self, name), name) for name in ("sigma_w", "sigma_b", "sigma_h")]
-        for sw, sb, sh in itertools.product(*axes):
-            yield dict(sigma_w=sw, sigma_b=sb, sigma_h=sh)
 
     def _gram(self, X, Y, params):
         return self._rntk(X, Y, params)
@@ -261,11 +272,12 @@ class FlatRBFClassifier(_GramSearch):
 
     _tags = {**_TAGS, "capability:unequal_length": False, "X_inner_type": "numpy3D"}
 
-    def __init__(self, scales=(0.1, 0.3, 1.0, 3.0), C=PAPER_C, folds=10, random_state=0):
+    def __init__(self, scales=(0.1, 0.3, 1.0, 3.0), C=PAPER_C, folds=10, random_state=0, verbose=False):
         self.scales = scales
         self.C = C
         self.folds = folds
         self.random_state = random_state
+        self.verbose = verbose
         super().__init__()
 
     def _grid(self):
@@ -285,13 +297,15 @@ class FlatNTKClassifier(_GramSearch):
 
     _tags = {**_TAGS, "capability:unequal_length": False, "X_inner_type": "numpy3D"}
 
-    def __init__(self, layers=(1, 2, 3), sigma_b=(0.0, 0.5), C=PAPER_C, folds=10, random_state=0, backend="numba"):
+    def __init__(self, layers=(1, 2, 3), sigma_b=(0.0, 0.5), C=PAPER_C, folds=10, random_state=0, backend="numba",
+                 verbose=False):
         self.layers = layers
         self.sigma_b = sigma_b
         self.C = C
         self.folds = folds
         self.random_state = random_state
         self.backend = backend
+        self.verbose = verbose
         super().__init__()
 
     def _grid(self):
@@ -305,70 +319,195 @@ class FlatNTKClassifier(_GramSearch):
         return rntk(flat, other, activation="relu", kind="ntk", backend=self.backend, **params)
 
 
-class RNTKRegressor(_RNTKSettings, _Collections, BaseRegressor):
+def _fit_or_positive(value, name):
+    """None for "fit", else the checked positive number."""
+    if isinstance(value, str):
+        checks.choice(value, name, ("fit",))
+        return None
+    return checks.positive(value, name)
+
+
+def _evidence(theta, lam, z2):
+    """The log marginal likelihood of targets t under N(0, a K + s I) and its gradient in theta = (log a, log s),
+    from the eigenvalues lam of K and the squared coordinates z2 of t on its eigenvectors: O(n) per evaluation."""
+    a, s = np.exp(theta)
+    d = a * lam + s
+    r = 0.5 * (z2 / d**2 - 1 / d)
+    value = -0.5 * (np.sum(z2 / d) + np.sum(np.log(d)) + len(d) * math.log(2 * math.pi))
+    return value, np.array([a * lam @ r, s * np.sum(r)])
+
+
+# The amplitude in units of mean(t^2) / mean(diag K), the noise in units of mean(t^2): the start's coarse grid, the
+# bounds of the search
+_START = (np.logspace(-3, 1, 5), np.logspace(-4, 0, 5))
+_BOUNDS = ((1e-6, 1e6), (1e-6, 1e1))
+
+
+def _max_evidence(lam, z2, fixed):
+    """theta = (log a, log s) of largest evidence, the entries fixed (not None) kept: L-BFGS-B from the best point
+    of a coarse grid."""
+    from scipy.optimize import minimize
+
+    scale = np.mean(z2) or 1.0
+    unit = np.log([scale / max(np.mean(lam), np.finfo(float).tiny), scale])
+    grids = [np.log(start) + u if f is None else [f] for start, u, f in zip(_START, unit, fixed)]
+    theta = np.array(max(itertools.product(*grids), key=lambda t: _evidence(np.array(t), lam, z2)[0]))
+    free = np.array([f is None for f in fixed])
+    if free.any():
+        def loss(x):
+            t = theta.copy()
+            t[free] = x
+            value, grad = _evidence(t, lam, z2)
+            return -value, -grad[free]
+
+        bounds = [np.log(b) + u for b, u, f in zip(_BOUNDS, unit, free) if f]
+        theta[free] = minimize(loss, theta[free], jac=True, method="L-BFGS-B", bounds=bounds).x
+    return theta
+
+
+class _GaussianProcess(_Collections, BaseRegressor):
+    """Gaussian-process regression with the prior covariance a K + s I of the targets about their training mean
+    (``normalize_y``) or 0. The amplitude a and the noise variance s (each "fit" or a fixed value, in the targets'
+    units) and the kernel's setting among :meth:`_grid` are those of largest log marginal likelihood of the
+    training targets (the evidence, type-II maximum likelihood): one eigendecomposition K = Q diag(lam) Q^T per
+    setting makes each evaluation O(n), and L-BFGS-B climbs it in (log a, log s) from the best point of a coarse
+    grid. Subclasses give the grid and the Gram (:meth:`_gram`, Y = None for the symmetric training Gram).
+
+    Fitted attributes: ``amplitude_``, ``noise_``, ``log_marginal_likelihood_`` (at them, of the targets in their
+    own units), ``best_params_`` (the kernel's setting). With ``verbose``, a progress bar over the settings.
+    """
+
+    def _fit(self, X, y):
+        given = [_fit_or_positive(self.amplitude, "amplitude"), _fit_or_positive(self.noise, "noise")]
+        seqs = _sequences(X)
+        y = np.asarray(y, dtype=float)
+        center, unit = (np.mean(y), np.std(y) or 1.0) if checks.boolean(self.normalize_y, "normalize_y") else (0, 1)
+        fixed = [None if g is None else math.log(g / unit**2) for g in given]  # in the normalised targets' units
+        best = None
+        for params in tqdm(self._grid(), desc=type(self).__name__, unit="setting", disable=not self.verbose):
+            lam, Q = np.linalg.eigh(self._gram(seqs, None, params))
+            lam = np.maximum(lam, 0.0)  # rounding
+            z = Q.T @ (y - center)
+            theta = _max_evidence(lam, (z / unit) ** 2, fixed)
+            values = [unit**2 * math.exp(t) if g is None else g for g, t in zip(given, theta)]
+            value = _evidence(np.log(values), lam, z**2)[0]
+            if best is None or value > best[0]:
+                best = (value, params, values, lam, Q, z)
+        self.log_marginal_likelihood_, self.best_params_, (self.amplitude_, self.noise_), *factors = best
+        self._lam, self._Q, self._z = factors
+        self._train, self._center = seqs, center
+        return self
+
+    def _posterior(self, X, std=False, latent=False):
+        """The posterior mean at each series of X; with ``std``, also the predictive standard deviation of y
+        (of f with ``latent``)."""
+        seqs = _sequences(X)
+        cross = self._gram(seqs, self._train, self.best_params_) @ self._Q
+        d = self.amplitude_ * self._lam + self.noise_
+        mean = self._center + self.amplitude_ * cross @ (self._z / d)
+        if not std:
+            return mean
+        n = len(self._train)  # k(x, x) in blocks of n series: at most half the cost of the cross Gram
+        prior = np.concatenate([np.diag(self._gram(seqs[i:i + n], None, self.best_params_))
+                                for i in range(0, len(seqs), n)])
+        var = self.amplitude_ * prior - self.amplitude_**2 * (cross**2) @ (1 / d) + (0.0 if latent else self.noise_)
+        return mean, np.sqrt(np.maximum(var, 0.0))
+
+    def _predict(self, X):
+        return self._posterior(X)
+
+    def _checked(self, X):
+        self._check_is_fitted()
+        X = self._preprocess_collection(X, store_metadata=False)
+        self._check_shape(X)
+        return X
+
+    # aeon's checks refuse a ``predict`` in the estimator's own class (BaseRegressor.predict is final); this one
+    # is BaseRegressor.predict, with the same checks of X when return_std adds scikit-learn's standard deviation
+    def predict(self, X, return_std=False):
+        """The posterior mean at each series of X, and with ``return_std`` the pair (mean, :meth:`predict_std`)
+        as scikit-learn's GaussianProcessRegressor gives."""
+        return self._posterior(self._checked(X), std=True) if return_std else super().predict(X)
+
+    def predict_std(self, X, latent=False):
+        """The predictive standard deviation of y at each series of X, sqrt(a k(x, x) - a^2 k(x, X) (a K + s
+        I)^{-1} k(X, x) + s), the interval that covers new observations; with ``latent``, that of the noiseless f
+        (without the last s)."""
+        return self._posterior(self._checked(X), std=True, latent=latent)[1]
+
+
+class RNTKRegressor(_RNTKSettings, _GaussianProcess):
     """Gaussian-process regression with the NNGP or the RNTK of an Elman RNN as the prior covariance.
 
-    A zero-mean prior: the posterior mean is k(x, X) (K + noise I)^{-1} y; :meth:`predict_std` gives the posterior
-    standard deviation of f(x), sqrt(k(x, x) - k(x, X) (K + noise I)^{-1} k(X, x)). With ``kind="nngp"`` this is
-    the Bayesian posterior of the infinitely wide network with Gaussian weights; with ``kind="ntk"`` the NTK is
-    used as a covariance, the kernel-ridge mean of the trained wide network with its GP error bar.
+    The targets y are modelled as y = c + f + e with f ~ GP(0, a K), K the kernel, and e ~ N(0, s) independent, c
+    the training mean (``normalize_y``) or 0. The posterior mean is c + a k(x, X) (a K + s I)^{-1} (y - c);
+    :meth:`predict_std` (and ``predict(X, return_std=True)``) give the predictive standard deviation of a new
+    observation, which includes the noise s; ``predict_std(X, latent=True)`` gives that of f. The amplitude a
+    and the noise s are chosen by the log marginal likelihood (the evidence) unless given, and so are sigma_w,
+    sigma_b and sigma_h when given as sequences. With ``kind="nngp"`` this is the Bayesian posterior of the
+    infinitely wide network with Gaussian weights (a fitted a absorbs sigma_v^2, which only scales the NNGP); with
+    ``kind="ntk"`` the NTK is used as a covariance, the kernel-ridge mean of the trained wide network with its GP
+    error bar.
 
     Parameters
     ----------
     kind, convention, activation, layers, sigma_u, backend : as in :class:`RNTKClassifier`
-    sigma_w, sigma_b, sigma_h, sigma_v : float
-        The network's scales (one setting: no search).
-    noise : float
-        The observation noise variance added to the training Gram's diagonal (> 0).
+    sigma_w, sigma_b, sigma_h : number or sequence of numbers
+        The network's scales; among several settings the one of largest evidence (by default sigma_w in {0.5,
+        0.8, 1, 1.2, 1.41}, sigma_b = 0.1, sigma_h = 0). A setting whose Gram overflows float64 raises
+        :class:`~meanfield.architectures.elman.kernel.KernelOverflowError`.
+    sigma_v : float
+        The readout's scale.
+    amplitude : "fit" or float
+        The prior variance factor a of f (> 0), in the targets' squared units.
+    noise : "fit" or float
+        The observation noise variance s (> 0), in the targets' squared units.
+    normalize_y : bool
+        Center the prior at the training targets' mean (and search a and s relative to their variance); else 0.
+        Shifting or scaling y shifts or scales the predictions and their standard deviations exactly.
+    verbose : bool
+        A progress bar over the settings of (sigma_w, sigma_b, sigma_h).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from meanfield.timeseries import RNTKRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 1, 12))
+    >>> y = 3 + X[:, 0, -1] + 0.1 * rng.normal(size=200)
+    >>> reg = RNTKRegressor().fit(X[:150], y[:150])
+    >>> round(reg.score(X[150:], y[150:]), 2)  # R^2
+    0.99
+    >>> round(float(np.sqrt(reg.noise_)), 2)  # the noise's standard deviation, 0.1
+    0.09
+    >>> mean, std = reg.predict(X[150:], return_std=True)
     """
 
     _tags = _TAGS
 
-    def __init__(self, kind="nngp", convention="ours", sigma_w=1.41, sigma_b=0.1, sigma_h=0.0, sigma_v=1.0,
-                 noise=0.01, sigma_u=1.0, activation="relu", layers=1, backend="numba"):
+    def __init__(self, kind="nngp", convention="ours", sigma_w=REGRESSOR_SIGMA_W, sigma_b=0.1, sigma_h=0.0, sigma_v=1.0,
+                 amplitude="fit", noise="fit", normalize_y=True, sigma_u=1.0, activation="relu", layers=1,
+                 backend="numba", verbose=False):
         self.kind = kind
         self.convention = convention
         self.sigma_w = sigma_w
         self.sigma_b = sigma_b
         self.sigma_h = sigma_h
         self.sigma_v = sigma_v
+        self.amplitude = amplitude
         self.noise = noise
+        self.normalize_y = normalize_y
         self.sigma_u = sigma_u
         self.activation = activation
         self.layers = layers
         self.backend = backend
+        self.verbose = verbose
         super().__init__()
 
-    def _params(self):
-        return dict(sigma_w=self.sigma_w, sigma_b=self.sigma_b, sigma_h=self.sigma_h, sigma_v=self.sigma_v)
-
-    def _fit(self, X, y):
-        from scipy.linalg import cho_factor, cho_solve
-
-        noise = checks.positive(self.noise, "noise")
-        seqs = _sequences(X)
-        y = np.asarray(y, dtype=float)
-        self._train = seqs
-        self._factor = cho_factor(self._rntk(seqs, None, self._params()) + noise * np.eye(len(seqs)), lower=True)
-        self._alpha = cho_solve(self._factor, y)
-        return self
-
-    def _predict(self, X):
-        return self._rntk(_sequences(X), self._train, self._params()) @ self._alpha
-
-    def predict_std(self, X):
-        """The posterior standard deviation of f at each series of X (no observation noise)."""
-        from scipy.linalg import cho_solve
-
-        self._check_is_fitted()
-        X = self._preprocess_collection(X, store_metadata=False)
-        self._check_shape(X)
-        seqs = _sequences(X)
-        cross = self._rntk(seqs, self._train, self._params())
-        prior = np.array([self._rntk([s], None, self._params())[0, 0] for s in seqs])
-        var = prior - np.einsum("ij,ji->i", cross, cho_solve(self._factor, cross.T))
-        return np.sqrt(np.maximum(var, 0.0))
+    def _gram(self, X, Y, params):
+        return self._rntk(X, Y, dict(params, sigma_v=self.sigma_v))
 
     @classmethod
     def _get_test_params(cls, parameter_set="default"):
-        return [dict(), dict(kind="ntk", convention="authors", sigma_h=0.5, noise=0.1)]
+        return [dict(), dict(kind="ntk", convention="authors", sigma_w=(1.3, 1.41), sigma_h=0.5, amplitude=2.0,
+                             noise=0.1, normalize_y=False)]
