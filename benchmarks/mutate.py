@@ -8,7 +8,7 @@ For each module of ``MODULES`` the script lists every *plausible* mutant of its 
 
 - an arithmetic operator swapped (``+``/``-``, ``*``/``/``, ``**`` to ``*``),
 - a comparison loosened or tightened (``<``/``<=``, ``>``/``>=``, ``==``/``!=``),
-- an integer constant moved by one (``n - 1`` to ``n - 0``; ``axis=0`` to ``axis=1``), a float constant doubled,
+- an integer constant moved up by one (``n - 1`` to ``n - 2``; ``axis=0`` to ``axis=1``), a float constant doubled,
 - a unary minus dropped, ``and``/``or`` swapped, a subscript index moved by one (``x[-1]`` to ``x[-2]``).
 
 Messages, docstrings, ``raise``/``assert``/``warn`` statements, the argument checks whose body only raises, the
@@ -30,6 +30,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -151,12 +152,15 @@ def _copy_repo(dest: Path):
 def _run_tests(root: Path, tests, timeout):
     env = dict(os.environ, PYTHONPATH=str(root), OPENBLAS_NUM_THREADS="1", NUMBA_CACHE_DIR=str(root / ".numba"))
     start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests], cwd=root,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-                              cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+        out, err = proc.communicate(timeout=timeout)
         outcome = "survived" if proc.returncode == 0 else "killed"
-        last = proc.stdout.strip().splitlines()[-1:] if proc.stdout.strip() else [proc.stderr[-200:]]
-    except subprocess.TimeoutExpired:
+        last = out.strip().splitlines()[-1:] if out.strip() else [err[-200:]]
+    except subprocess.TimeoutExpired:  # the whole session: Dask workers and CLI subprocesses of the tests too
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         outcome, last = "killed", ["timeout"]
     return outcome, time.perf_counter() - start, last[0] if last else ""
 
@@ -172,6 +176,8 @@ def main(argv=None):
     parser.add_argument("--out", default="results/mutation/report.json")
     args = parser.parse_args(argv)
     modules = args.module or list(MODULES)
+    if args.index and len(modules) != 1:
+        parser.error("--index needs exactly one --module (indices are per module)")
     report = {}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

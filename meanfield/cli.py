@@ -6,6 +6,7 @@ Bad input (config, options, output folder) ends with one line naming it and exit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import warnings
@@ -142,9 +143,10 @@ def main(argv=None) -> int:
             return 2
         finally:
             warnings.formatwarning = previous
-    report = Path(path).with_name("report.json")
-    summary = json.loads(report.read_text()).get("summary") if report.exists() else None
-    if summary:  # what the study found, in a few lines
+    summary = None
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # what the study found, in a few lines
+        summary = json.loads(Path(path).with_name("report.json").read_text()).get("summary")
+    if summary:
         print(summary)
     print(f"report: {path}")
     return 0

@@ -52,8 +52,10 @@ def _umask() -> int:
 
 FILE_MODE = 0o666 & ~_umask()
 """The mode of the files written here: what a plain open() gives (mkstemp's temporary files have 0600)."""
-TEMP_NAME = re.compile(r"\..+-[a-z0-9_]{8}")
-"""The names of :func:`atomic_file`'s temporary files: ".NAME-" and mkstemp's 8 characters."""
+TEMP_SUFFIX = ".meanfield-partial"
+TEMP_NAME = re.compile(r"\..+-[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX))
+"""The names of :func:`atomic_file`'s temporary files: ".NAME-", mkstemp's 8 characters and TEMP_SUFFIX (no
+user's file is named so)."""
 
 
 @contextlib.contextmanager
@@ -64,10 +66,11 @@ def atomic_file(path, mode="w"):
     Any OSError (a full disk) is raised again with ``path`` as its filename, not the temporary file's."""
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=TEMP_SUFFIX)
         try:
             with os.fdopen(fd, mode) as handle:
-                os.chmod(tmp, FILE_MODE)
+                with contextlib.suppress(OSError):  # file systems without modes (some FUSE and CIFS mounts)
+                    os.chmod(tmp, FILE_MODE)
                 yield handle
                 handle.flush()
                 os.fsync(handle.fileno())

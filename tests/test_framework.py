@@ -162,7 +162,8 @@ def test_a_rerun_removes_the_temporary_files_a_killed_run_left(tmp_path):
             with StudyFolder(tmp_path, "a", config()):
                 pass
         assert all(p.exists() for p in stale)
-    mine = [tmp_path / name for name in (".notes", ".notes-2024", "notes-abcd1234", ".Notes-ABCD1234")]
+    mine = [tmp_path / name for name in (".notes", ".notes-2024", "notes-abcd1234", ".Notes-ABCD1234",
+                                         ".env-template", ".config-defaults", ".notes-20240101")]
     mine.append(tmp_path / "runs" / "keep.txt")
     for p in mine:
         p.write_text("mine")

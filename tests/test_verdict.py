@@ -59,13 +59,20 @@ def test_small_pre_asymptotic_widths_are_found_with_their_refit_lack_of_fit_and_
     var = np.array([e.var(ddof=1) / (e.size * e.mean() ** 2) for e in errors])
     shifted = logm + 0.5 * np.log(WIDTHS)
     c = np.sum(shifted[2:] / var[2:]) / np.sum(1 / var[2:])
-    z = (shifted - c) / np.sqrt(var + 1 / np.sum(1 / var[2:]))
+    kept = np.arange(5) >= 2  # a kept width is part of c: Var(s_j - c) = v_j - 1/W; a dropped one is independent
+    z = (shifted - c) / np.sqrt(var + np.where(kept, -1, 1) / np.sum(1 / var[2:]))
     assert "z = " + ", ".join(f"{x:+.1f}" for x in z) in text and abs(z[0]) > 10 and abs(z[-1]) < 3
 
 
 def test_a_rate_that_misses_everywhere_is_not_called_pre_asymptotic():
     v = verdict(report(power_law([-1.0] * 4)))
     assert v["status"] == "misses" and kinds(v) == ["not pre-asymptotic"] and v["suggested_widths"] is None
+
+
+def test_a_narrow_interval_around_zero_misses_without_asking_for_seeds():
+    v = verdict(report(power_law([0.0] * 4, seeds=16, noise=0.02), loss_ratio=1.0))
+    assert v["status"] == "misses" and v["sentence"].endswith("excludes -1/2 and holds no decrease at all")
+    assert kinds(v) == ["learns nothing"]
 
 
 def test_too_few_seeds_says_how_many_would_resolve_the_rate():

@@ -278,7 +278,7 @@ def simulate_run(config: dict, n_units: int, index: int, threads: int = 1, task:
     initial = {k: v[0] for k, v in _initial_outputs(cfg, task, [model], probes).items()}
     t0 = time.perf_counter()
     res = train_online(model, task, cfg.training.horizon, cfg.training.alpha, probes, cfg.training.n_records,
-                       seed=data_seed, progress=False)
+                       seed=data_seed, progress=False, allow_long=True)  # the study's estimate was checked
     return dict(n_units=n_units, index=index, times=res.times, outputs=res.outputs, losses=res.losses,
                 ntk0=ntk0, seconds=time.perf_counter() - t0, **initial)
 
@@ -296,7 +296,8 @@ def simulate_width(config: dict, n_units: int, first_index: int, backend: str = 
     initial = _initial_outputs(cfg, task, models, probes)
     t0 = time.perf_counter()
     results = train_seeds(models, task, cfg.training.horizon, cfg.training.alpha, probes, cfg.training.n_records,
-                          seeds=[data_seed for _, data_seed in seeds], progress=progress, backend=backend)
+                          seeds=[data_seed for _, data_seed in seeds], progress=progress, backend=backend,
+                          allow_long=True)  # the study's estimate was checked
     return dict(n_units=n_units, first_index=first_index, times=results[0].times,
                 outputs=np.stack([r.outputs for r in results]), losses=np.stack([r.losses for r in results]),
                 ntk0=ntk0, seconds=time.perf_counter() - t0, **initial)
@@ -481,13 +482,14 @@ def verdict(report: dict) -> dict:
     """The conclusion of a convergence report, in words, with the causes that undermine it.
 
     ``status``: "consistent" (the interval of the rate holds -1/2 and excludes 0), "no trend established" (it holds
-    0), or "misses" (it excludes -1/2). ``diagnoses``: a list of {kind, text} for what can be found from the report:
+    both), or "misses" (it excludes -1/2, holding 0 or not). ``diagnoses``: a list of {kind, text} for what can be
+    found from the report:
 
-    - ``pre-asymptotic``: the rate misses -1/2, but the refit without the smallest widths holds it (with, per width,
-      the lack of fit z of log mean error against the -1/2 law through the widths kept), or the fluctuation
-      theory's whitened z singles out the smallest widths while the wider ones fit it; widths to run instead
-      (``not pre-asymptotic`` when neither holds);
-    - ``too few seeds``: the interval holds 0; the seeds that would narrow it to +- TARGET_HALF_WIDTH;
+    - ``pre-asymptotic``: the rate misses -1/2 and excludes 0, but the refit without the smallest widths holds it
+      (with, per width, the lack of fit z of log mean error against the -1/2 law through the widths kept), or the
+      fluctuation theory's whitened z singles out the smallest widths while the wider ones fit it; widths to run
+      instead (``not pre-asymptotic`` when neither holds);
+    - ``too few seeds``: no trend established; the seeds that would narrow the interval to +- TARGET_HALF_WIDTH;
     - ``learns nothing``: the limit's loss at T is above LEARNS_NOTHING of its initial loss (a target orthogonal
       to the kernel's span, such as an even target for an odd network);
     - ``limit error``: the grid error or the kernel's quadrature error estimate above MINOR_SHARE of the mean error
@@ -498,18 +500,20 @@ def verdict(report: dict) -> dict:
     rate, widths = report["rate"], [int(N) for N in report["widths"]]
     lo, hi, slope = rate["ci_low"], rate["ci_high"], rate["slope"]
     interval = f"{slope:.3f} [{lo:.3f}, {hi:.3f}]"
-    if lo <= 0 <= hi:
+    holds_theory, holds_zero = lo <= THEORY_RATE <= hi, lo <= 0 <= hi
+    if holds_theory and holds_zero:
         status = "no trend established"
-        sentence = f"no trend established: the rate {interval} is compatible with no decrease at all"
-    elif lo <= THEORY_RATE <= hi:
+        sentence = f"no trend established: the rate {interval} holds both -1/2 and no decrease at all"
+    elif holds_theory:
         status = "consistent"
         sentence = f"consistent with the theory: the rate {interval} holds -1/2"
     else:
         status = "misses"
-        sentence = f"misses the theory: the rate {interval} excludes -1/2"
+        sentence = (f"misses the theory: the rate {interval} excludes -1/2"
+                    + (" and holds no decrease at all" if holds_zero else ""))
     diagnoses, suggested = [], None
     errors = [np.asarray(report["errors"][str(N)]["sup_per_seed"], float) for N in widths]
-    if status == "misses":
+    if status == "misses" and not holds_zero:  # no decrease at all is no approach that larger widths would show
         text, kept = _pre_asymptotic(widths, errors, rate["level"], report.get("fluctuations"))
         if kept is None:
             diagnoses.append(dict(kind="not pre-asymptotic", text=text))
@@ -575,13 +579,15 @@ def _pre_asymptotic(widths, errors, level, fl):
 
 def _lack_of_fit(widths, errors, k) -> list:
     """z per width of log mean error against the -1/2 law log m = c - log(N) / 2, c fitted (inverse-variance
-    weights) on the widths from index k; the delta-method variance of log m_j as in :func:`fit_rate`."""
+    weights w_j = 1 / v_j, W their sum) on the widths from index k; v_j the delta-method variance of log m_j as in
+    :func:`fit_rate`."""
     logm = np.array([math.log(e.mean()) for e in errors])
     var = np.array([e.var(ddof=1) / (e.size * e.mean() ** 2) for e in errors])
     shifted = logm - THEORY_RATE * np.log(widths)
     w = 1 / var[k:]
     c = float(w @ shifted[k:] / w.sum())
-    return list((shifted - c) / np.sqrt(var + 1 / w.sum()))
+    kept = np.arange(len(widths)) >= k  # a kept width is part of c: Var(s_j - c) = v_j - 1/W; a dropped one adds it
+    return list((shifted - c) / np.sqrt(var + np.where(kept, -1, 1) / w.sum()))
 
 
 def scaled_deviations(runs: dict, width: int, seeds: int) -> np.ndarray:

@@ -300,7 +300,7 @@ Dask), for the estimates: a request for millions of tiny runs is long too."""
 MARKER = "study.json"
 LOCK = ".lock"
 LONG_RUN_SECONDS = 600
-CORES = max(1, os.cpu_count() or 1)
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else max(1, os.cpu_count() or 1)
 
 
 class StudyFolder:
@@ -334,9 +334,10 @@ class StudyFolder:
             raise ConfigError(f"output folder {self.path}: not writable ({err.strerror or err})") from None
         self._take_lock()
         try:
-            for folder in (self.path, self.runs):
-                remove_stale_temp_files(folder)
             self._guard()
+            if self._lock is not None:  # only a folder this run holds: no other run is writing there
+                for folder in (self.path, self.runs):
+                    remove_stale_temp_files(folder)
         except BaseException:
             self._release_lock()
             raise

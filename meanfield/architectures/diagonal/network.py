@@ -459,9 +459,14 @@ NS_PER_UNIT_STEP = 3.0
 for estimates."""
 
 
-def _checked_training(model, task, horizon, alpha, probes, n_records, seed, allow_long=False, runs=1):
-    """Validate train_online's arguments (``runs`` trainings of this size, refused when estimated over a day unless
-    ``allow_long``); return (horizon, alpha, n_records, probes, n_steps, record_steps)."""
+def _training_seconds(model, horizon) -> float:
+    """The estimated time of one online-SGD training of ``model`` for ``horizon`` (Numba, one core)."""
+    return round(horizon * model.n_units) * model.n_units * (model.input_dim + 2) * NS_PER_UNIT_STEP * 1e-9
+
+
+def _checked_training(model, task, horizon, alpha, probes, n_records, seed, allow_long=False):
+    """Validate train_online's arguments (a training estimated over a day is refused unless ``allow_long``); return
+    (horizon, alpha, n_records, probes, n_steps, record_steps)."""
     if not isinstance(model, DiagonalRNN):
         raise TypeError(f"model must be a DiagonalRNN, got {type(model).__name__}")
     if not isinstance(task, Task):
@@ -474,8 +479,7 @@ def _checked_training(model, task, horizon, alpha, probes, n_records, seed, allo
     n_records = checks.integer(n_records, "n_records", 1)
     probes = as_windows(probes, model.input_dim, "probes")
     n_steps = int(round(horizon * model.n_units))
-    checks.within_time(runs * n_steps * model.n_units * (model.input_dim + 2) * NS_PER_UNIT_STEP * 1e-9,
-                       "horizon, with the model's n_units", allow_long=allow_long)
+    checks.within_time(_training_seconds(model, horizon), "horizon, with the model's n_units", allow_long=allow_long)
     if n_steps < n_records:
         raise ValueError(f"horizon * n_units = {n_steps} steps is fewer than n_records = {n_records}")
     record_steps = np.round(np.linspace(0, n_steps, n_records + 1)).astype(np.int64)
@@ -577,7 +581,12 @@ def train_seeds(models, task: Task, horizon: float, alpha: float, probes, n_reco
     seeds = [None] * len(models) if seeds is None else list(seeds)
     if len(seeds) != len(models):
         raise ValueError(f"seeds must hold one seed per model ({len(models)}), got {len(seeds)}")
-    _checked_training(models[0], task, horizon, alpha, probes, n_records, seeds[0], allow_long, len(models))
+    _checked_training(models[0], task, horizon, alpha, probes, n_records, seeds[0], allow_long=True)
+    bad = next((i for i, m in enumerate(models) if not isinstance(m, DiagonalRNN)), None)
+    if bad is not None:
+        raise TypeError(f"models[{bad}] must be a DiagonalRNN, got {type(models[bad]).__name__}")
+    checks.within_time(sum(_training_seconds(m, horizon) for m in models), "horizon, with the models' n_units",
+                       allow_long=allow_long)
     if backend == "numba":
         return [train_online(m, task, horizon, alpha, probes, n_records, s, progress, backend=backend, dtype=dtype,
                              allow_long=True) for m, s in zip(models, seeds)]

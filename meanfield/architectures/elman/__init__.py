@@ -1,8 +1,8 @@
 """The Elman RNN: settings (:class:`Elman`), the finite network trained by gradient descent (``network``)
 and its infinite-width kernels, the RNTK and NNGP (``kernel``); derivation in ``theory_notes/rntk.md``."""
 
-from .kernel import pack_sequences, rntk
+from .kernel import KernelOverflowError, pack_sequences, rntk
 from .network import ElmanRNN
 from .settings import Elman, KernelPair
 
-__all__ = ["Elman", "ElmanRNN", "KernelPair", "pack_sequences", "rntk"]
+__all__ = ["Elman", "ElmanRNN", "KernelOverflowError", "KernelPair", "pack_sequences", "rntk"]
