@@ -585,6 +585,13 @@ def test_check_statistic_by_hand():
     assert out["expected"] == k * 7
     np.testing.assert_allclose(out["sd"], np.sqrt(2 * k * 7), rtol=1e-12)
     np.testing.assert_allclose(out["z"], (Q - 3 * 7) / np.sqrt(42), rtol=1e-12)
+    # in_interval: the predicted variances at t > 0 inside the chi-square interval of the seeds' variances
+    for scale in (1.0, 1.6, 0.45):
+        sample = (G * scale)[:, 1:].reshape(7, 3).var(axis=0, ddof=1)
+        low, high = 6 / stats.chi2.ppf(0.975, 6), 6 / stats.chi2.ppf(0.025, 6)
+        inside = (d[3:] >= low * sample) & (d[3:] <= high * sample)
+        assert fl.check(G * scale)["in_interval"] == pytest.approx(inside.mean(), abs=1e-15)
+    assert fl.check(G * 10.0)["in_interval"] == 0.0 and fl.check(G)["in_interval"] > 0
 
 
 def test_node_pass_along_a_path_matches_the_grid_at_each_window():

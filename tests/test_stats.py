@@ -105,7 +105,10 @@ def test_integrated_autocorrelation_equals_direct_sums_and_the_ar1_value():
     for t in range(1, x.size):
         x[t] = 0.5 * x[t - 1] + noise[t]
     assert integrated_autocorrelation(x) == pytest.approx(3.0, rel=0.1)
-    assert integrated_autocorrelation(np.zeros(10)) == 1.0 and integrated_autocorrelation([1.0, 2.0]) == 1.0
+    assert integrated_autocorrelation(np.zeros(10)) == 1.0 and integrated_autocorrelation([1.0, 2.0, 0.5]) == 1.0
+    # four steps are enough for an estimate: centred (-1.5, -0.5, 0.5, 1.5) has lag-1 autocorrelation 1.25 / 5, and
+    # with c = 1/2 the window stops at W = 1: tau = 1 + 2 / 4
+    assert integrated_autocorrelation([1.0, 2.0, 3.0, 4.0], c=0.5) == pytest.approx(1.5, rel=1e-12)
 
 
 def test_chain_mean_se_and_geweke_z_by_their_formulas():

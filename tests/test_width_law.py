@@ -24,6 +24,14 @@ def test_crossing_of_an_exact_power_law_is_exact_measured_or_extrapolated():
     # a steeper law is interpolated exactly between grid points too (log-log linear)
     width, _ = crossing(WIDTHS, 100.0 / WIDTHS, 0.3)
     assert width == pytest.approx(100 / 0.3, rel=1e-12)
+    # a bent curve: the crossing is solved on the least-squares power law of the widths within a factor LOCAL = 4
+    means = np.array([2.0, 1.5, 0.9, 0.5, 0.4, 0.33])  # crosses 0.7 between 128 and 256 (located at about 181)
+    logn, logm = np.log(WIDTHS), np.log(means)
+    located = logn[2] + (logm[2] - math.log(0.7)) / (logm[2] - logm[3]) * (logn[3] - logn[2])
+    near = np.abs(logn - located) <= math.log(4.0)
+    slope, intercept = np.polyfit(logn[near], logm[near], 1)
+    assert near.sum() == 4 and crossing(WIDTHS, means, 0.7)[0] == pytest.approx(
+        math.exp((math.log(0.7) - intercept) / slope), rel=1e-12)
 
 
 def test_crossing_interval_covers_the_truth_at_its_level():
@@ -76,6 +84,11 @@ def test_order_parameter_against_the_closed_form_of_erf():
     chi = order_parameter(Elman(activation="erf", sigma_w=1.5, sigma_u=0.0, sigma_b=0.0))
     q = optimize.brentq(lambda q: 2.25 * 2 / math.pi * math.asin(2 * q / (1 + 2 * q)) - q, 1e-3, 100)
     assert chi == pytest.approx(2.25 * 4 / math.pi / math.sqrt(1 + 4 * q), rel=1e-10)
+    # inputs of other scales: base = sigma_u^2 x^2 + sigma_b^2 = 0.49 * 2 + 0.09
+    arch = Elman(activation="erf", sigma_w=1.2, sigma_u=0.7, sigma_b=0.3)
+    q = optimize.brentq(lambda q: 1.44 * 2 / math.pi * math.asin(2 * q / (1 + 2 * q)) + 0.98 + 0.09 - q, 1e-3, 100)
+    chi = order_parameter(arch, input_square=2.0)
+    assert chi == pytest.approx(1.44 * 4 / math.pi / math.sqrt(1 + 4 * q), rel=1e-10)
     # the default study's middle sigma_w sits at the edge of chaos
     assert abs(order_parameter(Elman(activation="erf", sigma_w=1.65, sigma_u=1.0, sigma_b=0.1)) - 1) < 0.01
 
@@ -118,6 +131,7 @@ def test_analyse_uncertainty_recognises_an_ensemble_drawn_from_the_gp():
     assert result["gp_coverage"] == pytest.approx(np.mean(np.abs(y_held - mu) <= z * sd), rel=1e-12)
     with pytest.raises(ValueError, match="uncertainty.level"):
         UncertaintySection(**{**section.__dict__, "level": 1.5})
+    assert UncertaintySection(**{**section.__dict__, "members": 3}).members == 3
 
 
 def test_analyse_width_length_on_synthetic_runs_recovers_the_law_and_skips_diverged_widths():
