@@ -262,6 +262,7 @@ def test_the_default_grid_is_the_papers_and_the_fitted_counts_are_kept():
 def test_the_flat_rbf_gram_is_the_gaussian_kernel_of_the_flattened_series():
     rng = np.random.default_rng(3)
     X, Y = rng.normal(size=(4, 2, 5)), rng.normal(size=(3, 2, 5))
+    Y[1] = X[2] + 0.01  # a close pair: its squared distance is far below 1
     G = FlatRBFClassifier()._gram(list(X), list(Y), dict(scale=0.3))
     ref = [[np.exp(-0.3 / 10 * np.sum((x - y) ** 2)) for y in Y] for x in X]
     np.testing.assert_allclose(G, ref, rtol=1e-12)
@@ -385,3 +386,37 @@ def test_regressor_chooses_the_kernel_setting_of_largest_evidence_and_shows_prog
     RNTKClassifier(sigma_w=(1.2, 1.41), sigma_b=0.1, sigma_h=0.0, C=1.0, folds=2, verbose=True).fit(
         X, np.array(["a", "b"] * 12 + ["a"]))
     assert "RNTKClassifier: 100%|" in capsys.readouterr().err
+
+
+def test_smo_multipliers_and_intercept_equal_libsvms_when_no_vector_is_free():
+    """With every support vector at its bound C the intercept is the midpoint of LIBSVM's bounds on y G (its rule
+    without free vectors), which single precision does not blur: equal to scikit-learn's to 1e-7."""
+    from meanfield.svm import _smo
+
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        X = rng.normal(size=(40, 3))
+        y = np.where(X[:, 0] + 0.8 * rng.normal(size=40) > 0, 1, -1)
+        K = X @ X.T + 1.0
+        alpha, rho = _smo(K, np.arange(40), y.astype(float), 0.001, 1e-3, 10**7)
+        ref = SVC(kernel="precomputed", C=0.001).fit(K, y)
+        assert not np.any((alpha > 0) & (alpha < 0.001))  # no free vector: the case under test
+        assert rho == pytest.approx(-ref.intercept_[0], abs=1e-7)
+        full = np.zeros(40)
+        full[ref.support_] = np.abs(ref.dual_coef_[0])
+        np.testing.assert_allclose(alpha, full, atol=1e-9)
+
+
+def test_the_evidence_gradient_is_the_derivative_of_the_evidence():
+    from meanfield.timeseries import _evidence
+
+    rng = np.random.default_rng(2)
+    lam, z2 = rng.uniform(0, 3, 12), rng.uniform(0, 2, 12) ** 2
+    for theta in (np.array([0.3, -1.2]), np.array([-2.0, 0.5])):
+        value, grad = _evidence(theta, lam, z2)
+        d = lam * np.exp(theta[0]) + np.exp(theta[1])
+        assert value == pytest.approx(-0.5 * (np.sum(z2 / d) + np.sum(np.log(d)) + 12 * np.log(2 * np.pi)), rel=1e-13)
+        h = 1e-6
+        numeric = [(_evidence(theta + h * e, lam, z2)[0] - _evidence(theta - h * e, lam, z2)[0]) / (2 * h)
+                   for e in np.eye(2)]
+        np.testing.assert_allclose(grad, numeric, rtol=1e-7, atol=1e-9)
