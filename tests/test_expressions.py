@@ -127,6 +127,12 @@ def test_check_finite_names_the_first_bad_input_of_a_batch_with_its_lags_only():
         parse_expression("x0 + 1/x1", 1).check_finite(h)
 
 
+def test_lags_up_to_the_window_length_minus_one():
+    assert parse_expression("x2", 1, window=3).lags == 2
+    with pytest.raises(ValueError, match=r"lag 3 in 'x3' is beyond the window length 3"):
+        parse_expression("x3", 1, window=3)
+
+
 def test_nesting_is_allowed_to_the_limit_and_refused_beyond():
     from meanfield.expressions import MAX_DEPTH
 

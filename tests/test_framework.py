@@ -282,14 +282,27 @@ def test_a_second_process_is_refused_while_the_first_holds_the_folder(tmp_path, 
         holder.wait()
 
 
-def test_a_long_request_says_how_long_before_it_starts(tmp_path, capsys):
+def test_a_long_request_says_how_long_before_it_starts_and_beyond_a_day_is_refused(tmp_path, capsys, monkeypatch):
+    from meanfield.studies import framework
+
+    monkeypatch.setattr(framework, "CORES", 2)  # the estimate is per core: wall time = estimate / cores
+
     class Slow(TinyConfig):
+        seconds = 6 * 3600.0
+        SIZE_FIELDS = ("s.k",)
+
         def estimated_seconds(self):
-            return 3 * 3600.0 * max(1, __import__("os").cpu_count() or 1)
+            return self.seconds
 
     with StudyFolder(tmp_path, "a", Slow(s=KSection(k=1))):
         pass
     assert "estimated wall time about 3.0 h" in capsys.readouterr().err
+    Slow.seconds = 1.9 * 86400  # 0.95 day on 2 cores: allowed
+    Slow(s=KSection(k=1)).check_time()
+    Slow.seconds = 2.1 * 86400
+    with pytest.raises(ConfigError, match=r"config fields s\.k: .* about 25\.2 h .*--allow-long"):
+        Slow(s=KSection(k=1)).check_time()
+    Slow(s=KSection(k=1)).check_time(allow_long=True)
 
 
 def where_it_ran(x):

@@ -105,7 +105,7 @@ def test_shipped_dataset_end_to_end_and_resumed(tmp_path):
             "--no-progress"]
     assert main(args) == 0
     report = json.loads((tmp_path / "report.json").read_text())["datasets"][0]
-    assert report["n_train"] == 67 and report["n_test"] == 1029
+    assert report["n_train"] == 67 and report["n_test"] == 1029 and report["lengths"] == [24, 24]
     for res in report["results"]:
         assert res["test_accuracy"] > 0.9, res  # published accuracies on this set are 0.95-0.97
     assert "| ItalyPowerDemand |" in (tmp_path / "report.md").read_text()
@@ -187,6 +187,7 @@ def test_every_shipped_classification_dataset_is_found():
     assert {"ACSF1", "ArrowHead", "BasicMotions", "GunPoint", "ItalyPowerDemand", "JapaneseVowels", "OSULeaf",
             "PickupGestureWiimoteZ"} <= set(names)
     assert set(ucr.PUBLISHED) <= set(names) and not any(n.endswith("_eq") for n in names)
+    assert len(names) == len(set(names)) and "Covid3Month" not in names  # once each; no regression set
 
 
 def test_padding_to_equal_length_is_the_archives():
@@ -230,3 +231,10 @@ def test_time_weight_profile_is_the_mean_of_end_aligned_normalised_weights():
     assert profile.sum() == pytest.approx(1.0)
     profile = np.array([0.05, 0.05, 0.1, 0.8])  # the last k steps hold 0.8, 0.9, 0.95, 1
     assert [ucr.memory_steps(profile, s) for s in (0.8, 0.85, 0.9, 0.93)] == [1, 2, 2, 3]
+
+
+def test_the_grid_accepts_any_non_negative_scales():
+    rest = dict(sigma_b=[0.0], sigma_h=[0.0], rbf_scales=[1.0], mlp_layers=[1], mlp_sigma_b=[0.0])
+    assert ucr.GridSection(sigma_w=[0.0, 0.5], C=[1.0], **rest).sigma_w == (0.0, 0.5)
+    with pytest.raises(ValueError, match=r"grid\.C"):
+        ucr.GridSection(sigma_w=[0.5], C=[0.0], **rest)
