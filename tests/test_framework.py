@@ -297,6 +297,10 @@ def test_a_long_request_says_how_long_before_it_starts_and_beyond_a_day_is_refus
     with StudyFolder(tmp_path, "a", Slow(s=KSection(k=1))):
         pass
     assert "estimated wall time about 3.0 h" in capsys.readouterr().err
+    Slow.seconds = 1000.0  # 500 s on 2 cores: under LONG_RUN_SECONDS, nothing said
+    with StudyFolder(tmp_path, "a", Slow(s=KSection(k=1))):
+        pass
+    assert "estimated" not in capsys.readouterr().err
     Slow.seconds = 1.9 * 86400  # 0.95 day on 2 cores: allowed
     Slow(s=KSection(k=1)).check_time()
     Slow.seconds = 2.1 * 86400

@@ -127,6 +127,17 @@ def test_analyse_uncertainty_recognises_an_ensemble_drawn_from_the_gp():
         assert row["ensemble_coverage"] == pytest.approx(np.mean(np.abs(y_held - m) <= z * np.sqrt(v)), rel=1e-12)
         nll = 0.5 * np.log(2 * np.pi * v) + 0.5 * (y_held - m) ** 2 / v
         assert row["ensemble_nll"] == pytest.approx(nll.mean(), rel=1e-12) and row["members"] == 400
+    # the bootstrap intervals, redrawn in the function's order: held-out points, then members per width
+    from meanfield.studies.width_law import N_BOOT
+
+    rng = np.random.default_rng(5)
+    points = rng.integers(0, 12, (N_BOOT, 12))
+    for row, F in ((wide, outputs[(1.0, 6, 8)]), (exact, draws)):
+        boot = F[rng.integers(0, 400, (N_BOOT, 400))]
+        m = np.take_along_axis(boot.mean(axis=1), points, 1)
+        v = np.take_along_axis(boot.var(axis=1, ddof=1), points, 1)
+        covered = (np.abs(y_held[points] - m) <= z * np.sqrt(v)).mean(axis=1)
+        assert row["ensemble_coverage_ci"] == pytest.approx(list(np.quantile(covered, [0.025, 0.975])), rel=1e-12)
     assert result["gp_sd"] == pytest.approx(np.sqrt(np.mean(sd**2)), rel=1e-12)
     assert result["gp_coverage"] == pytest.approx(np.mean(np.abs(y_held - mu) <= z * sd), rel=1e-12)
     with pytest.raises(ValueError, match="uncertainty.level"):
