@@ -130,14 +130,17 @@ def test_analyse_uncertainty_recognises_an_ensemble_drawn_from_the_gp():
     # the bootstrap intervals, redrawn in the function's order: held-out points, then members per width
     from meanfield.studies.width_law import N_BOOT
 
-    rng = np.random.default_rng(5)
-    points = rng.integers(0, 12, (N_BOOT, 12))
-    for row, F in ((wide, outputs[(1.0, 6, 8)]), (exact, draws)):
-        boot = F[rng.integers(0, 400, (N_BOOT, 400))]
-        m = np.take_along_axis(boot.mean(axis=1), points, 1)
-        v = np.take_along_axis(boot.var(axis=1, ddof=1), points, 1)
-        covered = (np.abs(y_held[points] - m) <= z * np.sqrt(v)).mean(axis=1)
-        assert row["ensemble_coverage_ci"] == pytest.approx(list(np.quantile(covered, [0.025, 0.975])), rel=1e-12)
+    few = {(1.0, 6, 8): draws[:4], (1.0, 6, 16): draws[4:8]}  # 4 members: ddof matters
+    for outs in (outputs, few):
+        rows = analyse_uncertainty(section, model, data, outs, seed=5)[1.0][6]["rows"]
+        rng = np.random.default_rng(5)
+        points = rng.integers(0, 12, (N_BOOT, 12))
+        for row, F in zip(rows, (outs[(1.0, 6, 8)], outs[(1.0, 6, 16)])):
+            boot = F[rng.integers(0, len(F), (N_BOOT, len(F)))]
+            m = np.take_along_axis(boot.mean(axis=1), points, 1)
+            v = np.take_along_axis(boot.var(axis=1, ddof=1), points, 1)
+            covered = (np.abs(y_held[points] - m) <= z * np.sqrt(v)).mean(axis=1)
+            assert row["ensemble_coverage_ci"] == pytest.approx(list(np.quantile(covered, [0.025, 0.975])), rel=1e-12)
     assert result["gp_sd"] == pytest.approx(np.sqrt(np.mean(sd**2)), rel=1e-12)
     assert result["gp_coverage"] == pytest.approx(np.mean(np.abs(y_held - mu) <= z * sd), rel=1e-12)
     with pytest.raises(ValueError, match="uncertainty.level"):
