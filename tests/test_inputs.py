@@ -104,20 +104,22 @@ def test_a_training_estimated_beyond_a_day_is_refused_unless_asked_for():
     from meanfield.checks import LONG_REQUEST_SECONDS
 
     task = make_task("delay1")
-    with pytest.raises(ValueError, match="horizon, with the model's n_units: .* about 109 days .*allow_long=True"):
+    with pytest.raises(ValueError, match=r"horizon, with the model's n_units: .* about 112 days .*allow_long=True"):
         train_online(DiagonalRNN(1024), task, 1e9, 1.0, WINDOWS, progress=False)
-    # the limit is a day of 3 ns per unit, step and (input_dim + 2): the largest horizon allowed at N = 1024
-    horizon = LONG_REQUEST_SECONDS / (1024 * 1024 * 3 * 3e-9)
-    _checked_training(DiagonalRNN(1024), task, horizon * 0.999, 1.0, WINDOWS, 20, None)
+
+    def day(N):  # the largest horizon allowed at width N: 250 ns a step, 3 ns per unit and (input_dim + 2)
+        return LONG_REQUEST_SECONDS / (N * (250 + N * 3 * 3) * 1e-9)
+
+    _checked_training(DiagonalRNN(1024), task, day(1024) * 0.999, 1.0, WINDOWS, 20, None)
     with pytest.raises(ValueError, match="horizon"):
-        _checked_training(DiagonalRNN(1024), task, horizon * 1.001, 1.0, WINDOWS, 20, None)
-    _checked_training(DiagonalRNN(1024), task, horizon * 1.001, 1.0, WINDOWS, 20, None, allow_long=True)
+        _checked_training(DiagonalRNN(1024), task, day(1024) * 1.001, 1.0, WINDOWS, 20, None)
+    _checked_training(DiagonalRNN(1024), task, day(1024) * 1.001, 1.0, WINDOWS, 20, None, allow_long=True)
     from meanfield.architectures.diagonal import train_seeds
 
     with pytest.raises(ValueError, match="models' n_units"):  # four seeds of a quarter-day each, or mixed widths
-        train_seeds([DiagonalRNN(1024)] * 4, task, horizon * 0.2501, 1.0, WINDOWS, progress=False)
+        train_seeds([DiagonalRNN(1024)] * 4, task, day(1024) * 0.2501, 1.0, WINDOWS, progress=False)
     with pytest.raises(ValueError, match="models' n_units"):
-        train_seeds([DiagonalRNN(64), DiagonalRNN(4096)], task, horizon / 16 * 1.001, 1.0, WINDOWS, progress=False)
+        train_seeds([DiagonalRNN(64), DiagonalRNN(4096)], task, day(4096) * 1.001, 1.0, WINDOWS, progress=False)
 
 
 def test_a_missing_extra_is_one_line_with_its_install_command():

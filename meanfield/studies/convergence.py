@@ -37,7 +37,7 @@ from ..activations import ACTIVATIONS
 from ..architectures.diagonal import Diagonal, LimitModel, train_online, train_seeds
 from ..architectures.diagonal.fluctuations import Fluctuations, fluctuations
 from ..architectures.diagonal.limit import limit_grid
-from ..architectures.diagonal.network import NS_PER_UNIT_STEP
+from ..architectures.diagonal.network import training_seconds
 from ..backends import check_backend
 from ..data import TASK_NAMES, GaussianAR1, MarkovChain, Task, chain_from_spec, make_task
 from ..estimators import gaussian_moment_errors, memory_state_errors, trajectory_errors
@@ -212,8 +212,8 @@ class StudyConfig(Config):
 
     def estimated_seconds(self):
         d = self.chain().input_dim
-        unit_steps = sum(self.sweep.seeds * self.training.horizon * N * N * (d + 2) for N in self.sweep.widths)
-        return unit_steps * NS_PER_UNIT_STEP * 1e-9 + self.sweep.seeds * len(self.sweep.widths) * RUN_SECONDS
+        return self.sweep.seeds * sum(training_seconds(N, d, self.training.horizon) + RUN_SECONDS
+                                      for N in self.sweep.widths)
 
     def architecture(self) -> Diagonal:
         return Diagonal(self.model.activation, self.model.sigma_w, self.model.beta,

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import checks
 from ..architectures.diagonal import Diagonal, train_online
+from ..architectures.diagonal.network import training_seconds
 from ..data import TASK_NAMES, make_task
 from ..report import pyplot
 from .framework import (
@@ -60,7 +61,8 @@ class DemoConfig(Config):
     SIZE_FIELDS = ("demo.widths", "demo.horizon")
 
     def estimated_seconds(self):
-        return sum(self.demo.horizon * N * N * 3e-9 * 3 + RUN_SECONDS for N in self.demo.widths)
+        d = make_task(self.demo.task).input_dim
+        return sum(training_seconds(N, d, self.demo.horizon) + RUN_SECONDS for N in self.demo.widths)
 
 
 def _arguments(parser):

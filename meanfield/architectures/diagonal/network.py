@@ -455,13 +455,16 @@ class TrainResult:
 
 
 NS_PER_UNIT_STEP = 3.0
-"""The simulator's speed on one core in ns per unit, step and input component + 2 (benchmarks/bench_simulator.py),
-for estimates."""
+"""The simulator's speed on one core in ns per unit, step and input component + 2 (benchmarks/bench_simulator.py:
+2.6-4 ns; 1.6 measured at N = 256..1024), for estimates."""
+NS_PER_STEP = 250.0
+"""A step's fixed cost in ns, whatever the width (the chain, the target, the loop: 230-260 ns measured at N = 8, 16)."""
 
 
-def _training_seconds(model, horizon) -> float:
-    """The estimated time of one online-SGD training of ``model`` for ``horizon`` (Numba, one core)."""
-    return round(horizon * model.n_units) * model.n_units * (model.input_dim + 2) * NS_PER_UNIT_STEP * 1e-9
+def training_seconds(n_units, input_dim, horizon) -> float:
+    """The estimated time of one online-SGD training of width ``n_units`` for ``horizon`` (Numba, one core)."""
+    return round(horizon * n_units) * (NS_PER_STEP + n_units * (input_dim + 2) * NS_PER_UNIT_STEP) * 1e-9
+
 
 
 def _checked_training(model, task, horizon, alpha, probes, n_records, seed, allow_long=False):
@@ -479,7 +482,8 @@ def _checked_training(model, task, horizon, alpha, probes, n_records, seed, allo
     n_records = checks.integer(n_records, "n_records", 1)
     probes = as_windows(probes, model.input_dim, "probes")
     n_steps = int(round(horizon * model.n_units))
-    checks.within_time(_training_seconds(model, horizon), "horizon, with the model's n_units", allow_long=allow_long)
+    checks.within_time(training_seconds(model.n_units, model.input_dim, horizon), "horizon, with the model's n_units",
+                       allow_long=allow_long)
     if n_steps < n_records:
         raise ValueError(f"horizon * n_units = {n_steps} steps is fewer than n_records = {n_records}")
     record_steps = np.round(np.linspace(0, n_steps, n_records + 1)).astype(np.int64)
@@ -585,8 +589,8 @@ def train_seeds(models, task: Task, horizon: float, alpha: float, probes, n_reco
     bad = next((i for i, m in enumerate(models) if not isinstance(m, DiagonalRNN)), None)
     if bad is not None:
         raise TypeError(f"models[{bad}] must be a DiagonalRNN, got {type(models[bad]).__name__}")
-    checks.within_time(sum(_training_seconds(m, horizon) for m in models), "horizon, with the models' n_units",
-                       allow_long=allow_long)
+    checks.within_time(sum(training_seconds(m.n_units, m.input_dim, horizon) for m in models),
+                       "horizon, with the models' n_units", allow_long=allow_long)
     if backend == "numba":
         return [train_online(m, task, horizon, alpha, probes, n_records, s, progress, backend=backend, dtype=dtype,
                              allow_long=True) for m, s in zip(models, seeds)]
