@@ -51,6 +51,8 @@ MODULES = {
     "meanfield/studies/ucr.py": ["tests/test_ucr.py"],
     "meanfield/expressions.py": ["tests/test_expressions.py"],
     "meanfield/studies/framework.py": ["tests/test_framework.py"],
+    "meanfield/studies/convergence.py": ["tests/test_verdict.py", "tests/test_study.py"],
+    "meanfield/checks.py": ["tests/test_inputs.py", "tests/test_framework.py"],
 }
 SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.Pow: ast.Mult,
          ast.FloorDiv: ast.Mult, ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,

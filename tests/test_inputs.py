@@ -130,3 +130,22 @@ def test_a_missing_extra_is_one_line_with_its_install_command():
             "try:\n    import meanfield.timeseries\nexcept ImportError as err:\n    print(err)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "meanfield.timeseries needs the optional extra [data]: pip install -e '.[data]' (missing: aeon)"
+
+
+def test_durations_in_words_switch_unit_at_two_of_the_next():
+    from meanfield.checks import duration
+
+    assert [duration(s) for s in (119, 120, 7199, 7200, 2 * 86400 - 1, 2 * 86400)] == [
+        "119 s", "2 min", "120 min", "2.0 h", "48.0 h", "2 days"]
+
+
+def test_available_memory_is_read_in_bytes():
+    from pathlib import Path
+
+    from meanfield.checks import available_memory
+
+    have = available_memory()
+    assert 2**27 < have < 2**50  # between 128 MiB and 1 PiB: bytes, not kB or MB
+    line = next((x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemAvailable:")), None)
+    if line is not None:  # Linux: MemAvailable in kB, within what other processes change meanwhile
+        assert abs(have - int(line.split()[1]) * 1024) < 2**30

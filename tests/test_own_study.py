@@ -94,6 +94,8 @@ def test_shipped_ar1_study_has_no_grid_floor(tmp_path):
                                          grid=cfg.limit.grid, widths=cfg.sweep.widths, workers=0, progress=False)
     assert result.report["limit"]["grid"] == "sobol"
     assert_converges_to_limit(result, level=0.999)
+    lim, largest = result.report["limit"], result.errors[cfg.sweep.widths[-1]].mean()
+    assert lim["grid_error"] > 0 and lim["grid_error_ratio"] == pytest.approx(lim["grid_error"] / largest)
     r = result.rate  # a notebook shows a line, not the arrays
     assert repr(result) == (f"ConvergenceResult(widths {list(cfg.sweep.widths)}, {cfg.sweep.seeds} seeds, rate "
                             f"{r.slope:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] (theory -0.5))")

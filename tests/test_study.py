@@ -37,6 +37,15 @@ def test_quick_study_recovers_the_n_to_the_minus_half_rate(quick_study):
     se = np.hypot(np.sqrt(sum(w["se"] ** 2 for w in large)) / len(large), fl["predicted_constant_se"])
     assert abs(measured - fl["predicted_constant"]) < stats.norm.ppf(0.9995) * se, (measured, fl["predicted_constant"])
     assert report["limit"]["loss_ratio"] < 0.5  # learning is visible in the chosen setting
+    # the report's derived numbers by their definitions
+    largest, S = np.array(errors[-1]), len(errors[-1])
+    assert report["limit"]["grid_error_ratio"] == pytest.approx(report["limit"]["grid_error"] / largest.mean())
+    for N, e in zip(report["widths"], errors):
+        scaled = np.sqrt(N) * np.array(e)
+        w = fl["widths"][str(N)]
+        assert w["measured"] == pytest.approx(scaled.mean()) and w["se"] == pytest.approx(scaled.std(ddof=1) / S**0.5)
+        assert len(report["errors"][str(N)]["l2_by_time_mean"]) == report["config"]["training"]["n_records"] + 1
+    assert report["verdict"]["status"] == "consistent" and report["verdict"]["diagnoses"] == []
     for name in ("report.md", "error_vs_width.png", "trajectories.png", "kernel_error_vs_width.png",
                  "memory_state.png", "fluctuations.png"):
         assert (quick_study / name).stat().st_size > 0, name
