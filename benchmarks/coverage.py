@@ -39,17 +39,17 @@ def reseed_errors(config: dict, seed: int) -> dict:
     key = json.dumps({k: v for k, v in cfg.as_dict().items() if k not in ("sweep", "probes", "memory")},
                      sort_keys=True)
     if key not in _LIMITS:  # the limit does not depend on the seed: one per worker process
-        _LIMITS[key] = cfg.architecture().limit(task, cfg.limit.window, cfg.training.alpha, order=cfg.limit.order)
+        _LIMITS[key] = cfg.limit_model(task)
     lim = _LIMITS[key]
     probes = cfg.probes_for(task)
-    K = cfg.architecture().kernel(probes, order=cfg.limit.order, kind="ntk", error_estimate=False).ntk
+    K = lim.kernel(probes, kind="ntk").ntk
     sw = cfg.sweep
     sup = np.empty((len(sw.widths), sw.seeds))
     ker = np.empty_like(sup)
     limit = {}
     for i, N in enumerate(sw.widths):
         for s in range(sw.seeds):
-            run = simulate_run(cfg.as_dict(), N, i * sw.seeds + s)
+            run = simulate_run(cfg.as_dict(), N, s)
             key = run["times"].tobytes()
             if key not in limit:
                 limit[key] = lim.predict(run["times"], probes)

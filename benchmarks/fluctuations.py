@@ -42,9 +42,9 @@ def _config(name, init) -> StudyConfig:
 
 
 def _run(args):
-    name, init, width, index = args
+    name, init, width, seed = args
     cfg = _config(name, init)
-    return simulate_run(cfg.as_dict(), width, index)
+    return simulate_run(cfg.as_dict(), width, seed)
 
 
 def compare(name, init, widths, seeds, processes) -> dict:

@@ -27,6 +27,7 @@ from meanfield.studies.framework import (
     discover,
     load_result,
     run_key,
+    without,
     run_tasks,
     spec,
     worker_threads,
@@ -101,6 +102,18 @@ def test_a_changed_setting_never_reuses_a_run(tmp_path):
     unkeyed = ("threads",)
     assert run_key(square, dict(x=1.0, threads=1), unkeyed) == run_key(square, dict(x=1.0, threads=2), unkeyed)
     assert run_key(square, dict(x=1.0)) != run_key(square, dict(x=1.0 + 1e-15))
+
+
+def test_dotted_unkeyed_fields_leave_only_those_nested_keys_out_of_a_run_key():
+    config = dict(sweep=dict(widths=[1, 2], seeds=2, seed=7), model=dict(beta=0.5))
+    assert without(dict(config=config, n=3), ["config.sweep.widths", "config.sweep.seeds", "missing.key"]) == dict(
+        config=dict(sweep=dict(seed=7), model=dict(beta=0.5)), n=3)
+    assert config["sweep"]["widths"] == [1, 2]  # a copy: the argument is untouched
+    unkeyed = ("config.sweep.widths",)
+    other = dict(config, sweep=dict(config["sweep"], widths=[1, 2, 4]))
+    assert run_key(square, dict(config=config), unkeyed) == run_key(square, dict(config=other), unkeyed)
+    reseeded = dict(config, sweep=dict(config["sweep"], seed=8))
+    assert run_key(square, dict(config=config), unkeyed) != run_key(square, dict(config=reseeded), unkeyed)
 
 
 def test_the_folder_guard_refuses_another_configuration(tmp_path):

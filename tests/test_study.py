@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -6,13 +7,13 @@ from scipy import stats
 
 from meanfield.cli import main
 from meanfield.studies.convergence import StudyConfig
-from meanfield.studies.framework import ConfigError
+from meanfield.studies.framework import ConfigError, DamagedRunWarning
 from meanfield.testing import assert_rate
 
 
 def stable(report):
     """The report without what legitimately changes between runs (timings, software)."""
-    return {k: v for k, v in report.items() if k not in ("seconds", "versions", "wall_seconds")}
+    return {k: v for k, v in report.items() if k not in ("seconds", "versions", "wall_seconds", "reused")}
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +51,53 @@ def test_quick_study_recovers_the_n_to_the_minus_half_rate(quick_study):
                  "memory_state.png", "fluctuations.png"):
         assert (quick_study / name).stat().st_size > 0, name
     cfg = StudyConfig.load(quick=True)
-    assert len(list((quick_study / "runs").glob("*.npz"))) == len(cfg.sweep.widths) * cfg.sweep.seeds
+    assert len(list((quick_study / "runs").glob("N*.npz"))) == len(cfg.sweep.widths) * cfg.sweep.seeds
 
 
 def test_resumed_study_gives_the_same_report(quick_study):
     before = json.loads((quick_study / "report.json").read_text())
-    runs = sorted((quick_study / "runs").glob("*.npz"))
+    runs = sorted((quick_study / "runs").glob("N*.npz"))
     for path in runs[::2]:
         path.unlink()
     # rerun without Dask (in this process): the seeds do not depend on the workers either
     assert main(["study", "--quick", "--out", str(quick_study), "--workers", "0", "--no-progress"]) == 0
     after = json.loads((quick_study / "report.json").read_text())
     assert stable(after) == stable(before)
+
+
+def test_a_rerun_reuses_the_saved_limit_and_prediction_and_recomputes_a_damaged_one(quick_study, tmp_path, capsys):
+    folder = tmp_path / "copy"
+    shutil.copytree(quick_study, folder)
+    before = json.loads((folder / "report.json").read_text())
+    assert main(["study", "--quick", "--out", str(folder), "--workers", "0", "--no-progress"]) == 0
+    after = json.loads((folder / "report.json").read_text())
+    assert after["reused"] == dict(limit=True, fluctuations=True) and stable(after) == stable(before)
+    assert "limit: reused from" in capsys.readouterr().err
+    (folder / "runs" / "limit.npz").write_bytes(b"damaged")
+    with pytest.warns(DamagedRunWarning, match="limit.npz is unreadable"):
+        assert main(["study", "--quick", "--out", str(folder), "--workers", "0", "--no-progress"]) == 0
+    again = json.loads((folder / "report.json").read_text())
+    assert again["reused"] == dict(limit=False, fluctuations=True) and stable(again) == stable(before)
+
+
+def test_a_study_with_fewer_or_more_widths_and_seeds_reuses_the_finished_runs(quick_study, tmp_path, capsys):
+    """Runs are seeded by (N, seed) alone: a study on a subset of widths and seeds reuses every run, with the
+    same per-seed errors; one with another width adds only its runs."""
+    folder = tmp_path / "copy"
+    shutil.copytree(quick_study, folder)
+    full = json.loads((folder / "report.json").read_text())
+    cfg = tmp_path / "subset.toml"
+    cfg.write_text("[training]\nn_records = 10\n[sweep]\nwidths = [256, 512, 1024]\nseeds = 4\n")
+    assert main(["study", "--config", str(cfg), "--out", str(folder), "--workers", "0", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "its finished runs are reused" in err and "runs: 12 of 12 runs reused" in err
+    subset = json.loads((folder / "report.json").read_text())
+    assert subset["reused"] == dict(limit=True, fluctuations=True)
+    for N in ("256", "512", "1024"):
+        assert subset["errors"][N]["sup_per_seed"] == full["errors"][N]["sup_per_seed"][:4]
+    cfg.write_text("[training]\nn_records = 10\n[sweep]\nwidths = [128, 256]\nseeds = 4\n")
+    assert main(["study", "--config", str(cfg), "--out", str(folder), "--workers", "0", "--no-progress"]) == 0
+    assert "runs: 4 of 8 runs reused" in capsys.readouterr().err
 
 
 def test_jax_backend_gives_the_numba_report_and_resumes(quick_study, tmp_path):
@@ -76,7 +112,7 @@ def test_jax_backend_gives_the_numba_report_and_resumes(quick_study, tmp_path):
                                    rtol=1e-12)
     for key in ("slope", "ci_low", "ci_high"):
         assert jax["rate"][key] == pytest.approx(numba["rate"][key], abs=1e-9)
-    runs = sorted((tmp_path / "runs").glob("*.npz"))
+    runs = sorted((tmp_path / "runs").glob("N*.npz"))
     assert [p.name for p in runs] == sorted(f"N{N}_jax.npz" for N in numba["widths"])
     runs[0].unlink()
     kept = {p: p.stat().st_mtime_ns for p in runs[1:]}

@@ -14,12 +14,14 @@ from meanfield.studies.convergence import LEARNS_NOTHING, MINOR_SHARE, TARGET_HA
 WIDTHS = [128, 256, 512, 1024, 2048]
 
 
-def report(errors, *, seeds=None, loss_ratio=0.3, grid_error=0.0, quadrature=1e-9, moments=None, widths=WIDTHS):
+def report(errors, *, seeds=None, loss_ratio=0.3, grid_error=0.0, quadrature=1e-9, moments=None, widths=WIDTHS,
+           rule="trapezoid"):
     """A convergence report with the fields the verdict reads."""
     errors = [np.asarray(e, float) for e in errors]
     out = dict(widths=widths, seeds=seeds or errors[0].size, rate=fit_rate(widths, errors).as_dict(),
                errors={str(N): dict(sup_per_seed=list(e)) for N, e in zip(widths, errors)},
-               limit=dict(loss_ratio=loss_ratio, grid_error=grid_error, kernel_quadrature_error=quadrature))
+               limit=dict(loss_ratio=loss_ratio, grid_error=grid_error, kernel_quadrature_error=quadrature,
+                          quadrature=dict(rule=rule)))
     if moments is not None:
         out["moments"] = moments
     return out
@@ -93,14 +95,16 @@ def test_a_limit_that_learns_nothing_is_flagged(ratio, flagged):
     assert ("learns nothing" in kinds(v)) == flagged
 
 
-@pytest.mark.parametrize("field", ["grid_error", "quadrature"])
+@pytest.mark.parametrize("field, rule, fix", [("grid_error", "trapezoid", "limit.grid"),
+                                              ("quadrature", "trapezoid", "limit.order"),
+                                              ("quadrature", "sobol", "limit.nodes")])
 @pytest.mark.parametrize("share, flagged", [(MINOR_SHARE * 1.01, True), (MINOR_SHARE * 0.99, False)])
-def test_a_limit_error_above_a_tenth_of_the_largest_error_is_flagged(field, share, flagged):
+def test_a_limit_error_above_a_tenth_of_the_largest_error_is_flagged(field, rule, fix, share, flagged):
     errors = power_law([-0.5] * 4)
-    v = verdict(report(errors, **{field: share * errors[-1].mean()}))
+    v = verdict(report(errors, rule=rule, **{field: share * errors[-1].mean()}))
     assert ("limit error" in kinds(v)) == flagged
     if flagged:
-        assert ("limit.grid" if field == "grid_error" else "limit.order") in v["diagnoses"][0]["text"]
+        assert fix in v["diagnoses"][0]["text"]
 
 
 @pytest.mark.parametrize("error, flagged", [(0.019, True), (0.021, False)])

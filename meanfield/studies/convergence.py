@@ -23,7 +23,9 @@ per-seed seeds, so the two backends report the same numbers (to rounding).
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 import tempfile
 import time
 import warnings
@@ -35,33 +37,47 @@ import numpy as np
 from .. import checks
 from ..activations import ACTIVATIONS
 from ..architectures.diagonal import Diagonal, LimitModel, train_online, train_seeds
-from ..architectures.diagonal.fluctuations import Fluctuations, fluctuations
-from ..architectures.diagonal.limit import limit_grid
+from ..architectures.diagonal.fluctuations import SOURCE_ORDER, Fluctuations, fluctuations
+from ..architectures.diagonal.limit import (
+    NODE_BUDGET,
+    SOBOL_REPLICATES,
+    KernelResult,
+    kernel_seconds,
+    limit_grid,
+    quadrature,
+)
 from ..architectures.diagonal.network import training_seconds
 from ..backends import check_backend
 from ..data import TASK_NAMES, GaussianAR1, MarkovChain, Task, chain_from_spec, make_task
 from ..estimators import gaussian_moment_errors, memory_state_errors, trajectory_errors
-from ..report import pyplot
+from ..report import plain, pyplot
 from ..stats import RateFit, fit_rate
 from .framework import (
+    CORES,
     RUN_SECONDS,
     Config,
     ConfigError,
+    DamagedRunWarning,
     DiagnosisWarning,
     Section,
     StudyFolder,
     backend_workers,
     check_diagonal_sweep,
     check_scheduler,
+    load_result,
     refuse_if_larger,
     register,
+    run_key,
     run_tasks,
+    save_result,
     spec,
     worker_threads,
     write_report,
 )
 
 INITS = ("symmetric", "gaussian")
+SWEEP_FIELDS = ("config.sweep.widths", "config.sweep.seeds")  # not in a run's key: see StudyConfig.EXTENDABLE
+QUADRATURE_RULES = ("auto", "trapezoid", "hermite", "sobol")
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,8 @@ class LimitSection(Section, name="limit"):
     window: int = spec(checks.integer, minimum=2)
     order: tuple = spec(checks.integer_list, minimum=1, min_length=2)
     grid: int = spec(checks.integer, minimum=2, default=4096)
+    rule: str = spec(checks.choice, options=QUADRATURE_RULES, default="auto")
+    nodes: int = spec(checks.integer, minimum=2 * SOBOL_REPLICATES, default=NODE_BUDGET)
 
 
 @dataclass(frozen=True)
@@ -192,15 +210,15 @@ class StudyConfig(Config):
         refuse_if_larger("sweep.widths", 8.0 * N * (8 + 4 * d), memory_bytes, f"a network of width {N}")
         refuse_if_larger("probes.count", 16.0 * N * n_probes * (d + 2), memory_bytes,
                          f"the kernel of {n_probes} probes at width {N}")
-        grid = self.limit.grid
-        if isinstance(chain, MarkovChain) and math.log(chain.n_states) * self.limit.window <= math.log(grid):
-            grid = chain.n_states ** self.limit.window
+        grid = self.grid_windows()
         field = "limit.window" if self.limit.window * d > 4 * grid else "limit.grid"
         refuse_if_larger(field, 8.0 * grid * (self.limit.window * d + 4 * grid), memory_bytes,
                          f"the limit on {grid} windows of length {self.limit.window}")
-        n_w, n_b = self.limit.order
-        if n_w**d * n_b > 2**24:
-            raise ConfigError(f"config field 'limit.order': {n_w}^{d} x {n_b} quadrature nodes are more than 2^24")
+        try:
+            self.quadrature()
+        except ValueError as err:
+            field = "limit.nodes" if self.rule() == "sobol" else "limit.order"
+            raise ConfigError(f"config field '{field}': {err}") from None
         refuse_if_larger("memory.nodes", 8.0 * self.memory.nodes * (d + 4), memory_bytes,
                          f"{self.memory.nodes} memory-state nodes")
         refuse_if_larger("memory.steps", 16.0 * self.memory.nodes * self.memory.steps, memory_bytes,
@@ -208,12 +226,37 @@ class StudyConfig(Config):
         refuse_if_larger("memory.steps", 8.0 * (200 + self.memory.steps) * d * (1 + self.memory.steps), memory_bytes,
                          f"{self.memory.steps} memory steps")
 
-    SIZE_FIELDS = ("sweep.widths", "sweep.seeds", "training.horizon")
+    def grid_windows(self) -> int:
+        """The number of windows of the limit's grid: all m^L of a finite chain when they fit limit.grid."""
+        chain, grid = self.chain(), self.limit.grid
+        if isinstance(chain, MarkovChain) and math.log(chain.n_states) * self.limit.window <= math.log(grid):
+            grid = chain.n_states ** self.limit.window
+        return grid
+
+    SIZE_FIELDS = ("sweep.widths", "sweep.seeds", "training.horizon", "limit.nodes", "limit.grid")
+    EXTENDABLE = ("sweep.widths", "sweep.seeds")
+
+    def estimated_phases(self) -> dict:
+        """The estimated time on one core of each phase (seconds): the network runs (``sweep``), the limit's
+        kernels (``limit``) and the fluctuation prediction (``fluctuations``); report.json sets them beside the
+        measured ones."""
+        d, M, L, P = self.chain().input_dim, self.grid_windows(), self.limit.window, self.probes.count
+        sweep = self.sweep.seeds * sum(training_seconds(N, d, self.training.horizon) + RUN_SECONDS
+                                       for N in self.sweep.widths)
+        nodes = self.quadrature()
+        extra = 0 if nodes.replicates > 1 else nodes.size // 2 ** (d + 1)  # the halved rule of the error estimate
+        limit = kernel_seconds(nodes.size + extra, d, M, L, P) + kernel_seconds(nodes.size, d, P, L)
+        fluct = kernel_seconds(math.prod(SOURCE_ORDER[d > 1]), d, 0, L, M + P)  # the kernel source's features
+        if not isinstance(self.chain(), MarkovChain) or M < self.chain().n_states ** L:  # the path's node pass
+            fluct += nodes.size * (d + 2) * FLUCTUATION_PATH * SECONDS_PER_PATH_STEP
+        else:  # the window chain's Poisson equation at every time step
+            fluct += (8 * self.training.n_records + 1) * M * SECONDS_PER_EXACT_STEP
+        if self.model.init == "gaussian":
+            fluct += kernel_seconds(nodes.size, d, 0, L, M)
+        return dict(sweep=sweep, limit=limit, fluctuations=fluct)
 
     def estimated_seconds(self):
-        d = self.chain().input_dim
-        return self.sweep.seeds * sum(training_seconds(N, d, self.training.horizon) + RUN_SECONDS
-                                      for N in self.sweep.widths)
+        return sum(self.estimated_phases().values())
 
     def architecture(self) -> Diagonal:
         return Diagonal(self.model.activation, self.model.sigma_w, self.model.beta,
@@ -241,17 +284,31 @@ class StudyConfig(Config):
             raise _field_error(ValueError(f"task.{text}" if text.startswith("noise_std") else text), "task.",
                                "task.target") from None
 
-    def limit_model(self, task: Task) -> LimitModel:
-        return self.architecture().limit(task, self.limit.window, self.training.alpha, order=self.limit.order,
-                                         max_grid=self.limit.grid)
+    def rule(self) -> str:
+        """The quadrature rule in (w, b): "auto" is the trapezoidal tensor rule for scalar inputs, Sobol for d >= 2."""
+        if self.limit.rule != "auto":
+            return self.limit.rule
+        return "trapezoid" if self.chain().input_dim == 1 else "sobol"
+
+    def quadrature(self):
+        """The limit's quadrature nodes (checked: a tensor rule of more than 2^24 nodes is refused)."""
+        lim, arch = self.limit, self.architecture()
+        return quadrature(self.chain().input_dim, arch.sigma_w, arch.beta, lim.order, lim.rule, lim.nodes)
+
+    def limit_model(self, task: Task, *, kernel=None, progress=False) -> LimitModel:
+        lim = self.limit
+        return self.architecture().limit(task, lim.window, self.training.alpha, order=lim.order, rule=lim.rule,
+                                         nodes=lim.nodes, max_grid=lim.grid, kernel=kernel, progress=progress)
 
     def probes_for(self, task) -> np.ndarray:
         rng = np.random.default_rng(np.random.SeedSequence(self.sweep.seed, spawn_key=(2**31,)))
         return task.chain.sample_windows(self.limit.window, self.probes.count, rng=rng).values
 
 
-def _model_and_data_seeds(cfg: StudyConfig, index: int):
-    return np.random.SeedSequence(cfg.sweep.seed, spawn_key=(index,)).spawn(2)
+def _model_and_data_seeds(cfg: StudyConfig, n_units: int, seed: int):
+    """The network's and the data's seeds of run (N, s): they depend on N and s alone, so that a study with more
+    widths or seeds reuses the runs it shares with a finished one."""
+    return np.random.SeedSequence(cfg.sweep.seed, spawn_key=(n_units, seed)).spawn(2)
 
 
 def _initial_outputs(cfg: StudyConfig, task: Task, models, probes) -> dict:
@@ -263,7 +320,7 @@ def _initial_outputs(cfg: StudyConfig, task: Task, models, probes) -> dict:
     return dict(f0_probes=np.stack([m(probes) for m in models]), f0_grid=np.stack([m(grid) for m in models]))
 
 
-def simulate_run(config: dict, n_units: int, index: int, threads: int = 1, task: Task | None = None) -> dict:
+def simulate_run(config: dict, n_units: int, seed: int, threads: int = 1, task: Task | None = None) -> dict:
     """One (width, seed) task on the Numba backend: empirical NTK at initialisation and a training trajectory
     (``task``: the task object when it cannot be rebuilt from ``config``; the config holds its fingerprint)."""
     import numba
@@ -272,25 +329,25 @@ def simulate_run(config: dict, n_units: int, index: int, threads: int = 1, task:
     cfg = StudyConfig.from_dict(config)
     task = task or cfg.make_task()
     probes = cfg.probes_for(task)
-    model_seed, data_seed = _model_and_data_seeds(cfg, index)
+    model_seed, data_seed = _model_and_data_seeds(cfg, n_units, seed)
     model = cfg.architecture().network(n_units, task.input_dim, seed=model_seed)
     ntk0 = model.ntk(probes)
     initial = {k: v[0] for k, v in _initial_outputs(cfg, task, [model], probes).items()}
     t0 = time.perf_counter()
     res = train_online(model, task, cfg.training.horizon, cfg.training.alpha, probes, cfg.training.n_records,
                        seed=data_seed, progress=False, allow_long=True)  # the study's estimate was checked
-    return dict(n_units=n_units, index=index, times=res.times, outputs=res.outputs, losses=res.losses,
+    return dict(n_units=n_units, seed=seed, times=res.times, outputs=res.outputs, losses=res.losses,
                 ntk0=ntk0, seconds=time.perf_counter() - t0, **initial)
 
 
-def simulate_width(config: dict, n_units: int, first_index: int, backend: str = "jax", progress: bool = False,
+def simulate_width(config: dict, n_units: int, backend: str = "jax", progress: bool = False,
                    task: Task | None = None) -> dict:
     """All seeds of one width in one task (the JAX backend trains them as one batch): the arrays of
-    :func:`simulate_run` with a leading seed axis; seed s uses the seeds of run index first_index + s."""
+    :func:`simulate_run` with a leading seed axis, seed s seeded as run (N, s)."""
     cfg = StudyConfig.from_dict(config)
     task = task or cfg.make_task()
     probes = cfg.probes_for(task)
-    seeds = [_model_and_data_seeds(cfg, first_index + s) for s in range(cfg.sweep.seeds)]
+    seeds = [_model_and_data_seeds(cfg, n_units, s) for s in range(cfg.sweep.seeds)]
     models = [cfg.architecture().network(n_units, task.input_dim, seed=model_seed) for model_seed, _ in seeds]
     ntk0 = np.stack([model.ntk(probes) for model in models])
     initial = _initial_outputs(cfg, task, models, probes)
@@ -298,7 +355,7 @@ def simulate_width(config: dict, n_units: int, first_index: int, backend: str = 
     results = train_seeds(models, task, cfg.training.horizon, cfg.training.alpha, probes, cfg.training.n_records,
                           seeds=[data_seed for _, data_seed in seeds], progress=progress, backend=backend,
                           allow_long=True)  # the study's estimate was checked
-    return dict(n_units=n_units, first_index=first_index, times=results[0].times,
+    return dict(n_units=n_units, times=results[0].times,
                 outputs=np.stack([r.outputs for r in results]), losses=np.stack([r.losses for r in results]),
                 ntk0=ntk0, seconds=time.perf_counter() - t0, **initial)
 
@@ -309,14 +366,14 @@ def _simulate(cfg: StudyConfig, task: Task, runs_dir, workers, scheduler, progre
     sw = cfg.sweep
     if backend == "numba":
         threads = worker_threads(workers, scheduler)
-        tasks = {f"N{N}_s{s}": dict(config=cfg.as_dict(), n_units=N, index=i * sw.seeds + s, threads=threads,
-                                    task=task) for i, N in enumerate(sw.widths) for s in range(sw.seeds)}
+        tasks = {f"N{N}_s{s}": dict(config=cfg.as_dict(), n_units=N, seed=s, threads=threads, task=task)
+                 for N in sw.widths for s in range(sw.seeds)}
         return run_tasks(simulate_run, tasks, runs_dir, workers=workers, scheduler=scheduler, progress=progress,
-                         unkeyed=("threads", "task"))
-    tasks = {f"N{N}_{backend}": dict(config=cfg.as_dict(), n_units=N, first_index=i * sw.seeds, backend=backend,
-                                     progress=progress, task=task) for i, N in enumerate(sw.widths)}
+                         unkeyed=("threads", "task", *SWEEP_FIELDS))
+    tasks = {f"N{N}_{backend}": dict(config=cfg.as_dict(), n_units=N, backend=backend, progress=progress, task=task)
+             for N in sw.widths}  # a width's batch depends on the number of seeds
     widths = run_tasks(simulate_width, tasks, runs_dir, workers=backend_workers(backend, workers, scheduler),
-                       scheduler=scheduler, progress=progress, unkeyed=("progress", "task"))
+                       scheduler=scheduler, progress=progress, unkeyed=("progress", "task", SWEEP_FIELDS[0]))
     per_seed = ("outputs", "losses", "ntk0", "f0_probes", "f0_grid")
     return {f"N{N}_s{s}": dict(n_units=N, times=run["times"], **{k: run[k][s] for k in per_seed if k in run})
             for N, run in zip(sw.widths, widths.values()) for s in range(sw.seeds)}
@@ -392,9 +449,7 @@ def _study(cfg: StudyConfig, task: Task, runs_dir, *, workers, scheduler, progre
     probes = cfg.probes_for(task)
     arch, tr, sw = cfg.architecture(), cfg.training, cfg.sweep
     limit_start = time.perf_counter()
-    lim = cfg.limit_model(task)
-    K_cross = lim.cross_kernel(probes)
-    K_probes = arch.kernel(probes, order=cfg.limit.order, kind="ntk", error_estimate=False).ntk
+    lim, K_cross, K_probes, limit_reused = _limit(cfg, task, probes, Path(runs_dir), progress)
     limit_seconds = time.perf_counter() - limit_start
 
     sweep_start = time.perf_counter()
@@ -444,7 +499,11 @@ def _study(cfg: StudyConfig, task: Task, runs_dir, *, workers, scheduler, progre
                          rho=lim.rho, mean_error_by_step=mem.mean(axis=0)),
         limit=dict(grid_windows=len(lim.grid), grid=lim.grid_rule,
                    grid_error=grid_error, grid_error_ratio=grid_error / largest,
-                   kernel_quadrature_error=lim.kernel_error, truncation_bound=lim.truncation_bound,
+                   kernel_quadrature_error=lim.kernel_error, kernel_scale=float(np.max(np.abs(lim.K))),
+                   quadrature=dict(rule=lim.quadrature.rule, nodes=lim.quadrature.size,
+                                   order=list(lim.quadrature.order), replicates=lim.quadrature.replicates,
+                                   error_method=lim.grid_kernel.error_method),
+                   truncation_bound=lim.truncation_bound,
                    loss_initial=float(grid_loss[0]), loss_at_horizon=float(grid_loss[-1]),
                    loss_ratio=float(grid_loss[-1] / grid_loss[0])),
         warnings=[], backend=backend, seconds=dict(sweep=sweep_seconds, limit=limit_seconds))
@@ -452,24 +511,86 @@ def _study(cfg: StudyConfig, task: Task, runs_dir, *, workers, scheduler, progre
         report["moments"] = _moments(cfg, lim, runs, probes)
     fl_start = time.perf_counter()
     try:  # the prediction must not cost a finished sweep its report
-        # A path of 2^14 histories (continuous chains) leaves about 7% Monte Carlo error on the chain part's
-        # variance, below the error of the 8-seed measurement it is compared with.
-        fl = fluctuations(lim, probes, np.linspace(0, tr.horizon, tr.n_records + 1), path_windows=2**14,
-                          seed=sw.seed)
+        fl, fl_reused = _fluctuations(cfg, lim, probes, Path(runs_dir), progress)
         report["fluctuations"] = _fluctuation_report(cfg, fl, runs, sup_err, lim.truncation_bound)
     except (ValueError, MemoryError, np.linalg.LinAlgError) as err:
-        fl = None
+        fl, fl_reused = None, False
         report["warnings"].append(f"no fluctuation prediction: {err}")
         warnings.warn(report["warnings"][-1], stacklevel=3)
     report["seconds"]["fluctuations"] = time.perf_counter() - fl_start
+    report["reused"] = dict(limit=limit_reused, fluctuations=fl_reused)
     report["verdict"] = verdict(report)
     for diagnosis in report["verdict"]["diagnoses"]:
         report["warnings"].append(diagnosis["text"])
         warnings.warn(diagnosis["text"], DiagnosisWarning, stacklevel=3)
     report["seconds"]["total"] = time.perf_counter() - start
+    report["seconds"]["estimated"] = {k: v / CORES for k, v in cfg.estimated_phases().items()}
     result = ConvergenceResult(cfg, report, runs, rate, kernel_rate, memory_rate, mem, (times_lim, grid_loss), fl)
     report["summary"] = result.summary()
     return result
+
+
+LIMIT_FILE, FLUCTUATIONS_FILE = "limit.npz", "fluctuations.npz"
+SOURCES = ("kernel", "chain", "noise")  # of the predicted fluctuations
+FLUCTUATION_PATH = 2**14  # windows of the stationary path of a continuous chain's (or sampled grid's) prediction
+SECONDS_PER_PATH_STEP = 4.7e-9  # a node's states along the path: per node, feature, step (one core, measured)
+SECONDS_PER_EXACT_STEP = 1.5e-6  # the exact chain part: per time step (8 per record) and grid window (measured)
+LIMIT_UNKEYED = (*SWEEP_FIELDS, "config.memory")  # the limit and the prediction do not depend on these
+
+
+def _saved(path: Path, key: str):
+    """The arrays saved at ``path`` under ``key``, or None (missing; damaged or of other settings: warned)."""
+    if not path.exists():
+        return None
+    try:
+        return load_result(path, key)
+    except ValueError as err:
+        warnings.warn(f"{err}; recomputing it", DamagedRunWarning, stacklevel=3)
+        return None
+
+
+def _limit(cfg: StudyConfig, task: Task, probes, folder: Path, progress):
+    """The limit model with its kernels on the probes (K(probes, grid), K(probes, probes)), from ``folder``'s
+    limit.npz when it holds them for these settings, else computed and saved there; and whether it was reused."""
+    key = run_key(_limit, dict(config=cfg.as_dict(), task=task.description()), LIMIT_UNKEYED)
+    path = folder / LIMIT_FILE
+    saved = _saved(path, key)
+    if saved is not None:
+        err = {k: None if np.isnan(saved[k]) else float(saved[k]) for k in ("error", "nngp_error")}
+        kernel = KernelResult(saved["K"], saved["nngp"], err["error"], err["nngp_error"], int(saved["nodes"]),
+                              str(saved["rule"]), tuple(saved["order"]), str(saved["error_method"]) or None)
+        print(f"limit: reused from {path}", file=sys.stderr)
+        lim = cfg.limit_model(task, kernel=kernel)
+        return lim, lim.cross_kernel(probes, known=saved["K_cross"]), saved["K_probes"], True
+    lim = cfg.limit_model(task, progress=progress)
+    K_cross, K_probes = lim.cross_kernel(probes), lim.kernel(probes, kind="ntk").ntk
+    kern = lim.grid_kernel
+    folder.mkdir(parents=True, exist_ok=True)
+    save_result(path, dict(K=kern.ntk, nngp=kern.nngp, error=np.nan if kern.error is None else kern.error,
+                           nngp_error=np.nan if kern.nngp_error is None else kern.nngp_error, nodes=kern.nodes,
+                           rule=kern.rule, order=np.array(kern.order), error_method=kern.error_method or "",
+                           K_cross=K_cross, K_probes=K_probes), key)
+    return lim, K_cross, K_probes, False
+
+
+def _fluctuations(cfg: StudyConfig, lim: LimitModel, probes, folder: Path, progress):
+    """The predicted fluctuations at the record times, from ``folder``'s fluctuations.npz when it holds them
+    for these settings, else computed and saved there; and whether they were reused."""
+    key = run_key(_fluctuations, dict(config=cfg.as_dict(), task=lim.task.description()), LIMIT_UNKEYED)
+    path = folder / FLUCTUATIONS_FILE
+    saved = _saved(path, key)
+    if saved is not None:
+        print(f"fluctuation prediction: reused from {path}", file=sys.stderr)
+        return Fluctuations(saved["times"], {k: saved[k] for k in SOURCES}, json.loads(saved["info"]),
+                            list(saved["components"])), True
+    tr = cfg.training
+    # A path of 2^14 histories (continuous chains) leaves about 7% Monte Carlo error on the chain part's
+    # variance, below the error of the 8-seed measurement it is compared with.
+    fl = fluctuations(lim, probes, np.linspace(0, tr.horizon, tr.n_records + 1), path_windows=FLUCTUATION_PATH,
+                      seed=cfg.sweep.seed, progress=progress)
+    save_result(path, dict(times=fl.times, **fl.covariances, info=json.dumps(plain(fl.info)),
+                           components=np.array(fl.components)), key)
+    return fl, False
 
 
 THEORY_RATE = -0.5
@@ -533,8 +654,9 @@ def verdict(report: dict) -> dict:
             "target is (nearly) orthogonal to the kernel's span (an even target and an odd activation do this); "
             "the errors measure the networks' noise, not the approach to a learned function")))
     largest = float(np.mean(errors[-1]))
+    nodes_field = "limit.nodes" if lim["quadrature"]["rule"] == "sobol" else "limit.order"
     for name, value, fix in (("grid error", lim["grid_error"], "limit.grid"),
-                             ("kernel quadrature error estimate", lim["kernel_quadrature_error"], "limit.order")):
+                             ("kernel quadrature error estimate", lim["kernel_quadrature_error"], nodes_field)):
         if value is not None and value > MINOR_SHARE * largest:
             diagnoses.append(dict(kind="limit error", text=(
                 f"the limit's {name} {value:.2g} is more than {MINOR_SHARE:g} of the mean error at the largest width "
@@ -736,6 +858,7 @@ def _figures(result: ConvergenceResult) -> dict:
             ax.axhline(report["limit"]["grid_error"], color="C3", ls="--", lw=1,
                        label=f"grid error of the limit ({report['limit']['grid_windows']} windows)")
         ax.set(xscale="log", yscale="log", xlabel="width N", ylabel=ylabel)
+        _width_ticks(ax, cfg.sweep.widths)
         ax.set_title(subtitle, fontsize=9)
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -744,17 +867,26 @@ def _figures(result: ConvergenceResult) -> dict:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     shown = [cfg.sweep.widths[0], cfg.sweep.widths[len(cfg.sweep.widths) // 2], cfg.sweep.widths[-1]]
     colors = plt.cm.viridis(np.linspace(0, 0.85, len(shown)))
-    for p, ls in zip(range(min(3, cfg.probes.count)), ("-", "--", "-.")):
-        run0 = runs[f"N{cfg.sweep.widths[-1]}_s0"]
-        axes[0].plot(run0["times"], run0["limit"][:, p], color="k", lw=2.2, ls=ls,
-                     label="limit f_t" if p == 0 else None)
+    own_limits = cfg.model.init == "gaussian"  # each run has its own limit, started from its own f^N_0
+    styles = ("-", "--", "-.")[:min(3, cfg.probes.count)]
+    for p, ls in enumerate(styles):
+        if not own_limits:
+            run0 = runs[f"N{cfg.sweep.widths[-1]}_s0"]
+            axes[0].plot(run0["times"], run0["limit"][:, p], color="k", lw=2.2, ls=ls)
         for color, N in zip(colors, shown):
             run = runs[f"N{N}_s0"]
-            axes[0].plot(run["times"], run["outputs"][:, p], color=color, lw=1, ls=ls,
-                         label=f"N = {N} (seed 0)" if p == 0 else None)
+            axes[0].plot(run["times"], run["outputs"][:, p], color=color, lw=1, ls=ls)
+            if own_limits:
+                axes[0].plot(run["times"], run["limit"][:, p], color=color, lw=2.6, ls=ls, alpha=0.35)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color="k", lw=2.2, label="limit f_t")] if not own_limits else [
+        Line2D([], [], color="0.5", lw=2.6, alpha=0.35, label="each run's own limit f_t (from its f^N_0)")]
+    handles += [Line2D([], [], color=c, lw=1, label=f"N = {N} (seed 0)") for c, N in zip(colors, shown)]
+    handles += [Line2D([], [], color="0.3", lw=1, ls=ls, label=f"probe {p}") for p, ls in enumerate(styles)]
     axes[0].set(xlabel="training time t = k/N", ylabel="output on probe window",
-                title=f"f^N_t against f_t on 3 probes ({_task_title(cfg)})")
-    axes[0].legend(fontsize=8)
+                title=f"f^N_t against f_t on {len(styles)} probes ({_task_title(cfg)})")
+    axes[0].legend(handles=handles, fontsize=7, ncol=2)
     times_lim, grid_loss = result.grid_loss
     axes[1].plot(times_lim, grid_loss / grid_loss[0], color="k")
     axes[1].set(xlabel="training time t", ylabel="limit loss / initial loss",
@@ -805,12 +937,30 @@ def _fluctuation_figure(result: ConvergenceResult, subtitle: str):
     C = report["predicted_constant"]
     axes[1].axhline(C, color="C1", label=f"predicted C = {C:.3f}")
     axes[1].set(xscale="log", xlabel="width N", ylabel="sqrt(N) E sup |f^N - f|", ylim=(0, None))
-    axes[1].minorticks_off()
-    axes[1].set_xticks(widths, [str(n) for n in widths], fontsize=8)
+    _width_ticks(axes[1], widths)
     axes[1].set_title(subtitle, fontsize=9)
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _width_ticks(ax, widths):
+    """Label a log width axis at the widths, and nowhere else (minor labels collide on a narrow range)."""
+    ax.minorticks_off()
+    ax.set_xticks(list(widths), [str(int(n)) for n in widths], fontsize=8)
+
+
+def _quadrature_words(lim: dict) -> str:
+    """The limit kernel's rule and its error estimate, said with what the estimate means."""
+    q = lim["quadrature"]
+    if q["rule"] == "sobol":
+        rule = f"{q['nodes']} scrambled Sobol nodes in (w, b) ({q['replicates']} independent scramblings)"
+        meaning = "95% half-width from the scramblings' spread"
+    else:
+        rule = f"the {q['rule']} tensor rule of {q['nodes']} nodes (order {q['order']})"
+        meaning = "the change when the order is halved, an overestimate"
+    return (f"kernel by {rule}, quadrature error {lim['kernel_quadrature_error']:.2g} in the kernel's entries "
+            f"(largest |K| {lim['kernel_scale']:.2g}; {meaning})")
 
 
 def _task_title(cfg) -> str:
@@ -847,8 +997,8 @@ def _markdown(report, cfg) -> str:
         f"- **Memory state** in the number of steps: geometric rate {mr['rate']:.3f} per step "
         f"(95% interval [{mr['rate_ci'][0]:.3f}, {mr['rate_ci'][1]:.3f}]), bound rho = {mr['rho']:.3f}.",
         f"- **Limit**: {lim['grid_windows']} grid windows ({lim['grid']}), grid error {lim['grid_error']:.2g} "
-        f"({lim['grid_error_ratio']:.2g} of the mean error at the largest width), quadrature error estimate "
-        f"{lim['kernel_quadrature_error']:.2g}, truncation bound rho^L = {lim['truncation_bound']:.2g}; "
+        f"({lim['grid_error_ratio']:.2g} of the mean error at the largest width); {_quadrature_words(lim)}; "
+        f"truncation bound rho^L = {lim['truncation_bound']:.2g}; "
         f"loss at T / initial loss = {lim['loss_ratio']:.3f}.",
         f"- Wall time: {report['seconds']['total']:.1f} s (sweep {report['seconds']['sweep']:.1f} s on the "
         f"{report['backend']} backend, limit {report['seconds']['limit']:.1f} s).",

@@ -156,6 +156,9 @@ class Config:
 
     SIZE_FIELDS: ClassVar[tuple] = ()
     """The fields that set the amount of work, named when a request is refused as too long."""
+    EXTENDABLE: ClassVar[tuple] = ()
+    """Dotted fields (``"sweep.widths"``) that a finished study may change in place: its runs are keyed without
+    them, so a run of the same settings is reused (more widths or seeds add runs; fewer reuse a subset)."""
 
     def estimated_seconds(self) -> float | None:
         """A rough CPU time on one core of this machine, for a one-line warning before long work and the refusal of
@@ -384,7 +387,10 @@ class StudyFolder:
                 state = "missing" if isinstance(err, FileNotFoundError) else "unreadable"
                 warnings.warn(f"{marker} was {state}: rebuilt it; the runs in {self.runs} are kept, each checked "
                               f"by its key (a run of another configuration is recomputed)", stacklevel=3)
-        if old is not None and digest != self.digest:
+        if old is not None and digest != self.digest and self._extends(old.get("identity")):
+            print(f"meanfield {self.identity['study']}: {self.path} holds this study with other "
+                  f"{' or '.join(self.config.EXTENDABLE)}; its finished runs are reused", file=sys.stderr)
+        elif old is not None and digest != self.digest:
             if not self.overwrite:
                 what = (f"runs of {old['identity'].get('study', 'another study')} with another configuration "
                         f"(digest {old['digest']}, this one {self.digest})" if old.get("identity")
@@ -393,6 +399,13 @@ class StudyFolder:
                                   f"--overwrite to discard them")
             self.clear()
         write_json(marker, dict(digest=self.digest, identity=self.identity))
+
+    def _extends(self, old_identity) -> bool:
+        """Whether ``old_identity`` is this study's with other values of the config's EXTENDABLE fields only."""
+        if not self.config.EXTENDABLE or not isinstance(old_identity, dict):
+            return False
+        fields = [f"config.{name}" for name in self.config.EXTENDABLE]
+        return without(old_identity, fields) == without(self.identity, fields)
 
     def clear(self):
         """Remove what studies write here (not anything else the folder may hold)."""
@@ -410,9 +423,23 @@ KEY = "__run_key__"
 RUN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
+def without(value: Mapping, dotted) -> dict:
+    """A copy of the nested mapping ``value`` without the keys named by the dotted paths in ``dotted``
+    (``"config.sweep.widths"``)."""
+    out = dict(value)
+    for path in dotted:
+        head, _, rest = path.partition(".")
+        if rest and isinstance(out.get(head), Mapping):
+            out[head] = without(out[head], [rest])
+        elif not rest:
+            out.pop(head, None)
+    return out
+
+
 def run_key(fn: Callable, kwargs: Mapping, unkeyed=()) -> str:
-    """A digest of the function and of every argument a run's result depends on."""
-    keyed = {k: v for k, v in kwargs.items() if k not in unkeyed}
+    """A digest of the function and of every argument a run's result depends on: all but those named in
+    ``unkeyed``, which may be dotted paths into a mapping argument (``"config.sweep.widths"``)."""
+    keyed = without(kwargs, unkeyed)
     text = json.dumps([f"{fn.__module__}.{fn.__qualname__}", plain(keyed)], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
+from tqdm.auto import tqdm
 
 from ... import checks
 from ...data import MarkovChain
@@ -36,6 +37,7 @@ from .network import as_windows, path_states_kernel, window_states_kernel
 
 KERNEL_NODE_CHUNK = 512  # quadrature nodes per pass of the kernel source: bounds its (steps, probes, nodes) arrays
 KERNEL_MODES = 1e-8  # the kernel source's response keeps all but this share of E_pi K(x, W)^2 at every probe
+SOURCE_ORDER = ((64, 12), (4096,))  # the kernel source's default rule: trapezoid for d = 1, Sobol for d >= 2
 PATH_BYTES = 2**27  # the memory states along a path, per pass over the nodes
 
 
@@ -209,7 +211,7 @@ def _kernel_responses(st: _Setup, a_grid: np.ndarray, a_probe: np.ndarray) -> np
     return out
 
 
-def _kernel_source(st: _Setup, order, rule) -> tuple[list, int]:
+def _kernel_source(st: _Setup, order, rule, progress=False) -> tuple[list, int]:
     """Covariance (T, P, T, P) of the response to Gamma = lim sqrt(N)(K^N_0 - K) for each initial function:
     Cov_theta(L k_theta), twice it for symmetric pairs, with k_theta = S S' + c^2 (J^w.J^w' + J^b J^b') and
     E c^4 = 3 (section 3)."""
@@ -221,7 +223,8 @@ def _kernel_source(st: _Setup, order, rule) -> tuple[list, int]:
     T, P, n_init = st.times.size, st.probes.shape[0], len(st.r_grid)
     mean = np.zeros((n_init, T * P))
     second = np.zeros((n_init, T * P, T * P))
-    for lo in range(0, nodes.size, KERNEL_NODE_CHUNK):
+    for lo in tqdm(range(0, nodes.size, KERNEL_NODE_CHUNK), desc="fluctuations: kernel source", unit="chunk",
+                   disable=not progress, leave=False):
         hi = min(nodes.size, lo + KERNEL_NODE_CHUNK)
         S, JW, Jb = window_states_kernel(X, np.ascontiguousarray(nodes.W[:, lo:hi]), nodes.b[lo:hi],
                                          arch.act.code, True)
@@ -257,7 +260,7 @@ def _window_chain_poisson(chain: MarkovChain, L: int, h: np.ndarray) -> np.ndarr
 
 
 def fluctuations(limit: LimitModel, probes, times, *, order=None, rule=None, substeps=8, modes=1e-4,
-                 chain_rule="auto", path_windows=2**15, initial_draws=32, seed=0) -> Fluctuations:
+                 chain_rule="auto", path_windows=2**15, initial_draws=32, seed=0, progress=False) -> Fluctuations:
     """Predicted law of G_t = sqrt(N)(f^N_t - f_t) on ``probes`` at the equally spaced record ``times`` (from 0),
     split into its three sources (``theory_notes/fluctuations.md``).
 
@@ -273,7 +276,8 @@ def fluctuations(limit: LimitModel, probes, times, *, order=None, rule=None, sub
     2 alpha lambda_1 t times a fast one's, so their share of the variance is at most that factor larger).
     ``chain_rule``: "exact" (the window chain's fundamental matrix; the limit must be on all windows of a finite
     chain), "path" (a truncated lag sum on a stationary path of ``path_windows`` windows, a
-    Monte Carlo estimate), or "auto" (exact when possible). ``seed``: the path and the NNGP draws.
+    Monte Carlo estimate), or "auto" (exact when possible). ``seed``: the path and the NNGP draws. ``progress``:
+    bars over the quadrature nodes and the time steps.
     """
     if not isinstance(limit, LimitModel):
         raise ValueError(f"limit must be a LimitModel, got {type(limit).__name__}")
@@ -300,20 +304,20 @@ def fluctuations(limit: LimitModel, probes, times, *, order=None, rule=None, sub
                           f"so the chain part is underestimated: raise path_windows", stacklevel=2)
         info.update(path_windows=path_windows, lags=lags, lags_capped=capped,
                     chain_variance_rel_error=float(np.sqrt(2 * (2 * lags + 1) / (path_windows - lags))))
-    along = _node_pass(st, r, path, draws, seed)
+    along = _node_pass(st, r, path, draws, seed, progress)
     st.set_initial(list(along["f0_grid"].T) if draws else [None])
     d = limit.task.input_dim
     if order is None:
-        order = (64, 12) if d == 1 else (4096,)
+        order = SOURCE_ORDER[d > 1]
         rule = rule or ("trapezoid" if d == 1 else "sobol")
-    kernel, info["nodes"] = _kernel_source(st, order, rule or limit.rule)
-    chain, noise = _sgd_sources(st, r, method, along, info.get("lags"))
+    kernel, info["nodes"] = _kernel_source(st, order, rule or limit.quadrature.rule, progress)
+    chain, noise = _sgd_sources(st, r, method, along, info.get("lags"), progress)
     components = [k + c + noise for k, c in zip(kernel, chain)]
     return Fluctuations(st.times, dict(kernel=np.mean(kernel, axis=0), chain=np.mean(chain, axis=0), noise=noise),
                         info, components)
 
 
-def _sgd_sources(st: _Setup, r: int, method: str, along: dict, lags):
+def _sgd_sources(st: _Setup, r: int, method: str, along: dict, lags, progress=False):
     """The chain part (T, P, T, P) for each initial function, and the target-noise part (sections 4 and 5)."""
     lim = st.limit
     task = lim.task
@@ -356,11 +360,15 @@ def _sgd_sources(st: _Setup, r: int, method: str, along: dict, lags):
     decay = np.exp(-kappa * st.step)
     w_left, w_right = _exp_weights(kappa * st.step, st.step)
     chains = []
+    bar = tqdm(total=len(st.r_grid) * st.s.size, desc="fluctuations: SGD noise", unit="step", disable=not progress,
+               leave=False)
     for n in range(len(st.r_grid)):
         Pcov = np.zeros((r, r))
         at_records = [Pcov]
         Q_prev = long_run(n, 0)
+        bar.update()
         for k in range(1, st.s.size):
+            bar.update()
             Q = long_run(n, k)
             Pcov = decay * Pcov + a * a * (w_left * Q_prev + w_right * Q)
             Q_prev = Q
@@ -372,6 +380,7 @@ def _sgd_sources(st: _Setup, r: int, method: str, along: dict, lags):
                 block = (b_p * np.exp(-a * lam * (st.times[j] - st.times[k]))) @ at_records[k] @ b_p.T
                 chain[j, :, k, :], chain[k, :, j, :] = block, block.T
         chains.append(chain)
+    bar.close()
     return chains, noise
 
 
@@ -403,7 +412,7 @@ def _stationary_path(limit: LimitModel, n_windows: int, seed) -> np.ndarray:
     return np.ascontiguousarray(path[:, None] if path.ndim == 1 else path)
 
 
-def _node_pass(st: _Setup, r: int, path, draws: int, seed) -> dict:
+def _node_pass(st: _Setup, r: int, path, draws: int, seed, progress=False) -> dict:
     """One pass over the limit's quadrature nodes, for what the path and the Gaussian initialisation need:
 
     - with a ``path``: lambda_i psi_i(W) = K(W, grid) pi^1/2 v_i for the r leading modes (``b_path``) and ybar
@@ -416,7 +425,7 @@ def _node_pass(st: _Setup, r: int, path, draws: int, seed) -> dict:
     if path is None and not draws:
         return {}
     arch, L, d = lim.settings, lim.window, lim.task.input_dim
-    nodes = quadrature_nodes(d, arch.sigma_w, arch.beta, lim.order, lim.rule)
+    nodes = lim.quadrature
     zeta = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(8,))).standard_normal((nodes.size, draws))
     out = dict(f0_grid=np.zeros((len(lim.grid), draws))) if draws else {}
     chunk = 512
@@ -429,7 +438,8 @@ def _node_pass(st: _Setup, r: int, path, draws: int, seed) -> dict:
             out["f0_path"] = np.zeros((n, draws))
         buffers = np.empty((d + 2, path.shape[0], chunk))  # S, J^w (d), J^b along the path
     BV = st.BV[:, :r]
-    for lo in range(0, nodes.size, chunk):
+    for lo in tqdm(range(0, nodes.size, chunk), desc="fluctuations: limit nodes", unit="chunk", disable=not progress,
+                   leave=False):
         W, b = np.ascontiguousarray(nodes.W[:, lo:lo + chunk]), nodes.b[lo:lo + chunk]
         q = nodes.q[lo:lo + chunk]
         S, JW, Jb = window_states_kernel(lim.grid.values, W, b, arch.act.code, path is not None)
