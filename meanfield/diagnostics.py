@@ -21,6 +21,7 @@ D = G_t - J_t J_0^T - J_0 J_t^T + G_0 of cross-network NTK Grams. So any model w
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -111,6 +112,12 @@ def track_training(model, X_train, y_train, X_heldout, *, lr, steps, checkpoints
     K_cross = net0.ntk(X_heldout, X_train, **options) if K_cross is None else np.asarray(K_cross, float)
     f0_train, f0_held = net0(X_train, **options), net0(X_heldout, **options)
     scale = model.width if getattr(model, "parameterisation", "ntk") == "mup" else 1
+    stability = gd_stability(K, lr * scale)
+    if stability >= 2:
+        warnings.warn(f"track_training: lr = {lr:g} is beyond the stability limit {2 * lr / stability:.3g} = "
+                      "2M / lambda_max(K) of gradient descent on the linearised network, whose predictions then "
+                      "diverge: the discrete gap measures that divergence, not the network's distance from the "
+                      "kernel regime", stacklevel=2)
     flow = LinearKernelFlow(K, np.full(M, 1.0 / M), y, 1.0, f0_train)
     gd = LinearKernelFlow(K, np.full(M, 1.0 / M), y, 1.0, f0_train, step=lr * scale)
     lam_min = float(np.linalg.eigvalsh(G0)[0]) if G0 is not None else np.nan

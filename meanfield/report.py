@@ -103,6 +103,13 @@ def write_json(path, data) -> Path:
     return write_text(path, json.dumps(plain(data), indent=2) + "\n")
 
 
+def legend(ax, **options):
+    """``ax.legend(**options)`` when the axes hold labelled artists (a panel with none, such as one whose
+    crossings were all bounds, gets no empty legend and no matplotlib warning)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**options)
+
+
 def pyplot():
     """matplotlib.pyplot, its backend left as the user has it: a notebook keeps its inline figures, and without a
     display matplotlib falls back to its file-only Agg backend by itself."""

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from helpers import finite_difference_jacobian
@@ -157,3 +159,21 @@ def test_gd_stability_times_and_loss_of_a_mup_network_by_their_formulas():
     d = track_training(net, X, y, X[:1], lr=0.01, steps=4, checkpoints=2, kernels=False)
     np.testing.assert_allclose(d.times, 0.01 * 6 * np.array([0, 2, 4]), rtol=1e-15)  # muP: t = lr n k
     assert d.train_loss[0] == pytest.approx(0.5 * np.mean((net(X) - y) ** 2), rel=1e-14)
+
+
+@pytest.mark.parametrize("share, warned", [(0.99, False), (1.01, True)])
+def test_a_step_beyond_the_linearised_gd_stability_limit_is_warned(share, warned):
+    """lr above 2M / lambda_max(K) makes the linearised GD map diverge, which the discrete gap would report."""
+    rng = np.random.default_rng(5)
+    X = [rng.normal(size=(3, 1)) for _ in range(4)]
+    y = rng.normal(size=4)
+    net = ElmanRNN(6, 1, activation="tanh", seed=3)
+    K = net.ntk(X)
+    lr = share * 2.0 / gd_stability(K, 1.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        track_training(net, X, y, X[:1], lr=lr, steps=1, checkpoints=1, K=K, kernels=False)
+    texts = [str(w.message) for w in caught if "stability limit" in str(w.message)]
+    assert bool(texts) == warned
+    if warned:
+        assert f"{2 * lr / gd_stability(K, lr):.3g} = 2M / lambda_max(K)" in texts[0]

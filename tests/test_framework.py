@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,9 +28,9 @@ from meanfield.studies.framework import (
     discover,
     load_result,
     run_key,
-    without,
     run_tasks,
     spec,
+    without,
     worker_threads,
     write_report,
 )
@@ -414,3 +415,22 @@ def test_quick_on_a_user_file_without_quick_tables_takes_the_shipped_ones(tmp_pa
     assert quick.sweep == shipped.sweep and quick.training.alpha == 3.0 and quick.sweep != StudyConfig.load().sweep
     user.write_text("[training]\nalpha = 3.0\n\n[quick.sweep]\nseeds = 3\n")  # its own quick tables win
     assert StudyConfig.load(user, quick=True).sweep.seeds == 3
+
+
+def test_a_panel_without_labelled_artists_gets_no_legend_and_no_warning():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from meanfield.report import legend
+
+    fig, (empty, labelled) = plt.subplots(1, 2)
+    empty.plot([0, 1], [0, 1])
+    labelled.plot([0, 1], [1, 0], label="line")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        legend(empty)
+        legend(labelled, fontsize=7)
+    assert empty.get_legend() is None and labelled.get_legend().get_texts()[0].get_text() == "line"
+    plt.close(fig)

@@ -756,16 +756,18 @@ def _moments(cfg, lim, runs, probes) -> dict:
 
 
 def convergence_study(task: Task, *, activation=None, sigma_w=None, beta=None, init=None, alpha=None, horizon=None,
-                      n_records=None, widths=None, seeds=None, seed=None, window=None, order=None, grid=None,
-                      probes=None, quick=False, out=None, overwrite=False, workers=0, scheduler=None,
-                      backend="numba", progress=True, allow_long=False) -> ConvergenceResult:
+                      n_records=None, widths=None, seeds=None, seed=None, window=None, order=None, nodes=None,
+                      rule=None, grid=None, probes=None, quick=False, out=None, overwrite=False, workers=0,
+                      scheduler=None, backend="numba", progress=True, allow_long=False) -> ConvergenceResult:
     """The convergence study of wide diagonal RNNs on ``task`` (any :class:`meanfield.Task`), as ``meanfield
     study`` runs it from a config file: one code path, the same report.
 
     Settings left at None take the shipped defaults (``meanfield/studies/convergence_default.toml``; with
     ``quick``, its quick grid): the model (activation, sigma_w, beta, init = "symmetric" | "gaussian"),
-    training (alpha, horizon, n_records), the sweep (widths, seeds, seed), the limit (window, order = (n_w, n_b),
-    grid = windows of a continuous chain's Sobol grid) and the number of probes. With ``out``, the runs are kept
+    training (alpha, horizon, n_records), the sweep (widths, seeds, seed), the limit (window; the quadrature in
+    (w, b): ``rule`` "auto" takes the trapezoidal rule of ``order`` = (n_w, n_b) for scalar inputs and ``nodes``
+    scrambled Sobol points, a power of 2, for inputs in R^d, d >= 2; grid = windows of a continuous chain's Sobol
+    grid) and the number of probes. With ``out``, the runs are kept
     there (an interrupted study resumes) and the report is written there; ``workers=0`` runs in this process.
     A study estimated at more than a day on this machine is refused before any work unless ``allow_long``.
 
@@ -775,7 +777,7 @@ def convergence_study(task: Task, *, activation=None, sigma_w=None, beta=None, i
     >>> chain = meanfield.MarkovChain([[0.8, 0.2], [0.2, 0.8]], [-1.0, 1.0])
     >>> task = meanfield.Task.from_expression(chain, "x1", noise_std=0.1)
     >>> result = meanfield.convergence_study(task, widths=[64, 128], seeds=2, horizon=0.5,
-    ...                                      window=6, order=(32, 8), progress=False)  # doctest: +SKIP
+    ...                                      window=6, order=(64, 12), progress=False)  # doctest: +SKIP
     >>> result.rate.slope  # doctest: +SKIP
     """
     if not isinstance(task, Task):
@@ -783,6 +785,10 @@ def convergence_study(task: Task, *, activation=None, sigma_w=None, beta=None, i
                          f"{type(task).__name__}")
     if scheduler is not None:
         check_scheduler(scheduler)
+    if order is not None and rule in (None, "auto") and task.input_dim > 1:
+        raise ConfigError(f"config field 'limit.order': a tensor rule's order, unused for inputs in R^{task.input_dim} "
+                          "(the default rule takes nodes = a power of 2 scrambled Sobol points); pass nodes=..., "
+                          "or rule='trapezoid' with the order")
     raw = StudyConfig.default_dict()
     quick_tables = raw.pop("quick", {})
     if quick:
@@ -791,7 +797,8 @@ def convergence_study(task: Task, *, activation=None, sigma_w=None, beta=None, i
     raw["task"] = task.description()
     given = dict(model=dict(activation=activation, sigma_w=sigma_w, beta=beta, init=init),
                  training=dict(alpha=alpha, horizon=horizon, n_records=n_records),
-                 sweep=dict(widths=widths, seeds=seeds, seed=seed), limit=dict(window=window, order=order, grid=grid),
+                 sweep=dict(widths=widths, seeds=seeds, seed=seed),
+                 limit=dict(window=window, order=order, nodes=nodes, rule=rule, grid=grid),
                  probes=dict(count=probes))
     for table, values in given.items():
         raw[table].update({k: list(v) if isinstance(v, (tuple, np.ndarray)) else v
@@ -885,7 +892,7 @@ def _figures(result: ConvergenceResult) -> dict:
     handles += [Line2D([], [], color=c, lw=1, label=f"N = {N} (seed 0)") for c, N in zip(colors, shown)]
     handles += [Line2D([], [], color="0.3", lw=1, ls=ls, label=f"probe {p}") for p, ls in enumerate(styles)]
     axes[0].set(xlabel="training time t = k/N", ylabel="output on probe window",
-                title=f"f^N_t against f_t on {len(styles)} probes ({_task_title(cfg)})")
+                title=f"f^N_t against f_t on {len(styles)} probes\n{_task_title(cfg)}")
     axes[0].legend(handles=handles, fontsize=7, ncol=2)
     times_lim, grid_loss = result.grid_loss
     axes[1].plot(times_lim, grid_loss / grid_loss[0], color="k")

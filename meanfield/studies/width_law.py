@@ -35,6 +35,7 @@ from .. import checks
 from ..architectures.elman import Elman
 from ..data import make_task
 from ..diagnostics import ntk_gp, track_training
+from ..report import legend
 from ..stats import fit_rate, mean_interval
 from .framework import Section, spec
 
@@ -330,7 +331,7 @@ def figure_width_length(plt, path, section: WidthLengthSection, result, chis):
         ax.set_xscale("log", base=2)
         ax.set(yscale="log", xlabel="width n", ylabel="gap to the RNTK's GD map",
                title=f"sigma_w = {sw:g} (chi_1 = {chis[sw]:.2f}), {section.seeds} seeds, 95% CI")
-        ax.legend(fontsize=7)
+        legend(ax, fontsize=7)
     ax = axes[-1]
     markers = "os^vD"
     for (sw, color) in zip(sws, ("C0", "C1", "C3", "C2", "C4")):
@@ -350,7 +351,7 @@ def figure_width_length(plt, path, section: WidthLengthSection, result, chis):
     ax.set_xscale("log", base=2)
     ax.set(yscale="log", xlabel="length T", ylabel="crossing width n*(T)",
            title="n*(T): filled measured, open extrapolated (n^-1/2)")
-    ax.legend(fontsize=6)
+    legend(ax, fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -378,7 +379,7 @@ def figure_uncertainty(plt, path, section: UncertaintySection, result):
                    title="NLL (dashed: NTK-GP)")
         for ax in row:
             ax.set_xscale("log", base=2)
-            ax.legend(fontsize=7)
+            legend(ax, fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
