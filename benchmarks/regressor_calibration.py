@@ -20,59 +20,14 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 
 import numpy as np
-from scipy.stats import norm
 
-from meanfield.studies.ucr import _data_dir, standardise
+from meanfield.studies.ucr import Z90, load_regression, r2, regression_datasets, sklearn_gp
 from meanfield.timeseries import RNTKRegressor
 
 VARIANTS = {"default": {}, "ntk": dict(kind="ntk"), "sigma_w=1.41": dict(sigma_w=1.41),
             "authors": dict(convention="authors")}
-Z90 = norm.ppf(0.95)
-
-
-def regression_datasets():
-    """The datasets in aeon's data folder with a TRAIN and a TEST .ts file whose header says @targetlabel true."""
-    names = []
-    for train in sorted(_data_dir().glob("*/*_TRAIN.ts")):
-        name = train.name[:-len("_TRAIN.ts")]
-        header = train.read_text(errors="replace").lower().split("@data")[0]
-        if name == train.parent.name and train.with_name(f"{name}_TEST.ts").exists() and "@targetlabel true" in header:
-            names.append(name)
-    return names
-
-
-def load(name, raw=False):
-    """(X_train, y_train, X_test, y_test), each series an array (T, channels), z-normalised unless raw."""
-    from aeon.datasets import load_from_ts_file
-
-    out = []
-    for split in ("TRAIN", "TEST"):
-        X, y = load_from_ts_file(str(_data_dir() / name / f"{name}_{split}.ts"))
-        out += [[np.asarray(x, dtype=float).T for x in X], np.asarray(y, dtype=float)]
-    X_train, y_train, X_test, y_test = out
-    if not raw:
-        X_train, X_test = standardise(X_train, X_test)
-    return X_train, y_train, X_test, y_test
-
-
-def r2(y, mean):
-    return 1 - np.sum((y - mean) ** 2, -1) / np.sum((y - y.mean(-1, keepdims=True)) ** 2, -1)
-
-
-def sklearn_gp(X_train, y_train, X_test):
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.gaussian_process import GaussianProcessRegressor
-    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
-
-    A, B = (np.stack([x.ravel() for x in X]) for X in (X_train, X_test))
-    kernel = ConstantKernel() * RBF(length_scale=np.sqrt(A.shape[1])) + WhiteKernel()
-    with warnings.catch_warnings():  # parameters at their bounds
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=5, random_state=0).fit(A, y_train)
-    return gp.predict(B, return_std=True)
 
 
 def main():
@@ -88,7 +43,7 @@ def main():
           "setting | fit s |")
     print("|" + "---|" * 16)
     for name in args.datasets or regression_datasets():
-        X_train, y_train, X_test, y_test = load(name, args.raw)
+        X_train, y_train, X_test, y_test = load_regression(name, args.raw)
         ref_mean, ref_std = sklearn_gp(X_train, y_train, X_test)
         boot = rng.integers(0, len(y_test), (args.bootstrap, len(y_test)))
         for variant in args.variants:
