@@ -24,7 +24,7 @@ states = [[-1.0, 0.5], [0.0, 1.0], [1.0, -0.5]]
 
 [limit]
 window = 7          # all 3^7 = 2187 windows: an exact grid
-order = [32, 12]
+nodes = 8192
 
 [quick.sweep]
 widths = [128, 256, 512, 1024, 2048]
@@ -68,7 +68,7 @@ def test_python_study_gives_the_report_of_the_cli(finite_study, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", DamagedRunWarning)  # a run of another key would be recomputed, with a warning
         result = meanfield.convergence_study(task, widths=[128, 256, 512, 1024, 2048], n_records=10, window=7,
-                                             order=(32, 12), workers=0, progress=False, out=tmp_path / "py")
+                                             nodes=8192, workers=0, progress=False, out=tmp_path / "py")
     assert result.report["seconds"]["sweep"] < 5  # read from disk, not simulated again
     cli = json.loads((finite_study / "report.json").read_text())
     py = json.loads((tmp_path / "py" / "report.json").read_text())
@@ -90,7 +90,7 @@ def test_shipped_ar1_study_has_no_grid_floor(tmp_path):
     cfg = StudyConfig.load("ar1", quick=True)
     task = cfg.make_task()
     assert cfg.limit.grid == 2048 and task.input_dim == 2 and task.lags == 1
-    result = meanfield.convergence_study(task, quick=True, window=cfg.limit.window, order=cfg.limit.order,
+    result = meanfield.convergence_study(task, quick=True, window=cfg.limit.window, nodes=cfg.limit.nodes,
                                          grid=cfg.limit.grid, widths=cfg.sweep.widths, workers=0, progress=False)
     assert result.report["limit"]["grid"] == "sobol"
     assert_converges_to_limit(result, level=0.999)
@@ -241,7 +241,7 @@ def test_gaussian_initialisation_couples_the_limit_and_reports_the_moment_floor(
 def test_jax_backend_gives_the_numba_errors_on_an_own_task():
     pytest.importorskip("jax")
     task = meanfield.Task.from_expression(finite_chain(), "sin(x0_0) * x1_1", noise_std=0.1)
-    kw = dict(widths=[64, 128], seeds=2, horizon=1.0, n_records=4, window=5, order=(16, 6), probes=4, workers=0,
+    kw = dict(widths=[64, 128], seeds=2, horizon=1.0, n_records=4, window=5, nodes=1024, probes=4, workers=0,
               progress=False)
     numba, jax = (meanfield.convergence_study(task, backend=b, **kw) for b in ("numba", "jax"))
     for N in (64, 128):
@@ -259,3 +259,21 @@ def test_limit_grid_rules():
     assert limit_grid(ar, 4, 512, rule=True)[1] == "sobol"
     with pytest.raises(ValueError, match="power of 2"):
         limit_grid(ar, 4, 1000)
+
+
+def test_a_tensor_order_for_inputs_in_r2_is_refused_not_ignored():
+    """For d >= 2 the default rule takes `nodes` Sobol points: an order would be silently unused, so it is refused
+    (naming the field and the two ways out), from Python as from a config file; with rule='trapezoid' it is the
+    rule's order."""
+    chain = meanfield.MarkovChain([[0.9, 0.1], [0.2, 0.8]], [[-1.0, 0.5], [1.0, 0.0]])
+    task = meanfield.Task.from_expression(chain, "tanh(x0_0 + x1_1)", noise_std=0.1)
+    with pytest.raises(ConfigError, match=r"'limit.order'.*unused for inputs in R\^2.*set nodes.*rule = 'trapezoid'"):
+        meanfield.convergence_study(task, order=(32, 12), progress=False)
+    with pytest.raises(ConfigError, match="'limit.nodes'.*a power of 2"):
+        meanfield.convergence_study(task, nodes=1000, progress=False)
+    raw = StudyConfig.load("ar1").as_dict()
+    raw["limit"]["order"] = [32, 12]
+    with pytest.raises(ConfigError, match="'limit.order'.*unused for inputs in R\\^2"):
+        StudyConfig.from_dict(raw)
+    raw["limit"]["rule"] = "trapezoid"
+    assert StudyConfig.from_dict(raw).quadrature().size == 32 * 32 * 12

@@ -184,6 +184,11 @@ class StudyConfig(Config):
         if len(self.limit.order) != 2:
             raise ConfigError(f"config field 'limit.order': must be two positive integers, got "
                               f"{list(self.limit.order)}")
+        d = self.chain().input_dim
+        if self.limit.rule == "auto" and d > 1 and list(self.limit.order) != self.default_dict()["limit"]["order"]:
+            raise ConfigError(f"config field 'limit.order': a tensor rule's order, unused for inputs in R^{d} (the "
+                              "default rule takes limit.nodes = a power of 2 scrambled Sobol points); set nodes, or "
+                              "rule = 'trapezoid' with the order")
         check_diagonal_sweep(self.sweep.widths, self.training.horizon, self.training.n_records, "sweep", "training",
                              symmetric=self.model.init == "symmetric")
         if self.limit.grid & (self.limit.grid - 1) and isinstance(self.chain(), GaussianAR1):
@@ -667,8 +672,8 @@ def verdict(report: dict) -> dict:
         if m["mean_error"] < 2 * m["mean_se"]:
             diagnoses.append(dict(kind="Monte Carlo floor", text=(
                 f"at N = {widths[-1]} the mean over seeds is {m['mean_error']:.2g} from the limit's mean, within two "
-                f"Monte Carlo standard errors ({m['mean_se']:.2g}) of {report['seeds']} seeds: more seeds, not more "
-                "width, would sharpen it")))
+                f"Monte Carlo standard errors (2 x {m['mean_se']:.2g}) of {report['seeds']} seeds: more seeds, not "
+                "more width, would sharpen it")))
     return dict(status=status, sentence=sentence, diagnoses=diagnoses, suggested_widths=suggested)
 
 
@@ -785,10 +790,6 @@ def convergence_study(task: Task, *, activation=None, sigma_w=None, beta=None, i
                          f"{type(task).__name__}")
     if scheduler is not None:
         check_scheduler(scheduler)
-    if order is not None and rule in (None, "auto") and task.input_dim > 1:
-        raise ConfigError(f"config field 'limit.order': a tensor rule's order, unused for inputs in R^{task.input_dim} "
-                          "(the default rule takes nodes = a power of 2 scrambled Sobol points); pass nodes=..., "
-                          "or rule='trapezoid' with the order")
     raw = StudyConfig.default_dict()
     quick_tables = raw.pop("quick", {})
     if quick:
