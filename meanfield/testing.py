@@ -12,7 +12,7 @@ Example, a user's ``test_my_theory.py``::
     def test_my_chain_converges_at_the_mean_field_rate():
         chain = meanfield.MarkovChain([[0.9, 0.1], [0.2, 0.8]], [[-1.0, 0.5], [1.0, 0.0]])
         task = meanfield.Task.from_expression(chain, "tanh(x0_0 + x1_1)", noise_std=0.1)
-        result = meanfield.convergence_study(task, quick=True, seeds=24, window=8, nodes=8192, progress=False)
+        result = meanfield.convergence_study(task, quick=True, seeds=24, window=8, progress=False)
         assert_converges_to_limit(result, level=0.999)  # rate -1/2, no grid floor
         assert_rate(result.widths, list(result.kernel_errors.values()), expected=-0.5)
 """
