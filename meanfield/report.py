@@ -110,6 +110,13 @@ def legend(ax, **options):
         ax.legend(**options)
 
 
+def width_ticks(ax, widths):
+    """Label a log width axis at the widths, and nowhere else (minor labels such as "3x10^2 4x10^2" collide when
+    the widths span a narrow range)."""
+    ax.minorticks_off()
+    ax.set_xticks(list(widths), [str(int(n)) for n in widths], fontsize=8)
+
+
 def pyplot():
     """matplotlib.pyplot, its backend left as the user has it: a notebook keeps its inline figures, and without a
     display matplotlib falls back to its file-only Agg backend by itself."""

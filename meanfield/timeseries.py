@@ -55,7 +55,8 @@ PAPER_SIGMA_H = (0.0, 0.01, 0.1, 0.5, 1.0)
 PAPER_C = (0.01, 0.1, 1.0, 10.0, 100.0)
 # RNTKRegressor's, chosen by the evidence: from short memory to ReLU's edge of chaos
 REGRESSOR_SIGMA_W = (0.5, 0.8, 1.0, 1.2, 1.41)
-_TAGS = {"capability:multivariate": True, "capability:unequal_length": True, "X_inner_type": ["np-list", "numpy3D"]}
+_TAGS = {"capability:multivariate": True, "capability:unequal_length": True, "capability:multithreading": True,
+         "X_inner_type": ["np-list", "numpy3D"]}
 
 
 def _grid_values(value, name, minimum=0.0):
@@ -119,6 +120,24 @@ class _RNTKSettings:
         return [dict(sigma_w=sw, sigma_b=sb, sigma_h=sh) for sw, sb, sh in itertools.product(*axes)]
 
 
+def _over_grid(estimator, grid: list, work, *args):
+    """(params, ``work(params, *args)``) for each setting of ``grid``, in order: in this process, or in
+    ``estimator.n_jobs`` processes (joblib; -1: all cores); with ``estimator.verbose``, a progress bar."""
+    n_jobs = estimator.n_jobs
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or not (n_jobs >= 1 or n_jobs == -1):
+        raise ValueError(f"n_jobs must be a positive integer or -1 (all cores), got {n_jobs!r}")
+    if n_jobs == 1 or len(grid) == 1:
+        results = (work(params, *args) for params in grid)
+    else:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(work)(params, *args) for params in grid)
+    with tqdm(total=len(grid), desc=type(estimator).__name__, unit="setting", disable=not estimator.verbose) as bar:
+        for params, result in zip(grid, results):
+            yield params, result
+            bar.update()
+
+
 class _GramSearch(_Collections, BaseClassifier):
     """C-SVM with a precomputed kernel, its hyperparameters and C chosen by stratified k-fold cross-validation
     on the training set (the first best in grid order wins ties). Subclasses give the grid (:meth:`_grid`) and the
@@ -158,34 +177,36 @@ class _GramSearch(_Collections, BaseClassifier):
         single = len(grid) * len(Cs) == 1
         folds = None if single else self._folds(y, n_folds)
         best, exploded = None, 0
-        for params in tqdm(grid, desc=type(self).__name__, unit="setting", disable=not self.verbose):
-            try:
-                G = self._gram(seqs, None, params)
-            except KernelOverflowError:  # past float64: exploded too, unless it is the only setting
-                if single:
-                    raise
-                G = None
-            if single:
-                scores = np.full(len(Cs), math.nan)
-            elif G is None or _exploded(G):
-                scores = np.zeros(len(Cs))
-                exploded += 1
-            else:
-                scores = cv_accuracies(G, y, folds, Cs)
-            for C, score in zip(Cs, scores):
-                if best is None or score > best[0] + 1e-12:
-                    best = (score, params, C, G)
+        if single:
+            best = (math.nan, grid[0], Cs[0])
+        else:
+            for params, (scores, bad) in _over_grid(self, grid, self._scores, seqs, y, folds, Cs):
+                exploded += bad
+                for C, score in zip(Cs, scores):
+                    if best is None or score > best[0] + 1e-12:
+                        best = (score, params, C)
         if exploded == len(grid):
             raise ValueError("every kernel setting of the grid gives an exploded Gram (|G|_F / n^2 >= 1e12): lower "
                              "sigma_w (ReLU's edge of chaos is sqrt 2)")
-        score, params, C, G = best
-        self.model_ = SVC(kernel="precomputed", C=C).fit(G, y)
+        score, params, C = best
+        self.model_ = SVC(kernel="precomputed", C=C).fit(self._gram(seqs, None, params), y)
         self.best_params_ = dict(params, C=C)
         self.cv_score_ = float(score)
         self.n_candidates_ = len(grid) * len(Cs)
         self.n_exploded_ = exploded
         self._train = seqs
         return self
+
+    def _scores(self, params, seqs, y, folds, Cs):
+        """The cross-validated accuracy of each C for one kernel setting, and whether its Gram exploded (scored 0;
+        one past float64 counts as exploded)."""
+        try:
+            G = self._gram(seqs, None, params)
+        except KernelOverflowError:
+            return np.zeros(len(Cs)), True
+        if _exploded(G):
+            return np.zeros(len(Cs)), True
+        return cv_accuracies(G, y, folds, Cs), False
 
     def _predict(self, X):
         params = {k: v for k, v in self.best_params_.items() if k != "C"}
@@ -216,6 +237,8 @@ class RNTKClassifier(_RNTKSettings, _GramSearch):
         Where the Grams are computed; the "authors" convention needs "numba".
     verbose : bool
         A progress bar over the kernel settings.
+    n_jobs : int or None
+        Processes over which the kernel settings are spread (joblib; -1: all cores); 1: this process.
 
     Examples
     --------
@@ -233,7 +256,7 @@ class RNTKClassifier(_RNTKSettings, _GramSearch):
 
     def __init__(self, kind="ntk", convention="ours", sigma_w=PAPER_SIGMA_W, sigma_b=PAPER_SIGMA_B,
                  sigma_h=PAPER_SIGMA_H, C=PAPER_C, sigma_u=1.0, activation="relu", layers=1, folds=10,
-                 random_state=0, backend="numba", verbose=False):
+                 random_state=0, backend="numba", verbose=False, n_jobs=1):
         self.kind = kind
         self.convention = convention
         self.sigma_w = sigma_w
@@ -247,6 +270,7 @@ class RNTKClassifier(_RNTKSettings, _GramSearch):
         self.random_state = random_state
         self.backend = backend
         self.verbose = verbose
+        self.n_jobs = n_jobs
         super().__init__()
 
     def _gram(self, X, Y, params):
@@ -272,12 +296,14 @@ class FlatRBFClassifier(_GramSearch):
 
     _tags = {**_TAGS, "capability:unequal_length": False, "X_inner_type": "numpy3D"}
 
-    def __init__(self, scales=(0.1, 0.3, 1.0, 3.0), C=PAPER_C, folds=10, random_state=0, verbose=False):
+    def __init__(self, scales=(0.1, 0.3, 1.0, 3.0), C=PAPER_C, folds=10, random_state=0, verbose=False,
+                 n_jobs=1):
         self.scales = scales
         self.C = C
         self.folds = folds
         self.random_state = random_state
         self.verbose = verbose
+        self.n_jobs = n_jobs
         super().__init__()
 
     def _grid(self):
@@ -298,7 +324,7 @@ class FlatNTKClassifier(_GramSearch):
     _tags = {**_TAGS, "capability:unequal_length": False, "X_inner_type": "numpy3D"}
 
     def __init__(self, layers=(1, 2, 3), sigma_b=(0.0, 0.5), C=PAPER_C, folds=10, random_state=0, backend="numba",
-                 verbose=False):
+                 verbose=False, n_jobs=1):
         self.layers = layers
         self.sigma_b = sigma_b
         self.C = C
@@ -306,6 +332,7 @@ class FlatNTKClassifier(_GramSearch):
         self.random_state = random_state
         self.backend = backend
         self.verbose = verbose
+        self.n_jobs = n_jobs
         super().__init__()
 
     def _grid(self):
@@ -384,19 +411,24 @@ class _GaussianProcess(_Collections, BaseRegressor):
         center, unit = (np.mean(y), np.std(y) or 1.0) if checks.boolean(self.normalize_y, "normalize_y") else (0, 1)
         fixed = [None if g is None else math.log(g / unit**2) for g in given]  # in the normalised targets' units
         best = None
-        for params in tqdm(self._grid(), desc=type(self).__name__, unit="setting", disable=not self.verbose):
-            lam, Q = np.linalg.eigh(self._gram(seqs, None, params))
-            lam = np.maximum(lam, 0.0)  # rounding
-            z = Q.T @ (y - center)
-            theta = _max_evidence(lam, (z / unit) ** 2, fixed)
-            values = [unit**2 * math.exp(t) if g is None else g for g, t in zip(given, theta)]
-            value = _evidence(np.log(values), lam, z**2)[0]
-            if best is None or value > best[0]:
-                best = (value, params, values, lam, Q, z)
+        grid = list(self._grid())
+        for params, fitted in _over_grid(self, grid, self._evidence_fit, seqs, y - center, unit, given, fixed):
+            if best is None or fitted[0] > best[0]:
+                best = (fitted[0], params, *fitted[1:])
         self.log_marginal_likelihood_, self.best_params_, (self.amplitude_, self.noise_), *factors = best
         self._lam, self._Q, self._z = factors
         self._train, self._center = seqs, center
         return self
+
+    def _evidence_fit(self, params, seqs, centred, unit, given, fixed):
+        """For one kernel setting: the largest log evidence, the amplitude and noise at it, and the Gram's
+        eigendecomposition (lam, Q) with z = Q^T (y - center)."""
+        lam, Q = np.linalg.eigh(self._gram(seqs, None, params))
+        lam = np.maximum(lam, 0.0)  # rounding
+        z = Q.T @ centred
+        theta = _max_evidence(lam, (z / unit) ** 2, fixed)
+        values = [unit**2 * math.exp(t) if g is None else g for g, t in zip(given, theta)]
+        return _evidence(np.log(values), lam, z**2)[0], values, lam, Q, z
 
     def _posterior(self, X, std=False, latent=False):
         """The posterior mean at each series of X; with ``std``, also the predictive standard deviation of y
@@ -467,6 +499,8 @@ class RNTKRegressor(_RNTKSettings, _GaussianProcess):
         Shifting or scaling y shifts or scales the predictions and their standard deviations exactly.
     verbose : bool
         A progress bar over the settings of (sigma_w, sigma_b, sigma_h).
+    n_jobs : int or None
+        Processes over which the settings are spread (joblib; -1: all cores); 1: this process.
 
     Examples
     --------
@@ -487,7 +521,7 @@ class RNTKRegressor(_RNTKSettings, _GaussianProcess):
 
     def __init__(self, kind="nngp", convention="ours", sigma_w=REGRESSOR_SIGMA_W, sigma_b=0.1, sigma_h=0.0, sigma_v=1.0,
                  amplitude="fit", noise="fit", normalize_y=True, sigma_u=1.0, activation="relu", layers=1,
-                 backend="numba", verbose=False):
+                 backend="numba", verbose=False, n_jobs=1):
         self.kind = kind
         self.convention = convention
         self.sigma_w = sigma_w
@@ -502,6 +536,7 @@ class RNTKRegressor(_RNTKSettings, _GaussianProcess):
         self.layers = layers
         self.backend = backend
         self.verbose = verbose
+        self.n_jobs = n_jobs
         super().__init__()
 
     def _gram(self, X, Y, params):

@@ -420,3 +420,20 @@ def test_the_evidence_gradient_is_the_derivative_of_the_evidence():
         numeric = [(_evidence(theta + h * e, lam, z2)[0] - _evidence(theta - h * e, lam, z2)[0]) / (2 * h)
                    for e in np.eye(2)]
         np.testing.assert_allclose(grad, numeric, rtol=1e-7, atol=1e-9)
+
+
+def test_n_jobs_spreads_the_grid_over_processes_with_the_same_choice_and_predictions():
+    X, y, _, _ = regression_problem(6)
+    X_test = regression_problem(7)[0]
+    grid = dict(sigma_w=(0.8, 1.41), sigma_b=(0.0, 1.0), sigma_h=0.0)
+    one, two = (RNTKRegressor(n_jobs=n, **grid).fit(X, y) for n in (1, 2))
+    assert one.best_params_ == two.best_params_ and one.log_marginal_likelihood_ == two.log_marginal_likelihood_
+    np.testing.assert_array_equal(one.predict(X_test), two.predict(X_test))
+    labels = np.array(["a", "b"] * 12 + ["a"])
+    settings = dict(sigma_w=(1.2, 1.41), sigma_b=(0.0, 0.5), sigma_h=0.0, C=(0.1, 1.0), folds=2)
+    one, two = (RNTKClassifier(n_jobs=n, **settings).fit(X, labels) for n in (1, 2))
+    assert one.best_params_ == two.best_params_ and one.cv_score_ == two.cv_score_
+    np.testing.assert_array_equal(one.predict(X_test), two.predict(X_test))
+    for bad in (0, -2, 1.5, True, None):
+        with pytest.raises(ValueError, match="n_jobs must be"):
+            RNTKClassifier(n_jobs=bad, **settings).fit(X, labels)

@@ -50,7 +50,7 @@ from ..architectures.diagonal.network import training_seconds
 from ..backends import check_backend
 from ..data import TASK_NAMES, GaussianAR1, MarkovChain, Task, chain_from_spec, make_task
 from ..estimators import gaussian_moment_errors, memory_state_errors, trajectory_errors
-from ..report import plain, pyplot
+from ..report import plain, pyplot, width_ticks
 from ..stats import RateFit, fit_rate
 from .framework import (
     CORES,
@@ -866,7 +866,7 @@ def _figures(result: ConvergenceResult) -> dict:
             ax.axhline(report["limit"]["grid_error"], color="C3", ls="--", lw=1,
                        label=f"grid error of the limit ({report['limit']['grid_windows']} windows)")
         ax.set(xscale="log", yscale="log", xlabel="width N", ylabel=ylabel)
-        _width_ticks(ax, cfg.sweep.widths)
+        width_ticks(ax, cfg.sweep.widths)
         ax.set_title(subtitle, fontsize=9)
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -945,17 +945,11 @@ def _fluctuation_figure(result: ConvergenceResult, subtitle: str):
     C = report["predicted_constant"]
     axes[1].axhline(C, color="C1", label=f"predicted C = {C:.3f}")
     axes[1].set(xscale="log", xlabel="width N", ylabel="sqrt(N) E sup |f^N - f|", ylim=(0, None))
-    _width_ticks(axes[1], widths)
+    width_ticks(axes[1], widths)
     axes[1].set_title(subtitle, fontsize=9)
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
-
-
-def _width_ticks(ax, widths):
-    """Label a log width axis at the widths, and nowhere else (minor labels collide on a narrow range)."""
-    ax.minorticks_off()
-    ax.set_xticks(list(widths), [str(int(n)) for n in widths], fontsize=8)
 
 
 def _quadrature_words(lim: dict) -> str:

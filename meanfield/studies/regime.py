@@ -32,7 +32,7 @@ from ..architectures.elman import Elman
 from ..backends import check_backend
 from ..data import make_task
 from ..diagnostics import gd_stability, track_training
-from ..report import legend, pyplot
+from ..report import legend, pyplot, width_ticks
 from ..solvers.ode import LinearKernelFlow
 from ..stats import fit_rate, mean_interval
 from . import width_law
@@ -348,6 +348,7 @@ def _figures(plt, out, cfg, param, forgetting):
                            f"[{param[p]['rate']['ci_low']:.2f}, {param[p]['rate']['ci_high']:.2f}]")
     axes[0].set(xscale="log", yscale="log", xlabel="width n", ylabel="kernel distance S(G_0, G_T)",
                 title=f"NTK vs muP (T = {cfg.parameterisation.length}, {cfg.parameterisation.seeds} seeds)")
+    width_ticks(axes[0], param["ntk"]["widths"])
     legend(axes[0], fontsize=8)
     for (regime, v), color in zip(forgetting.items(), ("C0", "C3")):
         w = [r["width"] for r in v["rows"]]
@@ -359,6 +360,9 @@ def _figures(plt, out, cfg, param, forgetting):
                      label=f"{regime}: kernel-regime prediction")
     axes[1].set(xscale="log", xlabel="width n", ylabel="forgetting of A (held-out loss after B - after A)",
                 title=f"continual learning, T = {cfg.continual.length}, {cfg.continual.seeds} seeds, 95% CI")
+    widths = sorted({r["width"] for v in forgetting.values() for r in v["rows"]})
+    if widths:
+        width_ticks(axes[1], widths)
     legend(axes[1], fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "regime.png", dpi=120)
