@@ -129,3 +129,21 @@ def test_backend_jax_samples_and_never_reuses_the_other_backends_runs(tmp_path):
                                   progress=False)["agree"]
     assert runs["jax"]["kernel"].shape == (3, 2, 3, 2) and np.all(np.isfinite(runs["jax"]["kernel"]))
     assert not np.array_equal(runs["jax"]["kernel"], runs["numba"]["kernel"])
+
+
+def test_the_time_estimate_counts_the_sampler_steps_and_the_theory_scan():
+    """By hand from the constants: each run's steps (flops and the fixed cost per step) and, for the endpoint task,
+    (n_beta + CRITICAL_SOLVES) solves per depth at SECONDS_PER_THEORY_SOLVE (T + 1)^6."""
+    from meanfield.studies import featurelearning as fl
+
+    cfg = FeatureLearningConfig.load(None, quick=True)
+    steps = cfg.sampler.n_steps * fl.MAX_CHAIN_SCALE
+    runs = sum(c * (steps * (8 * T * P * n * n * fl.SECONDS_PER_FLOP + fl.SECONDS_PER_LANGEVIN_STEP) + fl.RUN_SECONDS)
+               for _, n, T, P, c in cfg._samplers())
+    e = cfg.endpoint
+    theory = (e.n_beta + fl.CRITICAL_SOLVES) * fl.SECONDS_PER_THEORY_SOLVE * sum((T + 1) ** 6 for T in e.depths)
+    assert cfg.estimated_seconds() == pytest.approx(runs + theory, rel=1e-12)
+    sequence = cfg.replace(**{"study.task": "sequence"})
+    assert sequence.estimated_seconds() == pytest.approx(sum(
+        c * (steps * (8 * T * P * n * n * fl.SECONDS_PER_FLOP + fl.SECONDS_PER_LANGEVIN_STEP) + fl.RUN_SECONDS)
+        for _, n, T, P, c in sequence._samplers()), rel=1e-12)

@@ -191,3 +191,24 @@ def test_study_runs_on_an_existing_dask_scheduler(tmp_path):
     remote = json.loads((tmp_path / "remote" / "report.json").read_text())
     local = json.loads((tmp_path / "local" / "report.json").read_text())
     assert stable(remote) == stable(local)
+
+
+def test_the_estimate_counts_the_limit_and_the_prediction_by_their_models(quick_study):
+    """estimated_phases by hand (kernel_seconds of the grid with the halving rule's extra nodes, the probes' kernels,
+    the exact chain's Poisson steps), and report.json sets them, per core, beside the measured seconds."""
+    from meanfield.architectures.diagonal.limit import kernel_seconds
+    from meanfield.studies import convergence as cv
+    from meanfield.studies.framework import CORES
+
+    cfg = StudyConfig.load(None, quick=True)
+    d, M, L, P = 1, 2**cfg.limit.window, cfg.limit.window, cfg.probes.count
+    n_w, n_b = cfg.limit.order
+    nodes = n_w * n_b + (n_w // 2) * (n_b // 2)
+    phases = cfg.estimated_phases()
+    assert phases["limit"] == pytest.approx(kernel_seconds(nodes, d, M, L, P) + kernel_seconds(n_w * n_b, d, P, L))
+    assert phases["fluctuations"] == pytest.approx(kernel_seconds(64 * 12, d, 0, L, M + P)
+                                                   + (8 * cfg.training.n_records + 1) * M * cv.SECONDS_PER_EXACT_STEP)
+    assert cfg.estimated_seconds() == pytest.approx(sum(phases.values()))
+    report = json.loads((quick_study / "report.json").read_text())
+    assert report["seconds"]["estimated"] == pytest.approx({k: v / CORES for k, v in phases.items()})
+    assert kernel_seconds(10, 2, 3, 4) == pytest.approx(10 * 4 * 3 * (3 * 2.4e-11 + 4 * 7e-10))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .. import checks
 from ..architectures.mup import MuP
@@ -56,6 +57,9 @@ TASKS = ("endpoint", "sequence")
 ALLOWANCE_COEFFICIENT = 4.0
 MAX_CHAIN_SCALE = 4.0  # longest chain, relative to the configured n_steps, when the step has to be reduced
 SECONDS_PER_FLOP = 1e-10  # BLAS on one core, for estimates
+SECONDS_PER_LANGEVIN_STEP = 1.7e-4  # a sampler step's fixed cost (Python loop, small arrays), measured
+SECONDS_PER_THEORY_SOLVE = 5.6e-5  # x (T + 1)^6: one saddle-point solve at depth T (0.88 s at T = 4), measured
+CRITICAL_SOLVES = 12  # the solves of a critical point's bisection, about
 
 
 @dataclass(frozen=True)
@@ -156,9 +160,17 @@ class FeatureLearningConfig(Config):
     SIZE_FIELDS = ("sampler.n_steps", "endpoint.widths", "sequence.width")
 
     def estimated_seconds(self):
+        """The samplers (flops, plus a fixed cost per step: the sampler's Python loop and each run's own theory
+        solve) and, for the endpoint task, the theory's scan over beta and its critical points; measured on one
+        core with the quick config: 22 s of runs and 27 s of theory, estimated 26 s and 32 s."""
         steps = self.sampler.n_steps * MAX_CHAIN_SCALE
-        return sum(count * (steps * 8 * T * P * n * n * SECONDS_PER_FLOP + RUN_SECONDS)
+        runs = sum(count * (steps * (8 * T * P * n * n * SECONDS_PER_FLOP + SECONDS_PER_LANGEVIN_STEP) + RUN_SECONDS)
                    for _, n, T, P, count in self._samplers())
+        if self.study.task != "endpoint":
+            return runs
+        e = self.endpoint
+        solves = e.n_beta + CRITICAL_SOLVES  # per depth: the scan, and the bisection of its critical point
+        return runs + solves * sum(SECONDS_PER_THEORY_SOLVE * (T + 1) ** 6 for T in e.depths)
 
 
 # --- problems (rebuilt identically in the workers) -----------------------------------------------
@@ -299,7 +311,7 @@ def run_featurelearning(cfg: FeatureLearningConfig, out, *, workers=None, schedu
         runs = run_tasks(sample_run, _tasks(cfg, beta_c, backend), folder.runs, workers=workers, scheduler=scheduler,
                          progress=progress, desc=f"{task} sampling")
         if task == "endpoint":
-            report = dict(task=task, **_endpoint(cfg, beta_c, runs))
+            report = dict(task=task, **_endpoint(cfg, beta_c, runs, progress))
         else:
             report = dict(task=task, **_sequence(cfg, runs))
         report.update(study="featurelearning", config=cfg.as_dict(), seconds=time.perf_counter() - start)
@@ -307,7 +319,7 @@ def run_featurelearning(cfg: FeatureLearningConfig, out, *, workers=None, schedu
         return write_report(folder, report, _markdown(report), start)
 
 
-def _endpoint(cfg, beta_c, runs):
+def _endpoint(cfg, beta_c, runs, progress=False):
     e = cfg.endpoint
     target = e.target
 
@@ -319,7 +331,7 @@ def _endpoint(cfg, beta_c, runs):
     found, kind, evaluations = critical_signal(problem(2, True), 0.5 * beta_c, 2 * beta_c)
     betas = np.geomspace(e.beta_min, e.beta_max, e.n_beta)
     scan, critical = {}, {}
-    for T in e.depths:
+    for T in tqdm(e.depths, desc="theory: scan over beta", unit="depth", disable=not progress, leave=False):
         path = solve_path(problem(T, True), betas, stability=False)
         rnn = [s[0] for s in path]
         dnn = [s[0] for s in solve_path(problem(T, False), betas, n_random=0, stability=False)]
