@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # module -> the tests that exercise it (the fast, exact ones first: -x stops at the first failure)
 MODULES = {
+    "meanfield/architectures/diagonal/limit.py": ["tests/test_limit.py"],
     "meanfield/architectures/diagonal/fluctuations.py": ["tests/test_fluctuations_exact.py",
                                                          "tests/test_fluctuations.py"],
     "meanfield/stats.py": ["tests/test_stats.py", "tests/test_convergence.py"],

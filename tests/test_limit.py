@@ -3,11 +3,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from meanfield.activations import get_activation
 from meanfield.architectures.diagonal.limit import (
     SOBOL_REPLICATES,
     LimitModel,
+    Nodes,
+    kernel_at_nodes,
+    limit_grid,
     limit_kernel,
     periodic_memory,
+    quadrature,
     quadrature_nodes,
 )
 from meanfield.architectures.diagonal.network import DiagonalRNN, window_states_kernel
@@ -16,6 +21,7 @@ from meanfield.reference import window_states_reference
 from meanfield.stats import fit_rate
 
 SIGMA_W, BETA = 1.2, 0.6
+TANH = get_activation("tanh").code
 
 
 @pytest.fixture(scope="module")
@@ -260,3 +266,46 @@ def test_a_sobol_rule_needs_replicates_times_a_power_of_two_points():
     for nodes, why in ((8, ">= 16"), (1000, "a power of 2")):
         with pytest.raises(ValueError, match=f"nodes must be .*{why}"):
             limit_kernel(np.zeros((2, 3, 2)), sigma_w=1.0, beta=0.5, nodes=nodes)
+
+
+def test_a_sobol_rule_without_scramblings_to_compare_has_no_error_estimate(windows_2d):
+    single = quadrature_nodes(2, SIGMA_W, BETA, (64,), "sobol", seed=1)
+    with pytest.raises(ValueError, match="needs replicates >= 2"):
+        kernel_at_nodes(windows_2d, windows_2d, single, TANH, error_estimate=True)
+    res = kernel_at_nodes(windows_2d, windows_2d, single, TANH, error_estimate=False)
+    S, Jw, Jb = window_states_reference(windows_2d, single.W.T, single.b, "tanh")
+    np.testing.assert_allclose(res.ntk, (S @ S.T + Jb @ Jb.T + np.einsum("xnd,ynd->xy", Jw, Jw)) / 64, rtol=1e-12)
+    assert res.error is None and res.error_method is None
+
+
+@pytest.mark.parametrize("max_grid, rule", [(2**6, "exact"), (2**6 - 1, "sampled")])
+def test_the_grid_is_exact_when_all_windows_fit_max_grid(max_grid, rule):
+    chain = make_task("delay1").chain
+    grid, name = limit_grid(chain, 6, max_grid, rule=True)
+    assert name == rule and len(grid) == (64 if rule == "exact" else max_grid)
+
+
+def test_the_exact_grid_has_no_grid_error_and_a_sampled_one_has_its_half_grid_difference():
+    task = make_task("delay1")
+    probes = task.chain.sample_windows(4, 3, rng=0).values
+    times = np.linspace(0, 1, 3)
+    exact = LimitModel(task, window=4, alpha=1.0, order=(16, 4))
+    assert exact.grid_rule == "exact" and exact.grid_error(times, probes) == 0.0
+    sampled = LimitModel(task, window=4, alpha=1.0, order=(16, 4), max_grid=8)
+    half = LimitModel(task, window=4, alpha=1.0, order=(16, 4), max_grid=8)
+    f_half = type(half.flow)(half.K[:4, :4], half.grid.weights[:4] / half.grid.weights[:4].sum(), half.ybar[:4], 1.0)
+    K_cross = sampled.cross_kernel(probes)
+    expected = np.max(np.abs(sampled.flow.at(times, K_cross) - f_half.at(times, K_cross[:, :4])))
+    assert sampled.grid_rule == "sampled" and sampled.grid_error(times, probes) == pytest.approx(expected, rel=1e-12)
+    assert expected > 0
+
+
+def test_two_scramblings_are_enough_for_the_replicate_estimate_and_the_default_budget_is_32768(windows_2d):
+    two = quadrature_nodes(2, SIGMA_W, BETA, (32,), "sobol", seed=4, replicates=2)
+    res = kernel_at_nodes(windows_2d, windows_2d, two, TANH, error_estimate=True)
+    halves = [kernel_at_nodes(windows_2d, windows_2d, Nodes(two.W[:, i:i + 16], two.b[i:i + 16], np.full(16, 1 / 16),
+                                                            "sobol", (16,)), TANH, error_estimate=False).ntk
+              for i in (0, 16)]
+    assert res.error_method == "replicates"
+    assert res.error == pytest.approx(stats.t.ppf(0.975, 1) * np.max(np.abs(halves[0] - halves[1])) / 2, rel=1e-9)
+    assert quadrature(2, 1.0, 0.5).size == 32768 and quadrature(2, 1.0, 0.5).replicates == SOBOL_REPLICATES

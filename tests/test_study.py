@@ -212,3 +212,5 @@ def test_the_estimate_counts_the_limit_and_the_prediction_by_their_models(quick_
     report = json.loads((quick_study / "report.json").read_text())
     assert report["seconds"]["estimated"] == pytest.approx({k: v / CORES for k, v in phases.items()})
     assert kernel_seconds(10, 2, 3, 4) == pytest.approx(10 * 4 * 3 * (3 * 2.4e-11 + 4 * 7e-10))
+    assert kernel_seconds(10, 2, 3, 4, probes=5) == pytest.approx(10 * 4 * 3 * (3 * 2.4e-11 + 4 * 7e-10)
+                                                                  + 10 * 4 * (3 + 5) * 4 * 1.8e-9)

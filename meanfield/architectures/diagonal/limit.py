@@ -157,10 +157,7 @@ def kernel_seconds(nodes: int, input_dim: int, windows: int, length: int, probes
 
 
 def _halved(nodes: Nodes, input_dim, sigma_w, beta) -> Nodes:
-    if nodes.rule != "sobol":
-        return quadrature_nodes(input_dim, sigma_w, beta, tuple(max(1, o // 2) for o in nodes.order), nodes.rule)
-    half = nodes.size // 2  # the first half of one scrambled Sobol sequence is itself a (t, m, s)-net
-    return Nodes(nodes.W[:, :half], nodes.b[:half], np.full(half, 1.0 / half), "sobol", (half,))
+    return quadrature_nodes(input_dim, sigma_w, beta, tuple(max(1, o // 2) for o in nodes.order), nodes.rule)
 
 
 ERROR_METHODS = {"halving": "the change when the order is halved (the lower order's error)",
@@ -250,11 +247,14 @@ def kernel_at_nodes(X, Y, nodes: Nodes, code: int, kind="both", error_estimate=T
     rule's error estimate (ERROR_METHODS) when ``error_estimate``; ``settings`` (sigma_w, beta) rebuild
     a tensor rule's halved order. ``progress``: a bar over the nodes."""
     want_ntk = kind != "nngp"
-    replicated = nodes.rule == "sobol" and nodes.replicates > 1
-    halved = None if replicated or not error_estimate else _halved(nodes, X.shape[2], settings.sigma_w, settings.beta)
+    sobol = nodes.rule == "sobol"
+    if sobol and error_estimate and nodes.replicates < 2:
+        raise ValueError("nodes: a Sobol rule's error estimate is the spread of its scramblings: it needs replicates "
+                         ">= 2 (quadrature() gives SOBOL_REPLICATES)")
+    halved = None if sobol or not error_estimate else _halved(nodes, X.shape[2], settings.sigma_w, settings.beta)
     total = nodes.size + (0 if halved is None else halved.size)
     with tqdm(total=total, desc=desc, unit="node", unit_scale=True, disable=not progress, leave=False) as bar:
-        if replicated:
+        if sobol and nodes.replicates > 1:
             (ntk, nngp), (err, nngp_err) = _replicated(X, Y, nodes, code, want_ntk, bar)
             method = "replicates" if error_estimate else None
             err, nngp_err = (err, nngp_err) if error_estimate else (None, None)
