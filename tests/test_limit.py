@@ -16,7 +16,7 @@ from meanfield.architectures.diagonal.limit import (
     quadrature_nodes,
 )
 from meanfield.architectures.diagonal.network import DiagonalRNN, window_states_kernel
-from meanfield.data import MarkovChain, make_task
+from meanfield.data import MarkovChain, Task, make_task
 from meanfield.reference import window_states_reference
 from meanfield.stats import fit_rate
 
@@ -309,3 +309,20 @@ def test_two_scramblings_are_enough_for_the_replicate_estimate_and_the_default_b
     assert res.error_method == "replicates"
     assert res.error == pytest.approx(stats.t.ppf(0.975, 1) * np.max(np.abs(halves[0] - halves[1])) / 2, rel=1e-9)
     assert quadrature(2, 1.0, 0.5).size == 32768 and quadrature(2, 1.0, 0.5).replicates == SOBOL_REPLICATES
+
+
+def test_the_quadrature_error_in_the_outputs_is_the_first_half_limit_against_the_whole(windows_2d):
+    """Replicated Sobol: the grid kernel's half is the mean of the first 4 scramblings (by hand), and the error is
+    max |f_t - f^half_t| with every kernel from those scramblings; a tensor rule has none."""
+    chain = MarkovChain([[0.7, 0.3], [0.4, 0.6]], states=[[-1.0, 0.5], [1.0, 0.0]])
+    task = Task.from_expression(chain, "tanh(x0_0 + x1_1)", noise_std=0.1)
+    lim = LimitModel(task, window=3, alpha=2.0, nodes=128, sigma_w=SIGMA_W, beta=BETA)
+    times = np.linspace(0, 1, 4)
+    first = Nodes(lim.quadrature.W[:, :64], lim.quadrature.b[:64], np.full(64, 1 / 64), "sobol", (64,))
+    K_half = kernel_at_nodes(lim.grid.values, lim.grid.values, first, TANH, error_estimate=False).ntk
+    np.testing.assert_allclose(lim.grid_kernel.half, K_half, rtol=1e-12, atol=1e-14)
+    cross_half = kernel_at_nodes(windows_2d[:, :3], lim.grid.values, first, TANH, error_estimate=False).ntk
+    half = type(lim.flow)(K_half, lim.grid.weights, lim.ybar, 2.0)
+    expected = np.max(np.abs(lim.flow.at(times, lim.cross_kernel(windows_2d[:, :3])) - half.at(times, cross_half)))
+    assert lim.quadrature_error(times, windows_2d[:, :3]) == pytest.approx(expected, rel=1e-10) and expected > 0
+    assert LimitModel(make_task("delay1"), window=3, order=(16, 4)).quadrature_error(times, np.zeros((2, 3, 1))) is None

@@ -15,13 +15,13 @@ WIDTHS = [128, 256, 512, 1024, 2048]
 
 
 def report(errors, *, seeds=None, loss_ratio=0.3, grid_error=0.0, quadrature=1e-9, moments=None, widths=WIDTHS,
-           rule="trapezoid"):
+           rule="trapezoid", outputs=None):
     """A convergence report with the fields the verdict reads."""
     errors = [np.asarray(e, float) for e in errors]
     out = dict(widths=widths, seeds=seeds or errors[0].size, rate=fit_rate(widths, errors).as_dict(),
                errors={str(N): dict(sup_per_seed=list(e)) for N, e in zip(widths, errors)},
                limit=dict(loss_ratio=loss_ratio, grid_error=grid_error, kernel_quadrature_error=quadrature,
-                          quadrature=dict(rule=rule)))
+                          quadrature_error=outputs, quadrature=dict(rule=rule)))
     if moments is not None:
         out["moments"] = moments
     return out
@@ -105,6 +105,17 @@ def test_a_limit_error_above_a_tenth_of_the_largest_error_is_flagged(field, rule
     assert ("limit error" in kinds(v)) == flagged
     if flagged:
         assert fix in v["diagnoses"][0]["text"]
+
+
+@pytest.mark.parametrize("share, flagged", [(MINOR_SHARE * 1.01, True), (MINOR_SHARE * 0.99, False)])
+def test_a_sobol_rules_error_is_judged_in_the_outputs_not_in_the_kernels_entries(share, flagged):
+    errors = power_law([-0.5] * 4)
+    largest = errors[-1].mean()
+    v = verdict(report(errors, rule="sobol", quadrature=10 * largest, outputs=share * largest))
+    assert ("limit error" in kinds(v)) == flagged
+    if flagged:
+        text = v["diagnoses"][0]["text"]
+        assert "quadrature error in the outputs" in text and "limit.nodes" in text
 
 
 @pytest.mark.parametrize("error, flagged", [(0.019, True), (0.021, False)])

@@ -454,7 +454,7 @@ def _study(cfg: StudyConfig, task: Task, runs_dir, *, workers, scheduler, progre
     probes = cfg.probes_for(task)
     arch, tr, sw = cfg.architecture(), cfg.training, cfg.sweep
     limit_start = time.perf_counter()
-    lim, K_cross, K_probes, limit_reused = _limit(cfg, task, probes, Path(runs_dir), progress)
+    lim, K_cross, K_probes, quadrature_error, limit_reused = _limit(cfg, task, probes, Path(runs_dir), progress)
     limit_seconds = time.perf_counter() - limit_start
 
     sweep_start = time.perf_counter()
@@ -504,6 +504,7 @@ def _study(cfg: StudyConfig, task: Task, runs_dir, *, workers, scheduler, progre
                          rho=lim.rho, mean_error_by_step=mem.mean(axis=0)),
         limit=dict(grid_windows=len(lim.grid), grid=lim.grid_rule,
                    grid_error=grid_error, grid_error_ratio=grid_error / largest,
+                   quadrature_error=quadrature_error,
                    kernel_quadrature_error=lim.kernel_error, kernel_scale=float(np.max(np.abs(lim.K))),
                    quadrature=dict(rule=lim.quadrature.rule, nodes=lim.quadrature.size,
                                    order=list(lim.quadrature.order), replicates=lim.quadrature.replicates,
@@ -537,6 +538,7 @@ def _study(cfg: StudyConfig, task: Task, runs_dir, *, workers, scheduler, progre
 
 LIMIT_FILE, FLUCTUATIONS_FILE = "limit.npz", "fluctuations.npz"
 SOURCES = ("kernel", "chain", "noise")  # of the predicted fluctuations
+LIMIT_CONTENTS = ("K", "nngp", "K_cross", "K_probes", "quadrature_error")  # in the key: a file without one is redone
 FLUCTUATION_PATH = 2**14  # windows of the stationary path of a continuous chain's (or sampled grid's) prediction
 SECONDS_PER_PATH_STEP = 4.7e-9  # a node's states along the path: per node, feature, step (one core, measured)
 SECONDS_PER_EXACT_STEP = 1.5e-6  # the exact chain part: per time step (8 per record) and grid window (measured)
@@ -555,9 +557,11 @@ def _saved(path: Path, key: str):
 
 
 def _limit(cfg: StudyConfig, task: Task, probes, folder: Path, progress):
-    """The limit model with its kernels on the probes (K(probes, grid), K(probes, probes)), from ``folder``'s
-    limit.npz when it holds them for these settings, else computed and saved there; and whether it was reused."""
-    key = run_key(_limit, dict(config=cfg.as_dict(), task=task.description()), LIMIT_UNKEYED)
+    """The limit model with its kernels on the probes (K(probes, grid), K(probes, probes)) and its quadrature error
+    carried to the outputs (:meth:`LimitModel.quadrature_error` at the record times; None for a tensor rule), from
+    ``folder``'s limit.npz when it holds them for these settings, else computed and saved there; and whether it
+    was reused."""
+    key = run_key(_limit, dict(config=cfg.as_dict(), task=task.description(), contents=LIMIT_CONTENTS), LIMIT_UNKEYED)
     path = folder / LIMIT_FILE
     saved = _saved(path, key)
     if saved is not None:
@@ -566,16 +570,21 @@ def _limit(cfg: StudyConfig, task: Task, probes, folder: Path, progress):
                               str(saved["rule"]), tuple(saved["order"]), str(saved["error_method"]) or None)
         print(f"limit: reused from {path}", file=sys.stderr)
         lim = cfg.limit_model(task, kernel=kernel)
-        return lim, lim.cross_kernel(probes, known=saved["K_cross"]), saved["K_probes"], True
+        K_cross = lim.cross_kernel(probes, known=KernelResult(saved["K_cross"], None, None, None, kernel.nodes,
+                                                              kernel.rule, kernel.order))
+        q_err = None if np.isnan(saved["quadrature_error"]) else float(saved["quadrature_error"])
+        return lim, K_cross, saved["K_probes"], q_err, True
     lim = cfg.limit_model(task, progress=progress)
     K_cross, K_probes = lim.cross_kernel(probes), lim.kernel(probes, kind="ntk").ntk
+    q_err = lim.quadrature_error(np.linspace(0, cfg.training.horizon, cfg.training.n_records + 1), probes)
     kern = lim.grid_kernel
     folder.mkdir(parents=True, exist_ok=True)
     save_result(path, dict(K=kern.ntk, nngp=kern.nngp, error=np.nan if kern.error is None else kern.error,
                            nngp_error=np.nan if kern.nngp_error is None else kern.nngp_error, nodes=kern.nodes,
                            rule=kern.rule, order=np.array(kern.order), error_method=kern.error_method or "",
-                           K_cross=K_cross, K_probes=K_probes), key)
-    return lim, K_cross, K_probes, False
+                           K_cross=K_cross, K_probes=K_probes, quadrature_error=np.nan if q_err is None else q_err),
+                key)
+    return lim, K_cross, K_probes, q_err, False
 
 
 def _fluctuations(cfg: StudyConfig, lim: LimitModel, probes, folder: Path, progress):
@@ -618,7 +627,8 @@ def verdict(report: dict) -> dict:
     - ``too few seeds``: no trend established; the seeds that would narrow the interval to +- TARGET_HALF_WIDTH;
     - ``learns nothing``: the limit's loss at T is above LEARNS_NOTHING of its initial loss (a target orthogonal
       to the kernel's span, such as an even target for an odd network);
-    - ``limit error``: the grid error or the kernel's quadrature error estimate above MINOR_SHARE of the mean error
+    - ``limit error``: the grid error or the quadrature error (carried to the outputs for a Sobol rule, the
+      kernel's for a tensor rule) above MINOR_SHARE of the mean error
       at the largest width;
     - ``Monte Carlo floor`` (Gaussian initialisation): the mean over seeds at the largest width is within two
       Monte Carlo standard errors of the limit's mean, the floor that no width goes below.
@@ -660,8 +670,10 @@ def verdict(report: dict) -> dict:
             "the errors measure the networks' noise, not the approach to a learned function")))
     largest = float(np.mean(errors[-1]))
     nodes_field = "limit.nodes" if lim["quadrature"]["rule"] == "sobol" else "limit.order"
-    for name, value, fix in (("grid error", lim["grid_error"], "limit.grid"),
-                             ("kernel quadrature error estimate", lim["kernel_quadrature_error"], nodes_field)):
+    in_outputs = lim.get("quadrature_error")
+    quadrature = (("quadrature error in the outputs", in_outputs) if in_outputs is not None
+                  else ("kernel quadrature error estimate", lim["kernel_quadrature_error"]))
+    for name, value, fix in (("grid error", lim["grid_error"], "limit.grid"), (*quadrature, nodes_field)):
         if value is not None and value > MINOR_SHARE * largest:
             diagnoses.append(dict(kind="limit error", text=(
                 f"the limit's {name} {value:.2g} is more than {MINOR_SHARE:g} of the mean error at the largest width "
@@ -961,8 +973,11 @@ def _quadrature_words(lim: dict) -> str:
     else:
         rule = f"the {q['rule']} tensor rule of {q['nodes']} nodes (order {q['order']})"
         meaning = "the change when the order is halved, an overestimate"
+    outputs = ("" if lim.get("quadrature_error") is None else
+               f"; in the outputs {lim['quadrature_error']:.2g} (the limit of the first half of the scramblings "
+               "against the whole, an overestimate)")
     return (f"kernel by {rule}, quadrature error {lim['kernel_quadrature_error']:.2g} in the kernel's entries "
-            f"(largest |K| {lim['kernel_scale']:.2g}; {meaning})")
+            f"(largest |K| {lim['kernel_scale']:.2g}; {meaning}){outputs}")
 
 
 def _task_title(cfg) -> str:

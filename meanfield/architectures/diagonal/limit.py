@@ -179,6 +179,7 @@ class KernelResult:
     rule: str
     order: tuple
     error_method: str | None = None
+    half: np.ndarray | None = None  # a replicated rule's NTK from its first half of the scramblings
 
 
 def _features(X, W, b, sqrt_q, code, want_ntk):
@@ -223,8 +224,10 @@ def _replicated(X, Y, nodes: Nodes, code: int, want_ntk: bool, bar):
     """The kernels of a replicated Sobol rule: the mean over its scramblings, and the largest 95% half-width
     t_{R-1} s / sqrt(R) of that mean (Welford's update over the replicates)."""
     R, block = nodes.replicates, nodes.size // nodes.replicates
-    means, squares = [None, None], [None, None]
+    means, squares, half = [None, None], [None, None], None
     for r in range(R):
+        if r == R // 2 and means[0] is not None:  # the mean of the first half of the scramblings: a rule of its own
+            half = means[0].copy()
         one = _kernels_at_nodes(X, Y, nodes, code, want_ntk, r * block, (r + 1) * block, bar)
         for k, G in enumerate(one):
             if G is None:
@@ -238,7 +241,7 @@ def _replicated(X, Y, nodes: Nodes, code: int, want_ntk: bool, bar):
             squares[k] += delta * (G - means[k])
     t = stats.t.ppf(0.975, R - 1)
     errors = [None if m is None else float(t * np.sqrt(np.max(sq) / (R - 1) / R)) for m, sq in zip(means, squares)]
-    return means, errors
+    return means, errors, half
 
 
 def kernel_at_nodes(X, Y, nodes: Nodes, code: int, kind="both", error_estimate=True, settings: Diagonal | None = None,
@@ -255,19 +258,19 @@ def kernel_at_nodes(X, Y, nodes: Nodes, code: int, kind="both", error_estimate=T
     total = nodes.size + (0 if halved is None else halved.size)
     with tqdm(total=total, desc=desc, unit="node", unit_scale=True, disable=not progress, leave=False) as bar:
         if sobol and nodes.replicates > 1:
-            (ntk, nngp), (err, nngp_err) = _replicated(X, Y, nodes, code, want_ntk, bar)
+            (ntk, nngp), (err, nngp_err), half = _replicated(X, Y, nodes, code, want_ntk, bar)
             method = "replicates" if error_estimate else None
             err, nngp_err = (err, nngp_err) if error_estimate else (None, None)
         else:
             ntk, nngp = _kernels_at_nodes(X, Y, nodes, code, want_ntk, bar=bar)
-            err = nngp_err = method = None
+            err = nngp_err = method = half = None
             if halved is not None:
                 ntk_lo, nngp_lo = _kernels_at_nodes(X, Y, halved, code, want_ntk, bar=bar)
                 nngp_err = float(np.max(np.abs(nngp - nngp_lo)))
                 err = None if ntk is None else float(np.max(np.abs(ntk - ntk_lo)))
                 method = "halving"
     return KernelResult(ntk, nngp if kind != "ntk" else None, err, nngp_err if kind != "ntk" else None,
-                        nodes.size, nodes.rule, nodes.order, method)
+                        nodes.size, nodes.rule, nodes.order, method, half)
 
 
 def limit_kernel(X, Y=None, *, order=(256, 24), rule="auto", nodes=NODE_BUDGET, kind="both", error_estimate=True,
@@ -439,19 +442,33 @@ class LimitModel:
         Y = X if Y is None else as_windows(Y, self.task.input_dim, "Y")
         return self._kernel(X, Y, kind, error_estimate)
 
-    def cross_kernel(self, probes, known: np.ndarray | None = None) -> np.ndarray:
+    def cross_kernel(self, probes, known: KernelResult | None = None) -> np.ndarray:
         """K(probes, grid) (P, M), for ``self.flow.at(times, K_cross)``; remembered for the last probes asked
-        for (``known``: that kernel, computed before, for example by a study that saved it)."""
+        for (``known``: its KernelResult, computed before, for example by a study that saved it)."""
+        return self._cross_result(probes, known).ntk
+
+    def _cross_result(self, probes, known=None) -> KernelResult:
         probes = as_windows(probes, self.task.input_dim, "probes")
         digest = hashlib.sha256(np.ascontiguousarray(probes).tobytes()).hexdigest() + str(probes.shape)
         if known is not None:
-            if known.shape != (probes.shape[0], len(self.grid)):
+            if known.ntk.shape != (probes.shape[0], len(self.grid)):
                 raise ValueError(f"known: K(probes, grid) has shape {(probes.shape[0], len(self.grid))}, "
-                                 f"got {known.shape}")
-            self._cross = (digest, np.asarray(known, dtype=float))
+                                 f"got {known.ntk.shape}")
+            self._cross = (digest, known)
         if getattr(self, "_cross", (None,))[0] != digest:
-            self._cross = (digest, self._kernel(probes, self.grid.values, "ntk").ntk)
+            self._cross = (digest, self._kernel(probes, self.grid.values, "ntk"))
         return self._cross[1]
+
+    def quadrature_error(self, times, probes) -> float | None:
+        """max over times and probes of |f_t - f^half_t|, with f^half the limit whose kernels (on the grid and the
+        probes) come from the first half of a replicated Sobol rule's scramblings: the quadrature's error carried
+        to the outputs, estimated for the half rule and so conservative for the whole one (as
+        :meth:`grid_error` does for the grid). None for a tensor rule, whose kernel error is tiny for d = 1."""
+        cross = self._cross_result(probes)
+        if self.grid_kernel.half is None or cross.half is None:
+            return None
+        half = LinearKernelFlow(self.grid_kernel.half, self.grid.weights, self.ybar, self.alpha)
+        return float(np.max(np.abs(self.flow.at(times, cross.ntk) - half.at(times, cross.half))))
 
     def predict(self, times, probes) -> np.ndarray:
         """f_t on the probe windows for the symmetric initialisation (f_0 = 0), shape (T, P)."""
