@@ -1,6 +1,7 @@
 """The study framework: run files that are verified, keyed and written safely; the folder guard and lock."""
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -434,3 +435,23 @@ def test_a_panel_without_labelled_artists_gets_no_legend_and_no_warning():
         legend(labelled, fontsize=7)
     assert empty.get_legend() is None and labelled.get_legend().get_texts()[0].get_text() == "line"
     plt.close(fig)
+
+
+def test_a_local_cluster_says_nothing_about_a_busy_dashboard_port(tmp_path, capsys):
+    """Dask hosts an HTTP server even without a dashboard; on its default port 8787, taken here, it warned
+    "Port 8787 is already in use" through every study. The cluster now takes a free port."""
+    import socket
+
+    busy = socket.socket()
+    with contextlib.suppress(OSError):  # already taken by something else: the same situation
+        busy.bind(("127.0.0.1", 8787))
+        busy.listen()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = run_tasks(square, tasks(2), tmp_path, workers=1, progress=False)
+    finally:
+        busy.close()
+    assert out["t1"]["x"] == 1.0
+    said = " ".join(str(w.message) for w in caught) + " ".join(capsys.readouterr())
+    assert "8787" not in said and "already in use" not in said

@@ -547,7 +547,7 @@ def run_tasks(fn: Callable[..., Mapping], tasks: Mapping[str, dict], runs_dir, *
             if scheduler is None:
                 cluster = stack.enter_context(LocalCluster(
                     n_workers=workers or os.cpu_count(), threads_per_worker=1, processes=True,
-                    dashboard_address=None, silence_logs=logging.ERROR))
+                    dashboard_address=":0", silence_logs=logging.ERROR))  # any free port: 8787 may be taken
                 client = stack.enter_context(Client(cluster))
             else:
                 client = stack.enter_context(Client(scheduler))
