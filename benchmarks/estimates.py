@@ -38,8 +38,9 @@ def measure(cfg: StudyConfig) -> dict:
     lim = cfg.limit_model(task)
     lim.cross_kernel(probes)
     lim.kernel(probes, kind="ntk")
-    middle = time.perf_counter()
     tr = cfg.training
+    lim.quadrature_error(np.linspace(0, tr.horizon, tr.n_records + 1), probes)
+    middle = time.perf_counter()
     fluctuations(lim, probes, np.linspace(0, tr.horizon, tr.n_records + 1), path_windows=FLUCTUATION_PATH,
                  seed=cfg.sweep.seed)
     return dict(limit=middle - start, fluctuations=time.perf_counter() - middle)

@@ -205,7 +205,8 @@ def test_the_estimate_counts_the_limit_and_the_prediction_by_their_models(quick_
     n_w, n_b = cfg.limit.order
     nodes = n_w * n_b + (n_w // 2) * (n_b // 2)
     phases = cfg.estimated_phases()
-    assert phases["limit"] == pytest.approx(kernel_seconds(nodes, d, M, L, P) + kernel_seconds(n_w * n_b, d, P, L))
+    assert phases["limit"] == pytest.approx(kernel_seconds(nodes, d, M, L, P) + kernel_seconds(n_w * n_b, d, P, L)
+                                            + cv.SECONDS_PER_EIGH * M**3)  # one flow: a tensor rule has no half
     assert phases["fluctuations"] == pytest.approx(kernel_seconds(64 * 12, d, 0, L, M + P)
                                                    + (8 * cfg.training.n_records + 1) * M * cv.SECONDS_PER_EXACT_STEP)
     assert cfg.estimated_seconds() == pytest.approx(sum(phases.values()))

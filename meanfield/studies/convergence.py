@@ -250,7 +250,9 @@ class StudyConfig(Config):
                                        for N in self.sweep.widths)
         nodes = self.quadrature()
         extra = 0 if nodes.replicates > 1 else nodes.size // 2 ** (d + 1)  # the halved rule of the error estimate
-        limit = kernel_seconds(nodes.size + extra, d, M, L, P) + kernel_seconds(nodes.size, d, P, L)
+        flows = 2 if nodes.replicates > 1 else 1  # the limit's flow, and the half rule's for the quadrature error
+        limit = (kernel_seconds(nodes.size + extra, d, M, L, P) + kernel_seconds(nodes.size, d, P, L)
+                 + flows * SECONDS_PER_EIGH * M**3)
         fluct = kernel_seconds(math.prod(SOURCE_ORDER[d > 1]), d, 0, L, M + P)  # the kernel source's features
         if not isinstance(self.chain(), MarkovChain) or M < self.chain().n_states ** L:  # the path's node pass
             fluct += nodes.size * (d + 2) * FLUCTUATION_PATH * SECONDS_PER_PATH_STEP
@@ -541,6 +543,7 @@ SOURCES = ("kernel", "chain", "noise")  # of the predicted fluctuations
 LIMIT_CONTENTS = ("K", "nngp", "K_cross", "K_probes", "quadrature_error")  # in the key: a file without one is redone
 FLUCTUATION_PATH = 2**14  # windows of the stationary path of a continuous chain's (or sampled grid's) prediction
 SECONDS_PER_PATH_STEP = 4.7e-9  # a node's states along the path: per node, feature, step (one core, measured)
+SECONDS_PER_EIGH = 1.6e-10  # x M^3: the eigendecomposition of a flow on M grid windows (one core, measured)
 SECONDS_PER_EXACT_STEP = 1.5e-6  # the exact chain part: per time step (8 per record) and grid window (measured)
 LIMIT_UNKEYED = (*SWEEP_FIELDS, "config.memory")  # the limit and the prediction do not depend on these
 
