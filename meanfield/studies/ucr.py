@@ -40,7 +40,9 @@ from ..report import pyplot
 from .framework import Config, ConfigError, Section, StudyFolder, register, run_tasks, spec, write_report
 
 KERNELS = ("rntk", "rntk-authors", "nngp", "rbf", "ntk-mlp", "1nn-ed", "1nn-dtw")
-COLUMNS = {"rntk": "RNTK", "rntk-authors": "RNTK (authors)", "nngp": "NNGP", "rbf": "RBF", "ntk-mlp": "MLP-NTK",
+# "rntk-authors" is the kernel of the follow-up paper's RNTK_UCI code (arXiv:2012.04859: independent initial states,
+# per-step readout), not the ICLR 2021 RNTK paper's last-state kernel (theory_notes/rntk.md section 7)
+COLUMNS = {"rntk": "RNTK", "rntk-authors": "RNTK (RNTK_UCI code)", "nngp": "NNGP", "rbf": "RBF", "ntk-mlp": "MLP-NTK",
            "1nn-ed": "1-NN ED", "1nn-dtw": "1-NN DTW"}
 # The UCR archive's published 1-NN test error rates (DataSummary.csv of the 2018 archive, columns "ED (w=0)" and
 # "DTW (w=100)", the full window), for the univariate datasets that aeon ships; accuracy = 1 - error.
