@@ -108,7 +108,10 @@ def test_shipped_dataset_end_to_end_and_resumed(tmp_path):
     assert report["n_train"] == 67 and report["n_test"] == 1029 and report["lengths"] == [24, 24]
     for res in report["results"]:
         assert res["test_accuracy"] > 0.9, res  # published accuracies on this set are 0.95-0.97
-    assert "| ItalyPowerDemand |" in (tmp_path / "report.md").read_text()
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| ItalyPowerDemand |" in markdown
+    assert markdown.startswith("# RNTK classification of time series: 1 dataset that aeon ships\n")
+    assert "## Regression: RNTKRegressor against scikit-learn's Gaussian process" in markdown
     # each (dataset, kernel) is kept as soon as it is done: a rerun computes nothing and reports the same
     (tmp_path / "runs" / "ItalyPowerDemand_rbf.npz").unlink()
     assert main(args) == 0
