@@ -160,10 +160,6 @@ def _halved(nodes: Nodes, input_dim, sigma_w, beta) -> Nodes:
     return quadrature_nodes(input_dim, sigma_w, beta, tuple(max(1, o // 2) for o in nodes.order), nodes.rule)
 
 
-ERROR_METHODS = {"halving": "the change when the order is halved (the lower order's error)",
-                 "replicates": "95% half-width from the spread of {replicates} independent scramblings"}
-
-
 @dataclass
 class KernelResult:
     """Limit kernels between two window sets: ``ntk`` K and ``nngp`` Sigma (None when not asked for), with
@@ -247,7 +243,7 @@ def _replicated(X, Y, nodes: Nodes, code: int, want_ntk: bool, bar):
 def kernel_at_nodes(X, Y, nodes: Nodes, code: int, kind="both", error_estimate=True, settings: Diagonal | None = None,
                     progress=False, desc="limit kernel") -> KernelResult:
     """The limit kernels between windows X and Y (Y = X: pass the same array) by the rule ``nodes``, with the
-    rule's error estimate (ERROR_METHODS) when ``error_estimate``; ``settings`` (sigma_w, beta) rebuild
+    rule's error estimate (see :class:`KernelResult`) when ``error_estimate``; ``settings`` (sigma_w, beta) rebuild
     a tensor rule's halved order. ``progress``: a bar over the nodes."""
     want_ntk = kind != "nngp"
     sobol = nodes.rule == "sobol"
