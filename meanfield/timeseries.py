@@ -43,11 +43,13 @@ except ImportError as err:
     raise checks.missing_extra("data", "meanfield.timeseries", err) from None
 from .architectures.elman import rntk
 from .architectures.elman.kernel import KernelOverflowError
+from .architectures.elman.settings import READOUTS
 from .svm import cv_accuracies
 
 CONVENTIONS = {"ours": dict(readout="last", initial_state="shared"),
                "authors": dict(readout="per_step", initial_state="independent")}
 KINDS = ("ntk", "nngp")
+DIRECTIONS = ("forward", "backward", "both")  # the series as given, time-reversed, or the sum of the two kernels
 # [RNTK]'s grid (sigma_u = 1, one layer)
 PAPER_SIGMA_W = (*(round(1.34 + 0.01 * i, 2) for i in range(14)), math.sqrt(2.0))
 PAPER_SIGMA_B = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9, 1.0, 2.0)
@@ -111,13 +113,46 @@ class _RNTKSettings:
                     **CONVENTIONS[self.convention])
 
     def _rntk(self, X, Y, params):
-        return rntk(X, Y, kind=self.kind, backend=self.backend, **self._kernel_settings(), **params)
+        """The Gram of the kernel setting ``params``; its ``direction`` ("forward" when absent): the series as
+        given, each one reversed in time (the kernel of the network that reads it backward), or the sum of the two
+        (the kernel of the sum of two independent networks, one each way: ``theory_notes/rntk.md`` section 9)."""
+        params = dict(params)
+        direction = params.pop("direction", "forward")
+        settings = {**self._kernel_settings(), **params}
+        ways = {"forward": (False,), "backward": (True,), "both": (False, True)}[direction]
+        return sum(self._one_way(X, Y, settings, backward) for backward in ways)
+
+    def _one_way(self, X, Y, settings, backward):
+        """The Gram of one direction. A training Gram (Y = None) is kept for the next setting, so that "both"
+        reuses the "forward" and "backward" Grams computed just before it (direction varies fastest in the grid)."""
+        def run():
+            rev = (lambda Z: Z) if not backward else (lambda Z: None if Z is None else [z[::-1] for z in Z])
+            return rntk(rev(X), rev(Y), kind=self.kind, backend=self.backend, **settings)
+
+        if Y is not None:
+            return run()
+        cache = self.__dict__.setdefault("_grams", {})
+        key = (id(X), backward, tuple(sorted(settings.items())))
+        if key not in cache:
+            if len(cache) >= 2:
+                cache.pop(next(iter(cache)))
+            cache[key] = run()
+        return cache[key]
 
     def _grid(self):
-        """The settings of (sigma_w, sigma_b, sigma_h) to search, the kernel's other settings checked first."""
+        """The settings to search: (sigma_w, sigma_b, sigma_h), and the readout and direction where the estimator
+        has them; the kernel's other settings checked first."""
         self._kernel_settings()
-        axes = [_grid_values(getattr(self, name), name) for name in ("sigma_w", "sigma_b", "sigma_h")]
-        return [dict(sigma_w=sw, sigma_b=sb, sigma_h=sh) for sw, sb, sh in itertools.product(*axes)]
+        axes = {name: _grid_values(getattr(self, name), name) for name in ("sigma_w", "sigma_b", "sigma_h")}
+        if hasattr(self, "direction"):
+            readout = CONVENTIONS[self.convention]["readout"] if self.readout is None else self.readout
+            axes["readout"] = checks.choice_list(np.atleast_1d(readout).tolist(), "readout", READOUTS)
+            axes["direction"] = checks.choice_list(np.atleast_1d(self.direction).tolist(), "direction", DIRECTIONS)
+            if len(axes["readout"]) == 1 and self.readout is None:
+                del axes["readout"]  # the convention's own
+            if axes["direction"] == ("forward",):
+                del axes["direction"]  # the kernel as before: best_params_ as before
+        return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
 
 
 def _over_grid(estimator, grid: list, work, *args):
@@ -195,6 +230,7 @@ class _GramSearch(_Collections, BaseClassifier):
         self.n_candidates_ = len(grid) * len(Cs)
         self.n_exploded_ = exploded
         self._train = seqs
+        self.__dict__.pop("_grams", None)  # the training Grams kept during the search
         return self
 
     def _scores(self, params, seqs, y, folds, Cs):
@@ -233,6 +269,12 @@ class RNTKClassifier(_RNTKSettings, _GramSearch):
         Stratified folds of the cross-validation (fewer when the training set is too small).
     random_state : int
         The folds' shuffle.
+    readout : None, or one or a sequence of "last", "mean", "per_step"
+        The readout, searched by the cross-validation with the rest (``theory_notes/rntk.md``); None: the
+        convention's ("last" for "ours", "per_step" for "authors").
+    direction : one or a sequence of "forward", "backward", "both"
+        The series as given, time-reversed, or the sum of both kernels (``theory_notes/rntk.md`` section 9),
+        searched by the cross-validation with the rest.
     backend : {"numba", "jax"}
         Where the Grams are computed; the "authors" convention needs "numba".
     verbose : bool
@@ -256,9 +298,11 @@ class RNTKClassifier(_RNTKSettings, _GramSearch):
 
     def __init__(self, kind="ntk", convention="ours", sigma_w=PAPER_SIGMA_W, sigma_b=PAPER_SIGMA_B,
                  sigma_h=PAPER_SIGMA_H, C=PAPER_C, sigma_u=1.0, activation="relu", layers=1, folds=10,
-                 random_state=0, backend="numba", verbose=False, n_jobs=1):
+                 random_state=0, backend="numba", verbose=False, n_jobs=1, readout=None, direction="forward"):
         self.kind = kind
         self.convention = convention
+        self.readout = readout
+        self.direction = direction
         self.sigma_w = sigma_w
         self.sigma_b = sigma_b
         self.sigma_h = sigma_h
@@ -418,6 +462,7 @@ class _GaussianProcess(_Collections, BaseRegressor):
         self.log_marginal_likelihood_, self.best_params_, (self.amplitude_, self.noise_), *factors = best
         self._lam, self._Q, self._z = factors
         self._train, self._center = seqs, center
+        self.__dict__.pop("_grams", None)  # the training Grams kept during the search
         return self
 
     def _evidence_fit(self, params, seqs, centred, unit, given, fixed):

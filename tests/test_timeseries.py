@@ -437,3 +437,72 @@ def test_n_jobs_spreads_the_grid_over_processes_with_the_same_choice_and_predict
     for bad in (0, -2, 1.5, True, None):
         with pytest.raises(ValueError, match="n_jobs must be"):
             RNTKClassifier(n_jobs=bad, **settings).fit(X, labels)
+
+
+# ---- readout and direction as hyperparameters (issue 28)
+
+def test_backward_is_the_kernel_of_the_reversed_series_and_both_is_their_sum():
+    rng = np.random.default_rng(11)
+    X = [rng.normal(size=(T, 2)) for T in (5, 9, 7)]
+    Y = [rng.normal(size=(T, 2)) for T in (6, 4)]
+    clf = RNTKClassifier(kind="nngp", readout=("last", "mean"), direction=("forward", "backward", "both"))
+    settings = dict(sigma_w=1.3, sigma_b=0.2, sigma_h=0.1, readout="mean")
+    for Z in (None, Y):
+        forward = rntk(X, Z, kind="nngp", activation="relu", **settings)
+        backward = rntk([x[::-1] for x in X], None if Z is None else [z[::-1] for z in Z], kind="nngp",
+                        activation="relu", **settings)
+        for direction, expected in (("forward", forward), ("backward", backward), ("both", forward + backward)):
+            np.testing.assert_array_equal(clf._rntk(X, Z, dict(settings, direction=direction)), expected)
+    assert not np.allclose(forward, backward)  # the direction matters on these series
+
+
+def test_the_two_way_kernel_is_the_limit_of_a_forward_plus_a_backward_network_at_rate_one_half():
+    """f(x) = f1(x) + f2(reversed x), two independent Elman networks: its empirical NTK is the sum of theirs and
+    tends to the "both" kernel at n^-1/2."""
+    from meanfield.architectures.elman import Elman
+    from meanfield.stats import fit_rate
+
+    rng = np.random.default_rng(12)
+    X = [rng.normal(size=(T, 1)) for T in (4, 6, 5)]
+    arch = Elman(activation="relu", sigma_w=1.2, sigma_b=0.1)
+    limit = RNTKClassifier()._rntk(X, None, dict(sigma_w=1.2, sigma_b=0.1, sigma_h=0.0, direction="both"))
+    widths = [64, 128, 256, 512, 1024]
+    errors = []
+    for n in widths:
+        errs = []
+        for s in range(8):
+            G = (arch.network(n, 1, seed=[n, s, 0]).ntk(X)
+                 + arch.network(n, 1, seed=[n, s, 1]).ntk([x[::-1] for x in X]))
+            errs.append(np.linalg.norm(G - limit) / np.linalg.norm(limit))
+        errors.append(errs)
+    fit = fit_rate(widths, errors, level=0.999)
+    assert fit.covers(-0.5) and fit.ci_high < -0.25, fit
+
+
+def test_cross_validation_reads_a_class_held_at_the_start_backward():
+    """The class is the sign of the first three steps; then 27 steps of noise. In the ordered phase the last-state
+    kernel has forgotten the start: the search picks a direction that reads it."""
+    rng = np.random.default_rng(13)
+    def draw(n):
+        y = rng.integers(0, 2, n)
+        X = rng.normal(size=(n, 1, 30))
+        X[:, 0, :3] += np.where(y == 1, 1.5, -1.5)[:, None]
+        return X, y.astype(str)
+
+    X, y = draw(60)
+    X_test, y_test = draw(60)
+    grid = dict(sigma_w=1.0, sigma_b=0.1, sigma_h=0.0, C=(1.0, 10.0), folds=3)
+    forward = RNTKClassifier(**grid).fit(X, y)
+    searched = RNTKClassifier(direction=("forward", "backward", "both"), **grid).fit(X, y)
+    assert "direction" not in forward.best_params_
+    assert searched.best_params_["direction"] in ("backward", "both"), searched.best_params_
+    assert np.mean(searched.predict(X_test) == y_test) > 0.9 > np.mean(forward.predict(X_test) == y_test) + 0.1
+
+
+@pytest.mark.parametrize("options, match", [(dict(direction="sideways"), r"direction\[0\]"),
+                                            (dict(readout=("last", "first")), r"readout\[1\]")])
+def test_readout_and_direction_are_checked_naming_them(options, match):
+    X = np.random.default_rng(0).normal(size=(6, 1, 5))
+    y = np.array(list("ab") * 3)
+    with pytest.raises(ValueError, match=match):
+        RNTKClassifier(sigma_w=1.0, sigma_b=0.0, sigma_h=0.0, C=1.0, folds=2, **options).fit(X, y)
