@@ -259,3 +259,22 @@ def test_the_regression_table_meets_its_goals_on_covid3month():
     assert 0.80 <= row["coverage90"] <= 0.98, row
     table = ucr.regression_table([row])
     assert f"| Covid3Month | 140/61 | 84 | {row['r2']:.3f} |" in table and ucr.regression_table([]) == ""
+
+
+def test_the_table_searches_and_reports_the_rntks_readout_and_direction(tmp_path):
+    pytest.importorskip("aeon")
+    from meanfield.cli import main
+
+    cfg = tmp_path / "grid.toml"
+    cfg.write_text('[rntk]\nregression = false\n[grid]\nsigma_w = [1.2]\nsigma_b = [0.1]\nsigma_h = [0.0]\n'
+                   'C = [1.0, 10.0]\nreadout = ["last", "mean"]\ndirection = ["forward", "both"]\n')
+    args = ["rntk", "--config", str(cfg), "--dataset", "ItalyPowerDemand", "--kernel", "rntk", "--kernel",
+            "rntk-authors", "--folds", "3", "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())["datasets"][0]
+    chosen = {res["kernel"]: res["hyperparameters"] for res in report["results"]}
+    assert chosen["rntk"]["readout"] in ("last", "mean") and chosen["rntk"]["direction"] in ("forward", "both")
+    assert "direction" not in chosen["rntk-authors"]  # the RNTK_UCI code's column keeps its own kernel
+    row = next(line for line in (tmp_path / "out" / "report.md").read_text().splitlines()
+               if line.startswith("| ItalyPowerDemand"))
+    assert row.endswith(f"| {chosen['rntk']['readout']}, {chosen['rntk']['direction']} |")

@@ -138,9 +138,12 @@ def make_estimator(kernel, grid, folds, seed, backend="numba"):
 
     search = dict(C=grid["C"], folds=folds, random_state=seed)
     if kernel in ("rntk", "rntk-authors", "nngp"):
+        # the RNTK_UCI code's column keeps its own readout and reading direction; the others search them
+        chosen = {} if kernel == "rntk-authors" else dict(readout=grid.get("readout", ("last",)),
+                                                          direction=grid.get("direction", ("forward",)))
         return RNTKClassifier(kind="nngp" if kernel == "nngp" else "ntk",
                               convention="authors" if kernel == "rntk-authors" else "ours", sigma_w=grid["sigma_w"],
-                              sigma_b=grid["sigma_b"], sigma_h=grid["sigma_h"], backend=backend, **search)
+                              sigma_b=grid["sigma_b"], sigma_h=grid["sigma_h"], backend=backend, **chosen, **search)
     if kernel == "rbf":
         return FlatRBFClassifier(scales=grid["rbf_scales"], **search)
     if kernel == "ntk-mlp":
@@ -192,6 +195,8 @@ class GridSection(Section, name="grid"):
     rbf_scales: tuple = spec(checks.real_list, minimum=0.0, exclusive_minimum=True)
     mlp_layers: tuple = spec(checks.integer_list, minimum=1)
     mlp_sigma_b: tuple = spec(checks.real_list, minimum=0.0)
+    readout: tuple = spec(checks.choice_list, options=("last", "mean", "per_step"), default=("last",))
+    direction: tuple = spec(checks.choice_list, options=("forward", "backward", "both"), default=("forward",))
 
 
 @dataclass(frozen=True)
@@ -476,8 +481,9 @@ def memory_text(reports) -> str:
 def accuracy_table(reports) -> str:
     """A Markdown table (dataset x column test accuracy, with the archive's published 1-NN figures) from reports."""
     kernels = [k for k in KERNELS if any(res["kernel"] == k for r in reports for res in r["results"])]
+    chose = "rntk" in kernels
     head = ["dataset", "train/test", "length", "published 1-NN ED", "published 1-NN DTW",
-            *(COLUMNS[k] for k in kernels)]
+            *(COLUMNS[k] for k in kernels), *(["RNTK's readout, direction"] if chose else [])]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for r in reports:
         acc = {res["kernel"]: f"{res['test_accuracy']:.3f}" for res in r["results"]}
@@ -489,5 +495,8 @@ def accuracy_table(reports) -> str:
         cells = [name, f"{r['n_train']}/{r['n_test']}", length,
                  *(f"{pub[k]:.3f}" if k in pub else "-" for k in ("1nn-ed", "1nn-dtw")),
                  *(acc.get(k, "-") for k in kernels)]
+        if chose:
+            best = next((res["hyperparameters"] for res in r["results"] if res["kernel"] == "rntk"), {})
+            cells.append(f"{best.get('readout', 'last')}, {best.get('direction', 'forward')}" if best else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
