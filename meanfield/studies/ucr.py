@@ -139,7 +139,8 @@ def make_estimator(kernel, grid, folds, seed, backend="numba"):
     search = dict(C=grid["C"], folds=folds, random_state=seed)
     if kernel in ("rntk", "rntk-authors", "nngp"):
         # the RNTK_UCI code's column keeps its own readout and reading direction; the others search them
-        chosen = {} if kernel == "rntk-authors" else dict(readout=grid.get("readout", ("last",)),
+        readout = tuple(grid.get("readout", ("last",)))
+        chosen = {} if kernel == "rntk-authors" else dict(readout=None if readout == ("last",) else readout,
                                                           direction=grid.get("direction", ("forward",)))
         return RNTKClassifier(kind="nngp" if kernel == "nngp" else "ntk",
                               convention="authors" if kernel == "rntk-authors" else "ours", sigma_w=grid["sigma_w"],
