@@ -279,7 +279,7 @@ class RNTKClassifier(_RNTKSettings, _GramSearch):
         Where the Grams are computed; the "authors" convention needs "numba".
     verbose : bool
         A progress bar over the kernel settings.
-    n_jobs : int or None
+    n_jobs : int
         Processes over which the kernel settings are spread (joblib; -1: all cores); 1: this process.
 
     Examples
@@ -544,7 +544,7 @@ class RNTKRegressor(_RNTKSettings, _GaussianProcess):
         Shifting or scaling y shifts or scales the predictions and their standard deviations exactly.
     verbose : bool
         A progress bar over the settings of (sigma_w, sigma_b, sigma_h).
-    n_jobs : int or None
+    n_jobs : int
         Processes over which the settings are spread (joblib; -1: all cores); 1: this process.
 
     Examples
