@@ -57,16 +57,15 @@ from .framework import (
     RUN_SECONDS,
     Config,
     ConfigError,
-    DamagedRunWarning,
     DiagnosisWarning,
     Section,
     StudyFolder,
     backend_workers,
     check_diagonal_sweep,
     check_scheduler,
-    load_result,
     refuse_if_larger,
     register,
+    reusable_result,
     run_key,
     run_tasks,
     save_result,
@@ -548,17 +547,6 @@ SECONDS_PER_EXACT_STEP = 1.5e-6  # the exact chain part: per time step (8 per re
 LIMIT_UNKEYED = (*SWEEP_FIELDS, "config.memory")  # the limit and the prediction do not depend on these
 
 
-def _saved(path: Path, key: str):
-    """The arrays saved at ``path`` under ``key``, or None (missing; damaged or of other settings: warned)."""
-    if not path.exists():
-        return None
-    try:
-        return load_result(path, key)
-    except ValueError as err:
-        warnings.warn(f"{err}; recomputing it", DamagedRunWarning, stacklevel=3)
-        return None
-
-
 def _limit(cfg: StudyConfig, task: Task, probes, folder: Path, progress):
     """The limit model with its kernels on the probes (K(probes, grid), K(probes, probes)) and its quadrature error
     carried to the outputs (:meth:`LimitModel.quadrature_error` at the record times; None for a tensor rule), from
@@ -566,7 +554,7 @@ def _limit(cfg: StudyConfig, task: Task, probes, folder: Path, progress):
     was reused."""
     key = run_key(_limit, dict(config=cfg.as_dict(), task=task.description(), contents=LIMIT_CONTENTS), LIMIT_UNKEYED)
     path = folder / LIMIT_FILE
-    saved = _saved(path, key)
+    saved = reusable_result(path, key, stacklevel=3)
     if saved is not None:
         err = {k: None if np.isnan(saved[k]) else float(saved[k]) for k in ("error", "nngp_error")}
         kernel = KernelResult(saved["K"], saved["nngp"], err["error"], err["nngp_error"], int(saved["nodes"]),
@@ -595,7 +583,7 @@ def _fluctuations(cfg: StudyConfig, lim: LimitModel, probes, folder: Path, progr
     for these settings, else computed and saved there; and whether they were reused."""
     key = run_key(_fluctuations, dict(config=cfg.as_dict(), task=lim.task.description()), LIMIT_UNKEYED)
     path = folder / FLUCTUATIONS_FILE
-    saved = _saved(path, key)
+    saved = reusable_result(path, key, stacklevel=3)
     if saved is not None:
         print(f"fluctuation prediction: reused from {path}", file=sys.stderr)
         return Fluctuations(saved["times"], {k: saved[k] for k in SOURCES}, json.loads(saved["info"]),

@@ -469,6 +469,18 @@ def load_result(path: Path, key: str | None = None) -> dict:
     return out
 
 
+def reusable_result(path: Path, key: str, stacklevel=2) -> dict | None:
+    """The run file at ``path`` if it holds ``key``'s result, else None: missing, or damaged or another run's,
+    which is warned (:class:`DamagedRunWarning`) so that it is recomputed."""
+    if not path.exists():
+        return None
+    try:
+        return load_result(path, key)
+    except ValueError as err:
+        warnings.warn(f"{err}; recomputing it", DamagedRunWarning, stacklevel=stacklevel + 1)
+        return None
+
+
 def check_scheduler(address: str) -> str:
     """``address`` if Dask can read it as a scheduler's address (tcp://HOST:PORT, HOST:PORT, or another of its
     schemes), else ValueError; nothing is contacted."""
@@ -516,12 +528,10 @@ def run_tasks(fn: Callable[..., Mapping], tasks: Mapping[str, dict], runs_dir, *
     paths = {name: runs_dir / f"{name}.npz" for name in tasks}
     results, pending = {}, {}
     for name, kw in tasks.items():
-        if paths[name].exists():
-            try:
-                results[name] = load_result(paths[name], keys[name])
-                continue
-            except ValueError as err:
-                warnings.warn(f"{err}; recomputing it", DamagedRunWarning, stacklevel=2)
+        saved = reusable_result(paths[name], keys[name], stacklevel=3)
+        if saved is not None:
+            results[name] = saved
+            continue
         pending[name] = kw
 
     def finish(name, result):
